@@ -1,0 +1,42 @@
+# Two entry points (see README): `make run` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch 2.13.0: on this CPU machine pip takes the local CPU wheel; on a GPU machine PyPI's CUDA
+# build. For another CUDA version: make install TORCH_INDEX=https://download.pytorch.org/whl/cu126
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+PYTEST_WORKERS ?= 2
+
+.PHONY: install run test test-fast test-slow lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/mmvae demo
+
+test: install lint test-fast test-slow
+
+lint: install
+	$(BIN)/ruff check .
+
+test-fast: install
+	$(BIN)/pytest -m "not slow" -n $(PYTEST_WORKERS) -q
+
+test-slow: install
+	$(BIN)/pytest -m slow -q
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

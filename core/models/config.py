@@ -1,0 +1,111 @@
+"""Typed model configuration: modalities, networks, and the base `ModelConfig` (extra="forbid")."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.nn.likelihoods import LikelihoodSpec
+from core.nn.networks import validate_network_spec
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+NetworkSpec = dict[str, Any]
+
+
+def _default_network() -> NetworkSpec:
+    return {"kind": "mlp", "hidden": [256, 256]}
+
+
+class ModalitySpec(BaseModel):
+    """One modality: its per-sample shape, likelihood, and optional per-modality networks.
+
+    `kind` tells clients how to encode it: images accept PNG, categorical modalities accept
+    class indices (stored one-hot), vectors accept numbers. Inferred when left out.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME_PATTERN)
+    shape: list[int] = Field(min_length=1, max_length=3)
+    likelihood: LikelihoodSpec = Field(default_factory=LikelihoodSpec)
+    kind: Literal["vector", "image", "categorical"] | None = None
+    encoder: NetworkSpec | None = None
+    decoder: NetworkSpec | None = None
+    weight: float = Field(1.0, gt=0, description="likelihood rescaling factor λ_m")
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(d <= 0 for d in v):
+            raise ValueError(f"every dimension must be positive, got {v}")
+        return v
+
+    @field_validator("encoder", "decoder")
+    @classmethod
+    def _network(cls, v: NetworkSpec | None) -> NetworkSpec | None:
+        return None if v is None else validate_network_spec(v)
+
+    @model_validator(mode="after")
+    def _infer_kind(self) -> ModalitySpec:
+        if self.kind is None:
+            if self.likelihood.kind == "categorical":
+                self.kind = "categorical"
+            elif len(self.shape) == 3 and self.shape[0] in (1, 3):
+                self.kind = "image"
+            else:
+                self.kind = "vector"
+        if self.kind == "image" and (len(self.shape) != 3 or self.shape[0] not in (1, 3)):
+            raise ValueError(f"{self.name}: an image needs shape [1 or 3, H, W], got {self.shape}")
+        return self
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+class ModelConfig(BaseModel):
+    """Options every model shares. Subclasses add their own; unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_type: str
+    modalities: list[ModalitySpec] = Field(min_length=1)
+    latent_dim: int = Field(16, gt=0, le=4096)
+    encoder: NetworkSpec = Field(default_factory=_default_network)
+    decoder: NetworkSpec = Field(default_factory=_default_network)
+    rescale_likelihoods: bool = Field(
+        False, description="multiply each modality's log-likelihood by max_dim / dim_m"
+    )
+    beta: float = Field(1.0, ge=0, description="weight of the KL / regularisation term")
+
+    @field_validator("encoder", "decoder")
+    @classmethod
+    def _network(cls, v: NetworkSpec) -> NetworkSpec:
+        return validate_network_spec(v)
+
+    @field_validator("modalities")
+    @classmethod
+    def _unique(cls, v: list[ModalitySpec]) -> list[ModalitySpec]:
+        names = [m.name for m in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate modality names: {sorted(dup)}")
+        return v
+
+    def modality(self, name: str) -> ModalitySpec:
+        for m in self.modalities:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    @property
+    def modality_names(self) -> list[str]:
+        return [m.name for m in self.modalities]
+
+    def rec_weights(self) -> list[float]:
+        """λ_m: the per-modality weight, times max_dim / dim_m when rescaling is on."""
+        biggest = max(m.size for m in self.modalities)
+        return [
+            m.weight * (biggest / m.size if self.rescale_likelihoods else 1.0)
+            for m in self.modalities
+        ]
