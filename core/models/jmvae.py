@@ -1,0 +1,118 @@
+"""JMVAE (Suzuki, Nakayama & Matsuo, 2016): a joint encoder q(z|X) tied to unimodal encoders.
+
+Incomplete data (MultiVae's JMVAE cannot train on it; this one can). The rule, per sample:
+- all modalities observed: the JMVAE objective, rec(z ~ q(z|X)) and
+  a(t)·[β KL(q(z|X) ‖ p) + α Σ_m KL(q(z|X) ‖ q(z|x_m))];
+- some missing: the joint encoder cannot see the sample, so it trains the ELBO of its observed
+  modalities under the posterior used at inference for that subset, the PoE of the observed
+  unimodal experts: rec(z ~ q_sub) + a(t)·β KL(q_sub ‖ p).
+Subset inference (`encode` with some modalities given) uses that same PoE; the joint encoder is
+used for samples that have every modality.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field, field_validator
+from torch import Tensor, nn
+
+from core.data.batch import Batch
+from core.models.base import LossOutput, MultimodalVAE
+from core.models.config import ModelConfig, NetworkSpec
+from core.models.distributions import Diagonal, Posterior, kl_divergence
+from core.models.fusion import product_of_experts
+from core.nn.networks import build_network, validate_network_spec
+
+
+def _default_joint() -> NetworkSpec:
+    return {"kind": "mlp", "hidden": [256, 256]}
+
+
+class JMVAEConfig(ModelConfig):
+    model_type: str = "jmvae"
+    alpha: float = Field(0.1, ge=0, description="weight of the KL(q(z|X) ‖ q(z|x_m)) terms")
+    warmup: int = Field(10, ge=0, description="epochs over which a(t) grows from 0 to 1")
+    joint_features: int = Field(128, gt=0, description="per-modality feature size fed to the head")
+    joint_encoder: NetworkSpec = Field(
+        default_factory=_default_joint, description="head over the concatenated features"
+    )
+
+    @field_validator("joint_encoder")
+    @classmethod
+    def _network(cls, v: NetworkSpec) -> NetworkSpec:
+        return validate_network_spec(v)
+
+
+class JMVAE(MultimodalVAE):
+    model_type = "jmvae"
+    config_class = JMVAEConfig
+    config: JMVAEConfig
+
+    def __init__(self, config: JMVAEConfig | dict) -> None:
+        super().__init__(config)
+        cfg = self.config
+        feat = cfg.joint_features
+        self.joint_features = nn.ModuleDict(
+            {
+                m.name: build_network(m.encoder or cfg.encoder, tuple(m.shape), (feat,))
+                for m in cfg.modalities
+            }
+        )
+        self.joint_head = build_network(
+            cfg.joint_encoder, (feat * len(self.names),), (2 * self.latent_dim,)
+        )
+
+    def joint_encode(self, batch: Batch) -> Diagonal:
+        """q(z|X) [B, D] from every modality (only meaningful for complete samples)."""
+        feats = [torch.relu(self.joint_features[m](batch.data[m])) for m in self.names]
+        out = self.joint_head(torch.cat(feats, dim=-1))
+        d = self.latent_dim
+        return Diagonal(out[:, :d], self.expert_scale(out[:, d:]), "normal")
+
+    def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
+        subset = product_of_experts(experts.loc, experts.scale, mask, prior_expert=False)
+        complete = mask.all(0)
+        if not complete.any():
+            return subset
+        joint = self.joint_encode(batch)
+        pick = complete.unsqueeze(-1)
+        return Diagonal(
+            torch.where(pick, joint.loc, subset.loc),
+            torch.where(pick, joint.scale, subset.scale),
+            "normal",
+        )
+
+    def forward(self, batch: Batch) -> LossOutput:
+        batch = self.clean(batch)
+        observed = batch.mask_matrix(self.names)  # [M, B]
+        complete = observed.all(0)  # [B]
+        experts, _ = self.encode_unimodal(batch)
+        joint = self.joint_encode(batch)
+        subset = product_of_experts(experts.loc, experts.scale, observed, prior_expert=False)
+        # one draw from each posterior, decoded together: z [2, B, D]
+        both = Diagonal(
+            torch.stack([joint.loc, subset.loc]), torch.stack([joint.scale, subset.scale])
+        )
+        z = both.rsample(1)[0]
+        rec = sum(self.log_likelihoods(self.decoder_outputs(z), batch).values())  # [2, B]
+        prior = self.prior()
+        kl_joint = kl_divergence(joint, prior)
+        kl_subset = kl_divergence(subset, prior)
+        per_expert = kl_divergence(
+            Diagonal(joint.loc.unsqueeze(0), joint.scale.unsqueeze(0)), experts
+        )  # [M, B]
+        kl_experts = (per_expert * observed.to(per_expert.dtype)).sum(0)
+        a = self.annealing(self.config.warmup)
+        beta, alpha = self.config.beta, self.config.alpha
+        joint_loss = -rec[0] + a * (beta * kl_joint + alpha * kl_experts)
+        subset_loss = -rec[1] + a * beta * kl_subset
+        loss = torch.where(complete, joint_loss, subset_loss).mean()
+        return LossOutput(
+            loss,
+            {
+                "rec": -torch.where(complete, rec[0], rec[1]).mean().detach(),
+                "kl_joint": kl_joint.mean().detach(),
+                "kl_experts": kl_experts.mean().detach(),
+                "complete_fraction": complete.float().mean(),
+            },
+        )

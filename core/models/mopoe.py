@@ -1,0 +1,90 @@
+"""MoPoE-VAE (Sutter, Daunhawer & Vogt, ICLR 2021): mixture over the PoEs of modality subsets.
+
+The joint posterior is a uniform mixture over every subset (default: all 2^M − 1) of the
+modalities a sample has; each subset posterior is a PoE of its experts, with the prior expert
+joined to the full subset only (MODELS.md). All subset PoEs come from one batched contraction.
+Loss per sample: −rec(z) + β Σ_s w_s KL(q_s ‖ p) with z drawn from one mixture component chosen
+per sample, plus β_style KL terms for the optional private (modality-specific) latents.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field, model_validator
+from torch import Tensor
+
+from core.data.batch import Batch
+from core.models.base import Latent, LossOutput, MultimodalVAE
+from core.models.config import ModelConfig
+from core.models.distributions import Diagonal, Posterior, kl_divergence
+from core.models.fusion import mixture_of_subsets, subset_products, subsets_matrix
+
+
+class MoPoEConfig(ModelConfig):
+    model_type: str = "mopoe"
+    subsets: list[list[str]] | None = Field(
+        None, description="modality subsets forming the mixture (default: all non-empty ones)"
+    )
+    beta_style: float = Field(1.0, ge=0, description="KL weight of the private latents")
+    modalities_specific_dim: int | None = Field(
+        None, gt=0, description="size of each modality's private latent (None: no private latents)"
+    )
+
+    @model_validator(mode="after")
+    def _check_subsets(self) -> MoPoEConfig:
+        if self.subsets is not None:
+            names = set(self.modality_names)
+            for s in self.subsets:
+                if not s or not set(s) <= names:
+                    raise ValueError(f"subsets: {s} must be a non-empty list of {sorted(names)}")
+        return self
+
+
+class MoPoE(MultimodalVAE):
+    model_type = "mopoe"
+    config_class = MoPoEConfig
+    config: MoPoEConfig
+
+    def __init__(self, config: MoPoEConfig | dict) -> None:
+        super().__init__(config)
+        chosen = self.config.subsets
+        index = None if chosen is None else [[self.index[m] for m in s] for s in chosen]
+        subsets = subsets_matrix(len(self.names), index)
+        self.register_buffer("subsets", subsets, persistent=False)
+        self.register_buffer("prior_on", subsets.all(1), persistent=False)
+
+    def _private_dim(self, modality: str) -> int:
+        return self.config.modalities_specific_dim or 0
+
+    def _subset_posteriors(self, mask: Tensor, experts: Diagonal) -> tuple[Diagonal, Tensor]:
+        joint, valid = subset_products(
+            experts.loc, experts.scale, mask, self.subsets, self.prior_on
+        )
+        if not valid.any(0).all():
+            raise ValueError("subsets: a sample has no subset made of its available modalities")
+        return joint, valid
+
+    def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
+        return mixture_of_subsets(*self._subset_posteriors(mask, experts))
+
+    def forward(self, batch: Batch) -> LossOutput:
+        batch = self.clean(batch)
+        observed = batch.mask_matrix(self.names)
+        experts, private = self.encode_unimodal(batch)
+        joint, valid = self._subset_posteriors(observed, experts)
+        mixture = mixture_of_subsets(joint, valid)
+        z = mixture.rsample(1)  # one component per sample
+        own = {m: q.rsample(1) for m, q in private.items()}
+        rec = sum(self.log_likelihoods(self.decoder_outputs(Latent(z, None, own)), batch).values())
+        kl = kl_divergence(joint, self.prior())  # [S, B]
+        w = valid.to(kl.dtype) / valid.sum(0).to(kl.dtype)
+        kl = (kl * w).sum(0)
+        kl_style = torch.zeros_like(kl)
+        for m, q in private.items():
+            kl_m = kl_divergence(q, self.private_prior(m))
+            kl_style = kl_style + kl_m * batch.masks[m].to(kl.dtype)
+        loss = (-rec[0] + self.config.beta * kl + self.config.beta_style * kl_style).mean()
+        metrics = {"rec": -rec.mean().detach(), "kl": kl.mean().detach()}
+        if private:
+            metrics["kl_style"] = kl_style.mean().detach()
+        return LossOutput(loss, metrics)
