@@ -1,0 +1,61 @@
+"""Small model configurations covering every model and its option variants."""
+
+from __future__ import annotations
+
+import torch
+
+from core.data.batch import Batch
+
+MODALITIES = [
+    {"name": "image", "shape": [1, 8, 8], "likelihood": {"kind": "bernoulli"}},
+    {"name": "label", "shape": [10], "likelihood": {"kind": "categorical"}},
+]
+SMALL = {
+    "latent_dim": 4,
+    "encoder": {"kind": "mlp", "hidden": [32]},
+    "decoder": {"kind": "mlp", "hidden": [32]},
+}
+
+VARIANTS = {
+    "mvae": {"model_type": "mvae"},
+    "mvae_k": {
+        "model_type": "mvae",
+        "k": 2,
+        "modalities": [*MODALITIES, {"name": "extra", "shape": [3]}],
+    },
+    "jmvae": {
+        "model_type": "jmvae",
+        "joint_features": 16,
+        "joint_encoder": {"kind": "mlp", "hidden": [32]},
+    },
+    "mmvae_dreg_laplace": {"model_type": "mmvae", "K": 3},
+    "mmvae_iwae_normal": {
+        "model_type": "mmvae",
+        "K": 3,
+        "loss": "iwae_looser",
+        "prior_and_posterior_dist": "normal",
+        "learn_prior": False,
+    },
+    "mopoe": {"model_type": "mopoe"},
+    "mopoe_private": {"model_type": "mopoe", "modalities_specific_dim": 2, "beta_style": 0.5},
+    "mvtcae": {"model_type": "mvtcae"},
+}
+
+
+def make_config(variant: str) -> dict:
+    cfg = {"modalities": MODALITIES, **SMALL, **VARIANTS[variant]}
+    return cfg
+
+
+def make_batch(config: dict, n: int = 6, seed: int = 0, masks: dict | None = None) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    data = {}
+    for spec in config["modalities"]:
+        shape = tuple(spec["shape"])
+        if spec.get("likelihood", {}).get("kind") == "categorical":
+            data[spec["name"]] = torch.eye(shape[-1])[torch.randint(shape[-1], (n,), generator=g)]
+        else:
+            data[spec["name"]] = torch.rand((n, *shape), generator=g)
+    if masks is None:
+        masks = {m: torch.ones(n, dtype=torch.bool) for m in data}
+    return Batch(data, masks, torch.randint(10, (n,), generator=g))
