@@ -58,6 +58,11 @@ def save_model(
     save_file(
         state, directory / WEIGHTS_FILE, metadata={"format": "pt", "model_type": model.model_type}
     )
+    sampler = getattr(model, "sampler", None)
+    if sampler is not None:
+        from core.samplers.persistence import save_sampler
+
+        save_sampler(sampler, directory)
     if training_info is not None:
         (directory / TRAINING_FILE).write_text(
             json.dumps(training_info, indent=2, default=str) + "\n"
@@ -179,6 +184,13 @@ def load_local(directory: str | os.PathLike) -> MultimodalVAE:
         )
     model.load_state_dict(state, strict=True)
     model.eval()
+    if (directory / "sampler").is_dir():
+        from core.samplers.persistence import SamplerFormatError, load_sampler
+
+        try:
+            model.sampler = load_sampler(directory, model)
+        except SamplerFormatError as err:
+            raise ModelFormatError(str(err)) from err
     return model
 
 

@@ -57,6 +57,7 @@ class MultimodalVAE(nn.Module):
     model_type: ClassVar[str]
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     posterior_family: ClassVar[Family] = "normal"
+    sampler: Any = None  # a fitted latent sampler (core.samplers), saved in `sampler/`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -1,0 +1,208 @@
+"""The `Sampler` contract: a density over a model's latent spaces, fitted on posterior latents.
+
+A sampler holds one fitted `Density` per latent space: "shared" (the joint latent z) and
+"private.<m>" for each modality with its own latent. It is a plain object, not an `nn.Module`,
+so attaching it to a model (`model.sampler`) never changes the model's weights.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from core.models.base import Latent
+
+if TYPE_CHECKING:
+    from core.data.dataset import MultimodalDataset
+    from core.models.base import MultimodalVAE
+
+SHARED = "shared"
+PRIVATE = "private."
+SAMPLER_REGISTRY: dict[str, type[Sampler]] = {}
+
+
+class SamplerOptions(BaseModel):
+    """Options of a sampler kind; unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Density(nn.Module):
+    """A density over one latent space of dimension `dim`: fit, sample, log_prob."""
+
+    def __init__(self, dim: int, options: SamplerOptions) -> None:
+        super().__init__()
+        self.dim = dim
+        self.options = options
+
+    def fit(self, z: Tensor, generator: torch.Generator | None = None) -> None:
+        """Fit on latents z [N, dim] (no-op for densities without parameters to learn)."""
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+def private_space(modality: str) -> str:
+    return PRIVATE + modality
+
+
+def seed_from(generator: torch.Generator | None) -> int:
+    """A 31-bit seed drawn from `generator` (or the global RNG), for libraries that want ints."""
+    return int(torch.randint(2**31 - 1, (1,), generator=generator).item())
+
+
+class Sampler:
+    """Base class: subclasses set `name`, `options_class` and build densities in `density()`."""
+
+    name: ClassVar[str]
+    options_class: ClassVar[type[SamplerOptions]] = SamplerOptions
+    needs_data: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            SAMPLER_REGISTRY[cls.name] = cls
+
+    def __init__(self, **options: Any) -> None:
+        self.options = self.options_class.model_validate(options)
+        self.spaces: dict[str, Density] = {}
+
+    def __repr__(self) -> str:
+        dims = {s: d.dim for s, d in self.spaces.items()}
+        return f"{type(self).__name__}({self.options.model_dump()}, spaces={dims})"
+
+    # ---- hooks ----------------------------------------------------------------------------
+    def density(self, dim: int) -> Density:
+        """A new, unfitted density for a latent space of dimension `dim`."""
+        raise NotImplementedError
+
+    def prepare(self, model: MultimodalVAE) -> None:
+        """Take what the sampler needs from the model before fitting (e.g. the prior family)."""
+
+    # ---- API ------------------------------------------------------------------------------
+    @property
+    def fitted(self) -> bool:
+        return SHARED in self.spaces
+
+    def fit(
+        self,
+        model: MultimodalVAE,
+        dataset: MultimodalDataset | None = None,
+        batch_size: int = 256,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Sampler:
+        """Fit one density per latent space on `model.encode(batch, mean=True)` of `dataset`.
+
+        `options` override the sampler's options for this and later fits.
+        """
+        from core.samplers.latents import collect_latents, latent_dims
+
+        if options:
+            merged = {**self.options.model_dump(), **options}
+            self.options = self.options_class.model_validate(merged)
+        self.prepare(model)
+        dims = latent_dims(model)
+        if self.needs_data:
+            if dataset is None:
+                raise ValueError(f"dataset: the {self.name!r} sampler is fitted on data")
+            latents = collect_latents(model, dataset, batch_size, generator)
+        else:
+            latents = dict.fromkeys(dims)
+        spaces = {}
+        for space, dim in dims.items():
+            density = self.density(dim)
+            z = latents[space]
+            if self.needs_data and (z is None or len(z) == 0):
+                raise ValueError(f"dataset: no sample observes the modality of space {space!r}")
+            density.fit(z, generator)
+            spaces[space] = density.eval()
+        self.spaces = spaces
+        return self
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Latent:
+        """Latents for `model.sample`: z [1, n, D], private {m: [1, n, D_m]}; shared space first,
+        then private spaces in model order, so a seeded generator gives identical draws."""
+        if not self.fitted:
+            raise RuntimeError(f"{self.name} sampler: call fit(model, dataset) first")
+        z = self.spaces[SHARED].sample(n, generator).unsqueeze(0)
+        private = {
+            s[len(PRIVATE) :]: d.sample(n, generator).unsqueeze(0)
+            for s, d in self.spaces.items()
+            if s != SHARED
+        }
+        return Latent(z, None, private)
+
+    @torch.no_grad()
+    def log_prob(self, z: Tensor, space: str = SHARED) -> Tensor:
+        """log density of latents z [..., D] in `space` ("shared" or "private.<m>")."""
+        if space not in self.spaces:
+            raise KeyError(f"space: {space!r} not among {sorted(self.spaces)}")
+        return self.spaces[space].log_prob(z)
+
+    def to(self, device: torch.device | str) -> Sampler:
+        for density in self.spaces.values():
+            density.to(device)
+        return self
+
+    # ---- persistence ----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """JSON-able description; with `state()` it rebuilds the sampler (`from_state`)."""
+        return {
+            "name": self.name,
+            "options": self.options.model_dump(mode="json"),
+            "spaces": {s: d.dim for s, d in self.spaces.items()},
+        }
+
+    def state(self) -> dict[str, Tensor]:
+        """Every density's tensors, keyed "<space>/<name>", contiguous on the CPU."""
+        return {
+            f"{s}/{k}": v.detach().cpu().contiguous()
+            for s, d in self.spaces.items()
+            for k, v in d.state_dict().items()
+        }
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], tensors: dict[str, Tensor]) -> Sampler:
+        """Rebuild from `config()` and `state()`; loading is strict (no missing or extra tensor)."""
+        if cls is Sampler:
+            return get_sampler_class(config["name"]).from_state(config, tensors)
+        sampler = cls(**config.get("options", {}))
+        known = set()
+        for space, dim in config.get("spaces", {}).items():
+            density = sampler.density(int(dim))
+            prefix = f"{space}/"
+            own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            known |= {prefix + k for k in own}
+            density.load_state_dict(own, strict=True)
+            sampler.spaces[space] = density.eval()
+        extra = sorted(set(tensors) - known)
+        if extra:
+            raise ValueError(f"sampler tensors: unexpected {extra[:5]}")
+        return sampler
+
+
+def get_sampler_class(name: str) -> type[Sampler]:
+    import core.samplers  # noqa: F401  (registers the built-in samplers)
+
+    if name not in SAMPLER_REGISTRY:
+        raise KeyError(f"sampler: unknown {name!r}; available: {sorted(SAMPLER_REGISTRY)}")
+    return SAMPLER_REGISTRY[name]
+
+
+def build_sampler(name: str, **options: Any) -> Sampler:
+    """An unfitted sampler by registry name, e.g. `build_sampler("gmm", n_components=10)`."""
+    return get_sampler_class(name)(**options)
+
+
+def available_samplers() -> list[str]:
+    import core.samplers  # noqa: F401
+
+    return sorted(SAMPLER_REGISTRY)
