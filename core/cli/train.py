@@ -1,0 +1,164 @@
+"""`mmvae train`: train a model on a built-in dataset or an .npz file and save it.
+
+Options come from flags and, optionally, a spec file (`--spec run.yaml`, YAML or JSON) with
+`model: {ModelConfig fields}`, `trainer: {TrainerConfig fields}`, `dataset: name`,
+`missing_ratio: float`; flags override the file. Prints a JSON summary on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SPEC_KEYS = {"model", "trainer", "dataset", "missing_ratio"}
+
+
+@dataclass
+class TrainJob:
+    """Everything a training run needs, resolved from flags and the spec file."""
+
+    model_config: dict[str, Any]
+    trainer_config: dict[str, Any]
+    dataset: str
+    missing_ratio: float
+    eval: bool
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a model and save it",
+        description="Train a multimodal VAE; writes checkpoints, metrics.jsonl and model/.",
+    )
+    p.add_argument("--spec", type=Path, help="YAML/JSON file with model, trainer, dataset keys")
+    p.add_argument("--model", help="model_type (default: mvae, or the spec's)")
+    p.add_argument("--dataset", help="built-in dataset name (e.g. digits) or a path to an .npz")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--output", help="output directory (checkpoints, metrics.jsonl, model/)")
+    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--missing-ratio", type=float, help="hide modalities at random (MCAR)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--keep-best", action="store_true", default=None, help="final = best eval")
+    p.add_argument("--no-eval", action="store_true", help="skip evaluation on the test split")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start over in a used --output")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.set_defaults(func=run)
+
+
+def read_spec(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        spec = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML/JSON ({err})") from err
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: expected a mapping with keys {sorted(SPEC_KEYS)}")
+    unknown = sorted(set(spec) - SPEC_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; expected {sorted(SPEC_KEYS)}")
+    for key in ("model", "trainer"):
+        if not isinstance(spec.get(key, {}), dict):
+            raise ValueError(f"{path}: '{key}' must be a mapping")
+    return spec
+
+
+def resolve_job(args: argparse.Namespace) -> TrainJob:
+    """Merge the spec file and the flags (flags win)."""
+    spec = read_spec(args.spec)
+    dataset = args.dataset or spec.get("dataset")
+    if not dataset:
+        raise ValueError("dataset: required (--dataset or 'dataset:' in --spec)")
+    model = dict(spec.get("model") or {})
+    model["model_type"] = args.model or model.get("model_type") or "mvae"
+    if args.latent_dim is not None:
+        model["latent_dim"] = args.latent_dim
+    trainer = dict(spec.get("trainer") or {})
+    flags = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "seed": args.seed,
+        "device": args.device,
+        "output_dir": args.output,
+        "keep_best": args.keep_best,
+    }
+    trainer.update({k: v for k, v in flags.items() if v is not None})
+    if not trainer.get("output_dir"):
+        raise ValueError("output: required (--output or 'trainer: {output_dir: ...}' in --spec)")
+    ratio = args.missing_ratio if args.missing_ratio is not None else spec.get("missing_ratio", 0)
+    return TrainJob(model, trainer, str(dataset), float(ratio or 0.0), not args.no_eval)
+
+
+def load_data(name: str, eval: bool) -> tuple[Any, Any, list[dict]]:
+    """(train, eval or None, modality specs) for a built-in name or an .npz path."""
+    from core.data import builtin_modalities, infer_modalities, load_builtin, load_npz
+
+    if name.endswith(".npz") or Path(name).is_file():
+        train = load_npz(name)
+        return train, None, infer_modalities(train)
+    test = load_builtin(name, "test") if eval else None
+    return load_builtin(name, "train"), test, builtin_modalities(name)
+
+
+@contextlib.contextmanager
+def interrupt_to_event() -> Iterator[threading.Event]:
+    """First Ctrl-C sets the event (a clean stop with a checkpoint); a second one aborts."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if event.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+        event.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train_job(job: TrainJob, resume: bool, overwrite: bool, progress: bool | None) -> dict:
+    """Run `job` and return the JSON summary."""
+    import torch
+
+    from core.data import mcar
+    from core.models.registry import build_model
+    from core.training import ProgressBar, StopOnEvent, Trainer, TrainerConfig
+
+    config = TrainerConfig.model_validate(job.trainer_config)
+    train, test, modalities = load_data(job.dataset, job.eval)
+    if job.missing_ratio:
+        train = mcar(train, job.missing_ratio, seed=config.seed)
+    model_config = {"modalities": modalities, **job.model_config}
+    torch.manual_seed(config.seed)
+    model = build_model(model_config)
+    with interrupt_to_event() as event:
+        callbacks = [ProgressBar(force=progress), StopOnEvent(event, "interrupted")]
+        trainer = Trainer(model, train, test, config, callbacks, dataset_name=job.dataset)
+        result = trainer.fit(resume=resume, overwrite=overwrite)
+    return {"model_type": model.model_type, "dataset": job.dataset, **result.to_dict()}
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = train_job(resolve_job(args), args.resume, args.overwrite, args.progress)
+    print(json.dumps(summary, indent=2))
+    return 130 if summary["stop_reason"] == "interrupted" else 0

@@ -1,0 +1,133 @@
+"""`TrainerConfig`: every training option, typed and validated (unknown fields are errors)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+MAX_EPOCHS = 100_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepScheduler(_Strict):
+    """Multiply the learning rate by `gamma` every `step_size` epochs."""
+
+    kind: Literal["step"] = "step"
+    step_size: int = Field(gt=0, description="epochs between two decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor")
+
+
+class CosineScheduler(_Strict):
+    """Cosine decay from the learning rate to `eta_min` over `t_max` epochs."""
+
+    kind: Literal["cosine"] = "cosine"
+    t_max: int | None = Field(
+        None, gt=0, description="epochs of one half-cosine; None = the stage's length"
+    )
+    eta_min: float = Field(0.0, ge=0, description="final learning rate")
+
+
+class PlateauScheduler(_Strict):
+    """Decay when the eval loss (train loss without eval data) stops improving."""
+
+    kind: Literal["plateau"] = "plateau"
+    factor: float = Field(0.1, gt=0, lt=1, description="decay factor")
+    patience: int = Field(10, ge=0, description="epochs without improvement before a decay")
+    threshold: float = Field(1e-4, ge=0, description="relative improvement that counts")
+    min_lr: float = Field(0.0, ge=0, description="lower bound of the learning rate")
+
+
+class ExponentialScheduler(_Strict):
+    """Multiply the learning rate by `gamma` after every epoch."""
+
+    kind: Literal["exponential"] = "exponential"
+    gamma: float = Field(gt=0, le=1, description="decay factor per epoch")
+
+
+SchedulerConfig = Annotated[
+    StepScheduler | CosineScheduler | PlateauScheduler | ExponentialScheduler,
+    Field(discriminator="kind"),
+]
+
+
+class TrainerConfig(_Strict):
+    """How a model is trained. Saved in checkpoints and in the model's training.json."""
+
+    epochs: int = Field(10, gt=0, le=MAX_EPOCHS, description="epochs in total, all stages")
+    batch_size: int = Field(64, gt=0, le=1_000_000, description="training samples per step")
+    eval_batch_size: int | None = Field(
+        None, gt=0, le=1_000_000, description="evaluation batch size; None = batch_size"
+    )
+    optimizer: OptimizerName = Field("adam", description="optimizer, rebuilt at every stage")
+    optimizer_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra optimizer arguments (betas, weight_decay, momentum, ...)",
+    )
+    learning_rate: float = Field(1e-3, gt=0, le=10, description="initial learning rate")
+    scheduler: SchedulerConfig | None = Field(
+        None, description="per-epoch learning-rate schedule: {'kind': ..., ...}; None = constant"
+    )
+    grad_clip_norm: float | None = Field(
+        None, gt=0, description="clip the global gradient norm to this (after backward)"
+    )
+    seed: int = Field(0, ge=0, lt=2**63, description="seeds torch, numpy, random and shuffling")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda|cuda:\d+)$",
+        description="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'",
+    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
+        "no", description="autocast dtype; fp16 (with loss scaling) needs CUDA"
+    )
+    checkpoint_every_epochs: int = Field(
+        1, ge=0, description="epochs between checkpoints; 0 = only at the end or on stop"
+    )
+    checkpoint_every_steps: int | None = Field(
+        None, gt=0, description="also checkpoint every N optimizer steps (mid-epoch)"
+    )
+    keep_best: bool = Field(
+        False, description="keep the weights of the lowest eval loss; the final model is those"
+    )
+    output_dir: str | None = Field(
+        None, description="checkpoints, metrics.jsonl, model/ and best/; None = write nothing"
+    )
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
+    drop_last: bool = Field(False, description="drop the last incomplete training batch")
+    log_every_steps: int = Field(
+        10, gt=0, description="steps between per-step metrics sent to callbacks (progress bar)"
+    )
+
+    @field_validator("optimizer_kwargs")
+    @classmethod
+    def _no_lr(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "lr" in v:
+            raise ValueError("optimizer_kwargs: set the learning rate with learning_rate, not lr")
+        return v
+
+    @model_validator(mode="after")
+    def _check_optimizer_kwargs(self) -> TrainerConfig:
+        allowed = set(inspect.signature(OPTIMIZERS[self.optimizer]).parameters) - {"params", "lr"}
+        unknown = sorted(set(self.optimizer_kwargs) - allowed)
+        if unknown:
+            raise ValueError(
+                f"optimizer_kwargs: {unknown} not accepted by {self.optimizer}; "
+                f"known: {sorted(allowed)}"
+            )
+        return self
+
+    @property
+    def effective_eval_batch_size(self) -> int:
+        return self.eval_batch_size or self.batch_size

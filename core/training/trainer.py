@@ -1,0 +1,430 @@
+"""`Trainer`: one training loop for every model, with stages, checkpoints and exact resume.
+
+Losses are means over samples; epoch metrics are batch-size-weighted means of step metrics.
+Shuffling uses a generator seeded from (seed, epoch), and checkpoints hold every RNG state, so
+2 epochs + resume + 2 epochs gives the same weights as 4 epochs straight (also mid-epoch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from core.data.batch import Batch
+from core.models.base import MultimodalVAE
+from core.training import checkpoint as ckpt
+from core.training.batches import epoch_seed, iterate, sequential_batches, shuffled_batches
+from core.training.callbacks import Callback, MetricsLogger, ProgressBar, TrainerState
+from core.training.config import TrainerConfig
+from core.training.optim import (
+    StageSpan,
+    autocast_dtype,
+    build_optimizer,
+    build_scheduler,
+    current_lr,
+    plan_stages,
+    resolve_device,
+    span_of,
+    stage_parameters,
+    step_scheduler,
+)
+from core.training.result import TrainResult, flat_metrics
+
+CHECKPOINTS, BEST, MODEL = "checkpoints", "best", "model"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN); the message says what to change."""
+
+
+class Trainer:
+    """Trains `model` on `train`, evaluating on `eval` after every epoch (when given)."""
+
+    def __init__(
+        self,
+        model: MultimodalVAE,
+        train: Dataset,
+        eval: Dataset | None = None,
+        config: TrainerConfig | dict[str, Any] | None = None,
+        callbacks: Sequence[Callback] = (),
+        dataset_name: str | None = None,
+    ) -> None:
+        if isinstance(config, TrainerConfig):
+            self.config = config
+        else:
+            self.config = TrainerConfig.model_validate(config or {})
+        cfg = self.config
+        if len(train) == 0:  # type: ignore[arg-type]
+            raise ValueError("train: the dataset is empty")
+        if eval is not None and len(eval) == 0:  # type: ignore[arg-type]
+            raise ValueError("eval: the dataset is empty")
+        if cfg.keep_best and eval is None:
+            raise ValueError("keep_best: needs an eval dataset (best = lowest eval loss)")
+        self.model, self.train_data, self.eval_data = model, train, eval
+        self.dataset_name = dataset_name
+        self.device = resolve_device(cfg)
+        self.amp_dtype = autocast_dtype(cfg)
+        self.output_dir = None if cfg.output_dir is None else Path(cfg.output_dir).expanduser()
+        self.callbacks = list(callbacks)
+        if not any(isinstance(c, MetricsLogger) for c in self.callbacks):
+            self.callbacks.append(MetricsLogger())
+        if not any(isinstance(c, ProgressBar) for c in self.callbacks):
+            self.callbacks.append(ProgressBar())
+        n = len(train)  # type: ignore[arg-type]
+        full, rest = divmod(n, cfg.batch_size)
+        self.steps_per_epoch = full + (1 if rest and not (cfg.drop_last and full) else 0)
+        self.spans: list[StageSpan] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Any = None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.mixed_precision == "fp16")
+        self._best_state: dict[str, torch.Tensor] | None = None
+
+    # ---- public -----------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        return None if self.output_dir is None else self.output_dir / CHECKPOINTS
+
+    def fit(self, resume: bool | str | Path = False, overwrite: bool = False) -> TrainResult:
+        """Train to `config.epochs`. `resume=True` continues from the last checkpoint in
+        output_dir (a fresh start when there is none); a path resumes from that checkpoint.
+        A fresh start over existing checkpoints is an error unless `overwrite`."""
+        cfg = self.config
+        self.spans = plan_stages(self.model.stages, cfg.epochs)
+        self.model.to(self.device)
+        self.state = TrainerState(
+            epochs=cfg.epochs,
+            total_steps=self.steps_per_epoch * cfg.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            output_dir=self.output_dir,
+        )
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+        self._epoch_samples = 0
+        self._elapsed_before = 0.0
+        self._last_saved: int | None = None
+        self._best_metrics: dict[str, float] = {}
+        source = self._resume_source(resume, overwrite)
+        if source is not None:
+            self._restore(ckpt.load_checkpoint(source))
+        else:
+            self._seed_everything()
+            self._start_stage(self.spans[0])
+        self._t0 = time.monotonic()
+        st = self.state
+        self._fire("on_train_start")
+        for epoch in range(st.completed_epochs + 1, cfg.epochs + 1):
+            span = span_of(self.spans, epoch)
+            if span.index != st.stage:
+                self._start_stage(span)
+            st.epoch, st.lr = epoch, current_lr(self.optimizer)
+            self.model.set_epoch(epoch)
+            self._fire("on_epoch_start")
+            if st.should_stop or self._train_epoch(epoch):
+                break
+            self._end_epoch(epoch)
+            if st.should_stop:
+                break
+        if st.should_stop:
+            self._save_checkpoint()
+        return self._finish()
+
+    # ---- epochs and steps ------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _train_epoch(self, epoch: int) -> bool:
+        """Run the epoch's remaining steps; True when a callback asked to stop mid-epoch."""
+        cfg, st = self.config, self.state
+        self.model.train()
+        n = len(self.train_data)  # type: ignore[arg-type]
+        batches = shuffled_batches(
+            n, cfg.batch_size, cfg.seed, epoch, self._epoch_samples, cfg.drop_last
+        )
+        seed = epoch_seed(cfg.seed, epoch) ^ 0x5EED
+        total = len(batches)
+        loader = iterate(self.train_data, batches, self.device, cfg.num_workers, seed)
+        for i, batch in enumerate(loader):
+            metrics = self._step(batch)
+            size = batch.size
+            for k, v in metrics.items():
+                acc = self._sums.get(k)
+                value = v.detach().to(torch.float64) * size
+                self._sums[k] = value if acc is None else acc + value
+            self._count += size
+            self._epoch_samples += size
+            st.global_step += 1
+            st.step_in_epoch += 1
+            st.elapsed = self._elapsed()
+            publish = st.global_step % cfg.log_every_steps == 0
+            st.step_metrics = {k: float(v) for k, v in metrics.items()} if publish else {}
+            self._fire("on_step_end")
+            last = i == total - 1
+            every = cfg.checkpoint_every_steps
+            if not last and (st.should_stop or (every and st.global_step % every == 0)):
+                self._save_checkpoint()
+            if st.should_stop and not last:
+                return True
+        return False
+
+    def _step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg, opt = self.config, self.optimizer
+        assert opt is not None
+        self.model.zero_grad(set_to_none=True)
+        with self._autocast():
+            out = self.model(batch)
+        metrics = {"loss": out.loss.detach(), **out.metrics}
+        self.scaler.scale(out.loss).backward()
+        if cfg.grad_clip_norm is not None:
+            self.scaler.unscale_(opt)  # clip the true gradients, after backward
+            params = [p for g in opt.param_groups for p in g["params"]]
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
+            metrics["grad_norm"] = norm.detach()
+        self.scaler.step(opt)
+        self.scaler.update()
+        return metrics
+
+    @torch.no_grad()
+    def evaluate(self, dataset: Dataset | None = None) -> dict[str, float]:
+        """Batch-weighted mean loss and metrics on `dataset` (the eval set) in eval mode.
+
+        Uses its own seeded RNG stream, so evaluation never perturbs training randomness and
+        every epoch is scored with the same noise (comparable for keep_best)."""
+        dataset = dataset if dataset is not None else self.eval_data
+        if dataset is None:
+            return {}
+        was_training = self.model.training
+        self.model.eval()
+        n, bs = len(dataset), self.config.effective_eval_batch_size  # type: ignore[arg-type]
+        batches = sequential_batches(n, bs)
+        devices = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
+        sums: dict[str, torch.Tensor] = {}
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.config.seed)
+            for batch in iterate(dataset, batches, self.device, self.config.num_workers):
+                with self._autocast():
+                    out = self.model(batch)
+                for k, v in {"loss": out.loss, **out.metrics}.items():
+                    value = v.detach().to(torch.float64) * batch.size
+                    sums[k] = sums[k] + value if k in sums else value
+        self.model.train(was_training)
+        return {k: float(v) / n for k, v in sums.items()}
+
+    def _end_epoch(self, epoch: int) -> None:
+        cfg, st = self.config, self.state
+        st.train_metrics = {k: float(v) / self._count for k, v in self._sums.items()}
+        if not math.isfinite(st.train_metrics["loss"]):
+            raise TrainingError(
+                f"epoch {epoch}: the training loss is {st.train_metrics['loss']}; lower "
+                "learning_rate or set grad_clip_norm"
+            )
+        self._sums, self._count, self._epoch_samples = {}, 0, 0
+        st.eval_metrics = self.evaluate() if self.eval_data is not None else {}
+        monitored = st.eval_metrics.get("loss", st.train_metrics["loss"])
+        step_scheduler(self.scheduler, monitored)
+        if cfg.keep_best and (st.best_eval_loss is None or monitored < st.best_eval_loss):
+            st.best_eval_loss, st.best_epoch = monitored, epoch
+            self._best_metrics = {
+                **flat_metrics("train", st.train_metrics),
+                **flat_metrics("eval", st.eval_metrics),
+            }
+            self._save_best(epoch)
+        st.completed_epochs, st.step_in_epoch = epoch, 0
+        st.elapsed = self._elapsed()
+        self._fire("on_epoch_end")
+        every = cfg.checkpoint_every_epochs
+        if epoch == cfg.epochs or (every and epoch % every == 0):
+            self._save_checkpoint()
+
+    # ---- stages, seeding, callbacks ------------------------------------------------------------
+    def _start_stage(self, span: StageSpan) -> None:
+        """A fresh optimizer (and scheduler) over the stage's parameters."""
+        params = stage_parameters(self.model, span.stage)
+        self.optimizer = build_optimizer(params, self.config)
+        self.scheduler = build_scheduler(self.optimizer, self.config, span.length)
+        self.state.stage, self.state.stage_name = span.index, span.stage.name
+
+    def _seed_everything(self) -> None:
+        seed = self.config.seed
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+
+    def _fire(self, hook: str) -> None:
+        for cb in self.callbacks:
+            if getattr(cb, hook)(self.state) is True:
+                self.state.request_stop(type(cb).__name__)
+
+    def _elapsed(self) -> float:
+        return self._elapsed_before + time.monotonic() - self._t0
+
+    # ---- checkpoints and outputs ------------------------------------------------------------
+    def _resume_source(self, resume: bool | str | Path, overwrite: bool) -> Path | None:
+        if resume is not False and resume is not True:
+            return Path(resume)
+        directory = self.checkpoint_dir
+        latest = None if directory is None else ckpt.latest_checkpoint(directory)
+        if resume is True:
+            if directory is None:
+                raise ValueError("resume: needs config.output_dir (where checkpoints live)")
+            return latest
+        if latest is not None:
+            if not overwrite:
+                raise ValueError(
+                    f"output_dir: {self.output_dir} already holds checkpoints; resume to continue "
+                    "or overwrite to start over"
+                )
+            for name in (CHECKPOINTS, BEST, MODEL):
+                shutil.rmtree(self.output_dir / name, ignore_errors=True)  # type: ignore[operator]
+        return None
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        st = self.state
+        assert self.optimizer is not None
+        return {
+            "model_type": getattr(self.model, "model_type", type(self.model).__name__),
+            "config": self.config.model_dump(mode="json"),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng": ckpt.rng_state(),
+            "progress": {
+                "completed_epochs": st.completed_epochs,
+                "epoch_samples": self._epoch_samples,
+                "step_in_epoch": st.step_in_epoch,
+                "global_step": st.global_step,
+                "stage": st.stage,
+            },
+            "sums": dict(self._sums),
+            "count": self._count,
+            "best": {
+                "loss": st.best_eval_loss,
+                "epoch": st.best_epoch,
+                "metrics": self._best_metrics,
+            },
+            "last": {"train": st.train_metrics, "eval": st.eval_metrics},
+            "elapsed": self._elapsed(),
+        }
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_dir is None or self._last_saved == self.state.global_step:
+            return
+        ckpt.save_checkpoint(self.checkpoint_dir, self.state.global_step, self._checkpoint_state())
+        self._last_saved = self.state.global_step
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        st, progress = self.state, data["progress"]
+        model_type = getattr(self.model, "model_type", type(self.model).__name__)
+        if data["model_type"] != model_type:
+            raise ckpt.CheckpointError(
+                f"checkpoint: holds a {data['model_type']!r} model, not {model_type!r}"
+            )
+        try:
+            self.model.load_state_dict(data["model"], strict=True)
+        except RuntimeError as err:
+            raise ckpt.CheckpointError(f"checkpoint: weights do not fit the model ({err})") from err
+        st.completed_epochs, st.global_step = progress["completed_epochs"], progress["global_step"]
+        st.step_in_epoch = progress["step_in_epoch"]
+        self._epoch_samples = progress["epoch_samples"]
+        span = self.spans[min(progress["stage"], len(self.spans) - 1)]
+        self._start_stage(span)
+        assert self.optimizer is not None
+        self.optimizer.load_state_dict(data["optimizer"])
+        if self.scheduler is not None and data["scheduler"] is not None:
+            self.scheduler.load_state_dict(data["scheduler"])
+        if data["scaler"] is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(data["scaler"])
+        self._sums = {k: v.to(self.device) for k, v in data["sums"].items()}
+        self._count = data["count"]
+        best = data["best"]
+        st.best_eval_loss, st.best_epoch = best["loss"], best["epoch"]
+        self._best_metrics = best["metrics"]
+        st.train_metrics, st.eval_metrics = data["last"]["train"], data["last"]["eval"]
+        self._elapsed_before = data["elapsed"]
+        self._last_saved = st.global_step
+        st.resumed = True
+        ckpt.set_rng_state(data["rng"])
+
+    def _save_best(self, epoch: int) -> None:
+        """Keep the best weights: `<output_dir>/best/` (swapped in atomically) or in memory."""
+        if self.output_dir is None:
+            self._best_state = {
+                k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
+            }
+            return
+        info = {"epoch": epoch, "final_metrics": self._best_metrics}
+        ckpt.save_pretrained_atomic(self.model, self.output_dir / BEST, info)
+
+    def _load_best(self) -> None:
+        if self._best_state is None and self.output_dir is not None:
+            from safetensors.torch import load_file
+
+            from core.persistence import WEIGHTS_FILE
+
+            self._best_state = load_file(self.output_dir / BEST / WEIGHTS_FILE)
+        if self._best_state is not None:
+            self.model.load_state_dict(self._best_state, strict=True)
+
+    def _finish(self) -> TrainResult:
+        from core import __version__
+
+        cfg, st = self.config, self.state
+        st.elapsed = self._elapsed()
+        last = {**flat_metrics("train", st.train_metrics), **flat_metrics("eval", st.eval_metrics)}
+        final = last
+        if cfg.keep_best and st.best_epoch is not None:
+            self._load_best()
+            final = dict(self._best_metrics)
+        stopped = st.should_stop and st.completed_epochs < cfg.epochs
+        info = {
+            "trainer": cfg.model_dump(mode="json"),
+            "dataset": self.dataset_name,
+            "epochs": st.completed_epochs,
+            "global_step": st.global_step,
+            "stages": [s.stage.name for s in self.spans],
+            "final_metrics": final,
+            "last_epoch_metrics": last,
+            "best_epoch": st.best_epoch,
+            "stopped_early": stopped,
+            "stop_reason": st.stop_reason,
+            "library_version": __version__,
+            "wall_time": round(st.elapsed, 3),
+        }
+        out = self.output_dir
+        if out is not None:
+            self.model.save_pretrained(out / MODEL, info)
+        self._fire("on_train_end")
+        latest = (
+            None if self.checkpoint_dir is None else ckpt.latest_checkpoint(self.checkpoint_dir)
+        )
+        logs = [c.path for c in self.callbacks if isinstance(c, MetricsLogger) and c.path]
+        return TrainResult(
+            epochs_run=st.completed_epochs,
+            global_step=st.global_step,
+            train_metrics=dict(st.train_metrics),
+            eval_metrics=dict(st.eval_metrics),
+            final_metrics=final,
+            best_epoch=st.best_epoch,
+            best_eval_loss=st.best_eval_loss,
+            stopped_early=stopped,
+            stop_reason=st.stop_reason,
+            wall_time=st.elapsed,
+            output_dir=None if out is None else str(out),
+            model_dir=None if out is None else str(out / MODEL),
+            best_dir=str(out / BEST) if out is not None and st.best_epoch is not None else None,
+            checkpoint=None if latest is None else str(latest),
+            metrics_log=str(logs[0]) if logs else None,
+            training_info=info,
+        )

@@ -1,0 +1,190 @@
+"""`create_app(settings)`: the FastAPI application, its state, middleware and routers.
+
+Extension points for later work (jobs, datasets): pass more routers in `extra_routers` (or
+`app.include_router` after creation) and add readiness probes to `app.state.readiness_checks`
+(name → callable returning None when healthy, else the problem), e.g. the Celery broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core import __version__
+from service import inference, loading
+from service.batching import Batcher, BatcherPool
+from service.errors import install_error_handlers
+from service.logging import REQUEST_ID_HEADER, log_request, new_request_id, request_id
+from service.metrics import ServiceMetrics
+from service.registry import ModelRegistry
+from service.routes import evaluate, health, models
+from service.routes import inference as inference_routes
+from service.security import BodyLimitMiddleware
+from service.settings import Settings
+
+log = logging.getLogger("service.app")
+ReadinessCheck = Callable[[], "str | None"]
+
+
+class ObservabilityMiddleware:
+    """Request id (X-Request-ID in and out, in every log line), access log, request metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
+        rid = new_request_id(given)
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (REQUEST_ID_HEADER.lower().encode(), rid.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            log_request(method, scope.get("path", ""), status, started)
+            request_id.reset(token)
+
+
+def store_check(settings: Settings) -> ReadinessCheck:
+    """The model store's folder exists (or can be created) and is readable and writable."""
+
+    def check() -> str | None:
+        root = settings.resolved_store_dir
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            return f"store {root}: {err}"
+        if not os.access(root, os.R_OK | os.W_OK | os.X_OK):
+            return f"store {root}: not readable and writable"
+        return None
+
+    return check
+
+
+async def _preload(app: FastAPI) -> None:
+    """Load and warm up every MMVAE_PRELOAD model, off the event loop; record each outcome."""
+    settings: Settings = app.state.settings
+    for spec in settings.preload:
+        label = f"preload:{spec}"
+        try:
+            request = loading.parse_preload(spec)
+            entry = await asyncio.to_thread(loading.load, request, settings)
+            app.state.registry.put(entry)
+            app.state.preload_status[label] = "ok"
+            log.info("loaded model %s from %s", entry.name, spec)
+        except Exception as err:
+            message = getattr(err, "message", None) or str(err) or type(err).__name__
+            app.state.preload_status[label] = f"failed: {message}"
+            log.error("could not preload %s: %s", spec, message)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    app.state.executor = _executor(settings)  # a fresh pool per start (tests restart apps)
+    task = asyncio.create_task(_preload(app), name="preload")
+    app.state.preload_task = task
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await app.state.batchers.close()
+        app.state.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _executor(settings: Settings) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
+
+
+def create_app(
+    settings: Settings | None = None, extra_routers: Sequence[APIRouter] = ()
+) -> FastAPI:
+    """A new application with its own registry, batchers, thread pool and metrics registry."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="mmvae-service",
+        version=__version__,
+        description="Multimodal VAEs over HTTP: load models, encode, generate, reconstruct, "
+        "sample, score and evaluate.",
+        lifespan=_lifespan,
+    )
+    metrics = ServiceMetrics()
+
+    def make_batcher(label: tuple[str, str]) -> Batcher:
+        op = label[1]
+        return Batcher(
+            label,
+            lambda _key, works: inference.run(op, works),
+            lambda: app.state.executor,
+            metrics,
+            enabled=settings.batching,
+            max_rows=settings.max_batch_size,
+            max_wait_s=settings.batch_wait_ms / 1000,
+            queue_size=settings.queue_size,
+            workers=settings.inference_workers,
+        )
+
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.executor = _executor(settings)
+    app.state.registry = ModelRegistry(settings.max_models)
+    app.state.batchers = BatcherPool(make_batcher)
+    app.state.preload_status = {f"preload:{s}": "pending" for s in settings.preload}
+    app.state.readiness_checks = {"store": store_check(settings)}
+
+    install_error_handlers(app)
+    for router in (
+        health.router,
+        models.router,
+        inference_routes.router,
+        evaluate.router,
+        *extra_routers,
+    ):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,230 @@
+"""Dynamic batching: concurrent requests for the same model and operation share a forward pass.
+
+One `Batcher` per (model, operation) holds a bounded FIFO of pending requests. A collector task
+waits until the oldest request has waited `max_wait_s` or enough rows with its key (same
+parameters) are pending, then hands up to `max_rows` rows of them to a worker thread and cuts
+the result back per request. A full queue answers 503 + Retry-After at once; a request that
+waits longer than its timeout gets 504. With batching off every request runs alone, through
+the same queue (so backpressure and timeouts behave the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.errors import ApiError
+from service.metrics import ServiceMetrics
+
+Runner = Callable[[Hashable, Sequence[Any]], Sequence[Any]]
+
+
+@dataclass(eq=False)
+class _Pending:
+    key: Hashable
+    payload: Any
+    rows: int
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class Batcher:
+    """See the module docstring. `runner(key, payloads)` runs in the thread pool `executor()`
+    returns (looked up per batch: the app replaces it at every start) and returns one result
+    per payload, in order."""
+
+    def __init__(
+        self,
+        label: tuple[str, str],
+        runner: Runner,
+        executor: Callable[[], Executor],
+        metrics: ServiceMetrics,
+        *,
+        enabled: bool,
+        max_rows: int,
+        max_wait_s: float,
+        queue_size: int,
+        workers: int,
+    ) -> None:
+        self.label, self.runner, self.executor, self.metrics = label, runner, executor, metrics
+        self.enabled, self.max_rows, self.max_wait_s = enabled, max_rows, max_wait_s
+        self.queue_size, self.workers = queue_size, workers
+        self._pending: deque[_Pending] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+
+    # ---- public ---------------------------------------------------------------------------
+    async def submit(self, key: Hashable, payload: Any, rows: int, timeout_s: float) -> Any:
+        """Queue one request and wait for its share of a forward pass."""
+        self._ensure_started()
+        if len(self._pending) >= self.queue_size:
+            self.metrics.rejected.labels(*self.label).inc()
+            raise ApiError(
+                503,
+                "overloaded",
+                f"the queue for {self.label[0]}/{self.label[1]} is full "
+                f"({self.queue_size} pending, setting MMVAE_QUEUE_SIZE); retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        assert self._loop is not None
+        item = _Pending(key, payload, rows, self._loop.create_future())
+        self._pending.append(item)
+        self._changed()
+        try:
+            return await asyncio.wait_for(asyncio.shield(item.future), timeout_s)
+        except TimeoutError:
+            self._drop(item)
+            raise ApiError(
+                504,
+                "timeout",
+                f"inference took longer than {timeout_s:g} s (setting MMVAE_REQUEST_TIMEOUT_S)",
+            ) from None
+        except asyncio.CancelledError:
+            self._drop(item)
+            raise
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                await self._task
+        for item in self._pending:
+            if not item.future.done():
+                item.future.set_exception(ApiError(503, "shutting_down", "the server is stopping"))
+        self._pending.clear()
+
+    # ---- internals ------------------------------------------------------------------------
+    def _ensure_started(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop = loop
+            self._pending.clear()
+            self._wake = asyncio.Event()
+            self._slots = asyncio.Semaphore(self.workers)
+            self._task = loop.create_task(self._collect(), name=f"batcher-{self.label}")
+
+    def _changed(self) -> None:
+        self.metrics.queue_depth.labels(*self.label).set(len(self._pending))
+        self._wake.set()
+
+    def _drop(self, item: _Pending) -> None:
+        with contextlib.suppress(ValueError):
+            self._pending.remove(item)
+            self._changed()
+
+    def _ready_rows(self, key: Hashable) -> int:
+        return sum(p.rows for p in self._pending if p.key == key)
+
+    async def _collect(self) -> None:
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            head = self._pending[0]
+            remaining = head.arrived + self.max_wait_s - time.monotonic()
+            if self.enabled and remaining > 0 and self._ready_rows(head.key) < self.max_rows:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), remaining)
+                continue
+            await self._slots.acquire()
+            items = self._take()
+            if not items:
+                self._slots.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._run(items))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    def _take(self) -> list[_Pending]:
+        """The oldest request and, batching on, later ones with its key while rows fit."""
+        if not self._pending:
+            return []
+        key = self._pending[0].key
+        taken: list[_Pending] = []
+        rows = 0
+        for item in list(self._pending):
+            if item.key != key:
+                continue
+            if taken and (not self.enabled or rows + item.rows > self.max_rows):
+                break
+            taken.append(item)
+            rows += item.rows
+        for item in taken:
+            self._pending.remove(item)
+        self._changed()
+        return taken
+
+    async def _run(self, items: list[_Pending]) -> None:
+        model, op = self.label
+        self.metrics.batch_rows.labels(model, op).observe(sum(i.rows for i in items))
+        self.metrics.batch_requests.labels(model, op).observe(len(items))
+        start = time.perf_counter()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self.executor(), self._execute, items[0].key, [i.payload for i in items]
+            )
+        except BaseException as err:
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(err)
+        else:
+            for item, result in zip(items, results, strict=True):
+                if item.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    item.future.set_exception(result)
+                else:
+                    item.future.set_result(result)
+        finally:
+            self.metrics.inference_seconds.labels(model, op).observe(time.perf_counter() - start)
+            self._slots.release()
+
+    def _execute(self, key: Hashable, payloads: list[Any]) -> list[Any]:
+        """Run merged; if a merged batch fails, run each request alone so that one bad request
+        fails alone."""
+        try:
+            return list(self.runner(key, payloads))
+        except Exception:
+            if len(payloads) == 1:
+                raise
+        results: list[Any] = []
+        for payload in payloads:
+            try:
+                results.append(self.runner(key, [payload])[0])
+            except Exception as err:
+                results.append(err)
+        return results
+
+
+class BatcherPool:
+    """The batchers of an app, one per (model, operation), created on first use."""
+
+    def __init__(self, factory: Callable[[tuple[str, str]], Batcher]) -> None:
+        self._factory = factory
+        self._batchers: dict[tuple[str, str], Batcher] = {}
+
+    def get(self, model: str, op: str) -> Batcher:
+        label = (model, op)
+        if label not in self._batchers:
+            self._batchers[label] = self._factory(label)
+        return self._batchers[label]
+
+    def depth(self) -> int:
+        return sum(b.depth for b in self._batchers.values())
+
+    async def close(self) -> None:
+        for batcher in self._batchers.values():
+            await batcher.close()

@@ -1,0 +1,77 @@
+"""`mmvae serve`: run the HTTP service with uvicorn (a `mmvae.commands` plugin).
+
+Settings come from MMVAE_* environment variables; the options here override a few of them.
+API keys are read only from the environment (MMVAE_API_KEYS), never from the command line,
+where other users could read them in the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="start the HTTP service",
+        description="Serve models over HTTP (OpenAPI at /docs). Without MMVAE_API_KEYS the "
+        "server only listens on loopback unless --allow-open is given.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--preload",
+        metavar="SPECS",
+        help="comma-separated models to load at start (overrides MMVAE_PRELOAD; default "
+        "digits-demo): digits-demo, store:name[@version], hub:org/name@sha",
+    )
+    p.add_argument("--data-dir", type=Path, help="data directory (overrides MMVAE_DATA_DIR)")
+    p.add_argument(
+        "--allow-open",
+        action="store_true",
+        help="listen beyond loopback without API keys (MMVAE_ALLOW_OPEN)",
+    )
+    p.add_argument(
+        "--no-batching", action="store_true", help="run every request alone (MMVAE_BATCHING=off)"
+    )
+    p.add_argument("--log-level", help="log level (overrides MMVAE_LOG_LEVEL)")
+    p.set_defaults(func=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.logging import configure_logging
+    from service.security import ExposureError, check_exposure
+    from service.settings import Settings
+
+    overrides: dict = {}
+    if args.preload is not None:
+        overrides["preload"] = [s.strip() for s in args.preload.split(",") if s.strip()]
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.allow_open:
+        overrides["allow_open"] = True
+    if args.no_batching:
+        overrides["batching"] = False
+    if args.log_level:
+        overrides["log_level"] = args.log_level
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        check_exposure(args.host, settings)
+    except ExposureError as err:
+        print(f"mmvae serve: error: {err}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0

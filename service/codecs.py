@@ -1,0 +1,230 @@
+"""Wire formats ↔ tensors: `{"shape", "data"}` tensors, nested lists, base64 PNG images, class
+indices or probabilities for categorical modalities; and back to JSON, PNG grids and .npz.
+
+Every decoding error is an `ApiError` naming the field (`inputs.image[2]`) and the rule broken.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from core.data.batch import Batch
+from core.models.config import ModalitySpec
+from service.errors import invalid, over_limit
+from service.schemas import OutputEncoding, TensorOut, TensorPayload
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PROB_TOLERANCE = 1e-3
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+def decode_png(text: str, spec: ModalitySpec, field: str, max_pixels: int) -> Tensor:
+    """A base64 PNG (optionally a `data:image/png;base64,` URL) → float [C, H, W] in [0, 1]."""
+    if text.startswith("data:"):
+        text = text.split(",", 1)[-1]
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(field, "not valid base64 (expected a base64-encoded PNG)") from None
+    if not raw.startswith(PNG_MAGIC):
+        raise invalid(field, "not a PNG image (only PNG is accepted)")
+    try:
+        image = Image.open(io.BytesIO(raw), formats=["PNG"])
+        width, height = image.size
+        if width * height > max_pixels:
+            raise over_limit(
+                f"{field} pixels", width * height, max_pixels, "MMVAE_MAX_IMAGE_PIXELS"
+            )
+        channels, want_h, want_w = spec.shape
+        if (height, width) != (want_h, want_w):
+            raise invalid(
+                field, f"image is {width}x{height} pixels; the model expects {want_w}x{want_h}"
+            )
+        image = image.convert("L" if channels == 1 else "RGB")
+        array = np.asarray(image, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        if hasattr(err, "status"):  # an ApiError raised above
+            raise
+        raise invalid(field, f"unreadable PNG ({err})") from None
+    x = torch.from_numpy(array.copy())
+    return x.unsqueeze(0) if channels == 1 else x.permute(2, 0, 1)
+
+
+def _numbers(value: Any, field: str) -> Tensor:
+    try:
+        x = torch.tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        raise invalid(field, "expected numbers in a regular nested list") from None
+    return x
+
+
+def _check_finite(x: Tensor, field: str) -> None:
+    if not bool(torch.isfinite(x).all()):
+        raise invalid(field, "contains NaN or infinite values")
+
+
+def _check_probabilities(x: Tensor, field: str) -> None:
+    """Categorical rows must be probabilities: non-negative, summing to 1."""
+    if bool((x < 0).any()) or not bool(
+        torch.allclose(x.sum(-1), torch.ones(()), atol=_PROB_TOLERANCE)
+    ):
+        raise invalid(field, "class probabilities must be non-negative and sum to 1")
+
+
+def decode_sample(value: Any, spec: ModalitySpec, field: str, max_pixels: int) -> Tensor | None:
+    """One sample of one modality (None = missing) → float tensor of the modality's shape."""
+    if value is None:
+        return None
+    shape = tuple(spec.shape)
+    if isinstance(value, str):
+        if spec.kind != "image":
+            raise invalid(field, f"strings are only accepted for image modalities, not {spec.kind}")
+        return decode_png(value, spec, field, max_pixels)
+    if isinstance(value, bool):
+        raise invalid(field, "expected a number or a list, got a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise invalid(field, "contains NaN or infinite values")
+        if spec.kind == "categorical":
+            classes = shape[-1]
+            if float(value) != int(value) or not 0 <= int(value) < classes:
+                raise invalid(field, f"class index must be an integer in [0, {classes - 1}]")
+            return torch.nn.functional.one_hot(torch.tensor(int(value)), classes).float()
+        if shape != (1,):
+            raise invalid(field, f"a single number fits shape [1]; the modality has {list(shape)}")
+        return torch.tensor([float(value)])
+    x = _numbers(value, field)
+    if tuple(x.shape) != shape:
+        raise invalid(field, f"wrong shape {list(x.shape)}; expected {list(shape)}")
+    _check_finite(x, field)
+    if spec.kind == "categorical":
+        _check_probabilities(x, field)
+    return x
+
+
+def decode_modality(
+    value: TensorPayload | list[Any], spec: ModalitySpec, field: str, max_pixels: int
+) -> tuple[Tensor, Tensor]:
+    """One modality's input for B samples → (data [B, *shape], mask bool [B])."""
+    shape = list(spec.shape)
+    if isinstance(value, TensorPayload):
+        if value.shape[1:] != shape or len(value.shape) != len(shape) + 1:
+            raise invalid(f"{field}.shape", f"wrong shape {value.shape}; expected [B, *{shape}]")
+        if math.prod(value.shape) != len(value.data):
+            raise invalid(
+                f"{field}.data",
+                f"has {len(value.data)} values; shape {value.shape} needs {math.prod(value.shape)}",
+            )
+        x = torch.tensor(value.data, dtype=torch.float32).view(value.shape)
+        _check_finite(x, f"{field}.data")
+        if spec.kind == "categorical":
+            _check_probabilities(x, f"{field}.data")
+        return x, torch.ones(x.shape[0], dtype=torch.bool)
+    rows = [decode_sample(v, spec, f"{field}[{i}]", max_pixels) for i, v in enumerate(value)]
+    zeros = torch.zeros(shape)
+    data = torch.stack([zeros if r is None else r for r in rows]) if rows else zeros[None][:0]
+    return data, torch.tensor([r is not None for r in rows], dtype=torch.bool)
+
+
+def decode_inputs(
+    inputs: dict[str, TensorPayload | list[Any]],
+    specs: Sequence[ModalitySpec],
+    max_batch: int,
+    max_pixels: int,
+) -> Batch:
+    """The request's `inputs` → a `Batch` over every model modality (missing: zeros, False)."""
+    by_name = {s.name: s for s in specs}
+    if not inputs:
+        raise invalid("inputs", f"give at least one modality; the model has {list(by_name)}")
+    for name in inputs:
+        if name not in by_name:
+            raise invalid(f"inputs.{name}", f"unknown modality; the model has {list(by_name)}")
+    sizes: dict[str, int] = {}
+    for name, v in inputs.items():
+        sizes[name] = v.shape[0] if isinstance(v, TensorPayload) else len(v)
+        if sizes[name] > max_batch:
+            raise over_limit(f"inputs.{name}", sizes[name], max_batch, "MMVAE_MAX_BATCH_SIZE")
+    if len(set(sizes.values())) > 1:
+        raise invalid("inputs", f"every modality needs the same number of samples, got {sizes}")
+    n = next(iter(sizes.values()))
+    if n == 0:
+        raise invalid("inputs", "no samples given")
+    data, masks = {}, {}
+    for name, spec in by_name.items():
+        if name in inputs:
+            data[name], masks[name] = decode_modality(
+                inputs[name], spec, f"inputs.{name}", max_pixels
+            )
+        else:
+            data[name] = torch.zeros(n, *spec.shape)
+            masks[name] = torch.zeros(n, dtype=torch.bool)
+    observed = torch.stack(list(masks.values())).any(0)
+    if not bool(observed.all()):
+        first = int((~observed).nonzero()[0])
+        raise invalid("inputs", f"sample {first} has no observed modality")
+    return Batch(data, masks)
+
+
+# ---- outputs --------------------------------------------------------------------------------
+def encode_png(image: Tensor) -> bytes:
+    """[C, H, W] in [0, 1] (values outside are clipped) → PNG bytes."""
+    array = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    pil = (
+        Image.fromarray(array[0], "L")
+        if array.shape[0] == 1
+        else Image.fromarray(array.transpose(1, 2, 0), "RGB")
+    )
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_grid(images: Tensor, scale: int = 1, pad: int = 1) -> bytes:
+    """[S, B, C, H, W] → one PNG: a row per input sample (B), a column per draw (S)."""
+    s, b, c, h, w = images.shape
+    grid = torch.ones(c, b * (h + pad) + pad, s * (w + pad) + pad)
+    for j in range(b):
+        for i in range(s):
+            top, left = pad + j * (h + pad), pad + i * (w + pad)
+            grid[:, top : top + h, left : left + w] = images[i, j].clamp(0, 1)
+    if scale > 1:
+        grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    return encode_png(grid)
+
+
+def encode_tensor(
+    x: Tensor, spec: ModalitySpec | None, encoding: OutputEncoding, png_scale: int = 1
+) -> TensorOut:
+    """A [..., *shape] output → `TensorOut`: flat or nested values, PNGs for images on request,
+    and the argmax class for categorical modalities."""
+    x = x.detach().float().cpu()
+    out = TensorOut(shape=list(x.shape))
+    if spec is not None and spec.kind == "image" and encoding == "png":
+        lead = x.shape[:-3]
+        flat = x.reshape(-1, *x.shape[-3:])
+        if png_scale > 1:
+            flat = flat.repeat_interleave(png_scale, -2).repeat_interleave(png_scale, -1)
+        pngs = [base64.b64encode(encode_png(img)).decode() for img in flat]
+        out.png = np.array(pngs, dtype=object).reshape(lead).tolist()
+    else:
+        out.data = x.tolist() if encoding == "nested" else x.flatten().tolist()
+    if spec is not None and spec.kind == "categorical":
+        out.classes = x.argmax(-1).tolist()
+    return out
+
+
+def to_npz(arrays: dict[str, Tensor]) -> bytes:
+    """Named tensors → .npz bytes (float32; never pickled)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v.detach().float().cpu().numpy() for k, v in arrays.items()})
+    return buffer.getvalue()

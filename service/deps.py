@@ -1,0 +1,46 @@
+"""Dependency-injected handles (`Annotated` aliases) for the routes: settings, registry,
+batchers, metrics, the model named in the path, and the API-key checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from service.batching import BatcherPool
+from service.metrics import ServiceMetrics
+from service.registry import LoadedModel, ModelRegistry
+from service.security import admin_key, inference_key
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+def get_batchers(request: Request) -> BatcherPool:
+    return request.app.state.batchers
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
+
+
+def get_model(
+    request: Request,
+    name: Annotated[str, Path(max_length=96, description="serving name of a loaded model")],
+) -> LoadedModel:
+    return request.app.state.registry.get(name)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+BatchersDep = Annotated[BatcherPool, Depends(get_batchers)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+AdminKey = Depends(admin_key)
+InferenceKey = Depends(inference_key)

@@ -1,0 +1,124 @@
+"""Errors as JSON `{"error": {"code", "message", "field"}}`: 4xx for the caller's mistakes.
+
+Routes raise `ApiError` (or a subclass); `ValueError`s from core become 422 with their message,
+request validation errors name the offending field, and anything unexpected is a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("service.errors")
+
+
+class ApiError(Exception):
+    """An error answered to the caller: HTTP `status`, a stable `code`, the `field` at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers or {}
+
+
+def invalid(field: str, message: str) -> ApiError:
+    """422: a value the caller sent is wrong; the message names the field and the rule."""
+    return ApiError(422, "invalid_input", f"{field}: {message}", field)
+
+
+def over_limit(field: str, value: int, limit: int, setting: str) -> ApiError:
+    """422: a value over a configured limit; names the field, the limit and the setting."""
+    return ApiError(
+        422,
+        "limit_exceeded",
+        f"{field}: {value} exceeds the limit of {limit} (setting {setting})",
+        field,
+    )
+
+
+def not_found(what: str, name: str, field: str | None = None) -> ApiError:
+    return ApiError(404, "not_found", f"{what} {name!r} not found", field)
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    """`("body", "inputs", "image", 0)` → `inputs.image[0]`."""
+    parts: list[str] = []
+    for item in loc:
+        if item in ("body", "query", "path", "header") and not parts:
+            continue
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "body"
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    field = _loc(first.get("loc", ()))
+    message = f"{field}: {first.get('msg', 'invalid')}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return error_response(422, "invalid_request", message, field)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # an unparseable body: a caller mistake like any other, so 422
+        return error_response(422, "invalid_request", f"body: {exc.detail}", "body")
+    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
+        exc.status_code, "http_error"
+    )
+    return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
+
+
+async def _value_error(_: Request, exc: Exception) -> JSONResponse:
+    message = str(exc) or type(exc).__name__
+    field = message.split(":", 1)[0] if ":" in message and len(message.split(":")[0]) < 40 else None
+    return error_response(422, "invalid_input", message, field)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ValueError, _value_error)
+    app.add_exception_handler(Exception, _unexpected)

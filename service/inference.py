@@ -1,0 +1,168 @@
+"""The torch side of each inference operation, on a merged batch, and the split back per request.
+
+An operation takes the model, one `Batch` (several requests' samples concatenated), its
+parameters and a generator, and returns named tensors with the batch along a known axis; the
+batcher cuts them back into each request's rows. Runs in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from core.data.batch import Batch
+from core.models.base import MultimodalVAE
+from core.models.distributions import Diagonal, Mixture
+
+Outputs = dict[str, tuple[Tensor, int]]  # name → (tensor, batch axis)
+Operation = Callable[[MultimodalVAE, Batch | None, dict[str, Any], torch.Generator | None], Outputs]
+
+
+@dataclass(frozen=True)
+class Work:
+    """One request's share of a forward pass: the model and operation parameters (equal for
+    every request merged), its samples (None for `sample`), row count and seed."""
+
+    model: MultimodalVAE
+    params: dict[str, Any]
+    batch: Batch | None
+    rows: int
+    seed: int | None = None
+
+
+def posterior_std(post: Diagonal | Mixture) -> Tensor:
+    """Standard deviation of the posterior per dimension [B, D] (mixtures: of the whole mixture)."""
+    if isinstance(post, Diagonal):
+        return post.scale * (2**0.5 if post.family == "laplace" else 1.0)
+    comp = post.components
+    var = comp.scale**2 * (2.0 if comp.family == "laplace" else 1.0)
+    w = post.log_weights.softmax(-1).transpose(0, 1).unsqueeze(-1)  # [C, B, 1]
+    second = (w * (var + comp.loc**2)).sum(0)
+    return (second - post.mean**2).clamp_min(0).sqrt()
+
+
+def op_encode(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any], g: Any) -> Outputs:
+    assert batch is not None
+    n = p["n_samples"]
+    latent = model.encode(batch, None, n_samples=max(n, 1), mean=n == 0, generator=g)
+    post = latent.posterior
+    assert post is not None
+    out: Outputs = {"mean": (post.mean, 0), "scale": (posterior_std(post), 0)}
+    if n:
+        out["samples"] = (latent.z, 1)
+    return out
+
+
+def op_generate(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any], g: Any) -> Outputs:
+    assert batch is not None
+    outs = model.generate(batch, None, p["targets"], p["n_samples"], g, p["mean_latent"])
+    return {m: (x, 1) for m, x in outs.items()}
+
+
+def op_reconstruct(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any], g: Any) -> Outputs:
+    """`rec.<m>` from every observed input; `cross.<s>.<m>` from source `s` alone, NaN in the
+    rows that lack `s`, with `cross.<s>` holding the row mask."""
+    assert batch is not None
+    targets, n, mean = p["targets"], p["n_samples"], p["mean_latent"]
+    out: Outputs = {
+        f"rec.{m}": (x, 1) for m, x in model.generate(batch, None, targets, n, g, mean).items()
+    }
+    if not p["cross"]:
+        return out
+    for source in model.names:
+        rows = batch.masks[source]
+        if not bool(rows.any()):
+            continue
+        sub = model.generate(batch.index(rows.nonzero().flatten()), [source], targets, n, g, mean)
+        out[f"cross.{source}"] = (rows.float(), 0)
+        for m, x in sub.items():
+            full = torch.full((x.shape[0], batch.size, *x.shape[2:]), float("nan"))
+            full[:, rows] = x
+            out[f"cross.{source}.{m}"] = (full, 1)
+    return out
+
+
+def op_sample(model: MultimodalVAE, _: Batch | None, p: dict[str, Any], g: Any) -> Outputs:
+    sampler = None if p["sampler"] == "prior" else model.sampler  # type: ignore[attr-defined]
+    outs = model.sample(p["n"], sampler=sampler, modalities=p["modalities"], generator=g)
+    return {m: (x, 0) for m, x in outs.items()}
+
+
+def op_log_likelihood(
+    model: MultimodalVAE, batch: Batch | None, p: dict[str, Any], g: Any
+) -> Outputs:
+    from core.metrics.likelihood import conditional_log_prob
+
+    assert batch is not None
+    if p["given"] is None:
+        ll = model.log_likelihood(batch, k=p["k"], generator=g)
+    else:
+        targets = [m for m in model.names if m not in p["given"]]
+        ll = conditional_log_prob(model, batch, p["given"], targets, k=p["k"], generator=g)
+    return {"log_likelihood": (ll, 0)}
+
+
+OPERATIONS: dict[str, Operation] = {
+    "encode": op_encode,
+    "generate": op_generate,
+    "reconstruct": op_reconstruct,
+    "sample": op_sample,
+    "log-likelihood": op_log_likelihood,
+}
+
+
+def merge(batches: Sequence[Batch]) -> Batch:
+    """Concatenate the requests' batches along the sample dimension."""
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+    return Batch(
+        {m: torch.cat([b.data[m] for b in batches]) for m in first.data},
+        {m: torch.cat([b.masks[m] for b in batches]) for m in first.masks},
+    )
+
+
+def split(outputs: Outputs, rows: Sequence[int]) -> list[dict[str, Tensor]]:
+    """Cut every output along its batch axis into consecutive pieces of `rows` samples."""
+    pieces: list[dict[str, Tensor]] = [{} for _ in rows]
+    for name, (x, axis) in outputs.items():
+        for i, part in enumerate(torch.split(x, list(rows), dim=axis)):
+            pieces[i][name] = part
+    return pieces
+
+
+def run(op: str, works: Sequence[Work]) -> list[dict[str, Tensor]]:
+    """One forward pass for `works` (all unseeded, or a single seeded one), split per request."""
+    model, params = works[0].model, works[0].params
+    generator = None
+    if len(works) == 1 and works[0].seed is not None:
+        generator = torch.Generator().manual_seed(works[0].seed)
+    rows = [w.rows for w in works]
+    batch = None if works[0].batch is None else merge([w.batch for w in works])  # type: ignore[misc]
+    if op == "sample":
+        params = {**params, "n": sum(rows)}
+    with torch.inference_mode():
+        outputs = OPERATIONS[op](model, batch, params, generator)
+    return split(outputs, rows)
+
+
+def group_key(op: str, params: dict[str, Any], seed: int | None, token: object) -> Hashable:
+    """Requests with equal keys may share a forward pass: same operation and parameters, and
+    no seed (a seeded request runs alone so its draws depend on nothing else; `token` is unique
+    per request)."""
+    frozen = tuple(sorted((k, _freeze(v)) for k, v in params.items()))
+    return (op, frozen, None if seed is None else token)
+
+
+def _freeze(value: Any) -> Hashable:
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, Hashable):
+        return value
+    return id(value)

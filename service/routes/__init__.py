@@ -1,0 +1,1 @@
+"""HTTP routes, one module per area; `service.app.create_app` includes their routers."""

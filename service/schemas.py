@@ -1,0 +1,244 @@
+"""Typed request and response bodies of the HTTP API (pydantic; they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OutputEncoding = Literal["tensor", "nested", "png"]
+Seed = Annotated[int | None, Field(None, ge=0, lt=2**63, description="fixes the random draws")]
+ModalityName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TensorPayload(_Strict):
+    """A dense float32 tensor: `shape` [B, *modality shape] and `data` row-major, flat."""
+
+    shape: list[Annotated[int, Field(ge=0)]] = Field(min_length=1, max_length=5)
+    data: list[float]
+
+
+SampleValue = float | int | str | list[Any] | None
+ModalityInput = TensorPayload | list[SampleValue]
+Inputs = Annotated[
+    dict[ModalityName, ModalityInput],
+    Field(
+        description="modality → `{shape, data}`, or one entry per sample: a nested list, a class "
+        "index (categorical), a base64 PNG (image), or null for a missing modality",
+        examples=[{"label": [3]}],
+    ),
+]
+
+
+class OutputOptions(_Strict):
+    encoding: OutputEncoding = Field(
+        "tensor", description="tensor: flat `data`; nested: nested lists; png: images as PNG"
+    )
+    png_scale: int = Field(1, ge=1, le=32, description="upscaling of PNG outputs (nearest)")
+
+
+class EncodeRequest(OutputOptions):
+    inputs: Inputs
+    n_samples: int = Field(0, ge=0, description="latent draws to return (0: none)")
+    seed: Seed = None
+
+
+class GenerateRequest(OutputOptions):
+    inputs: Inputs
+    targets: list[ModalityName] | None = Field(
+        None, description="modalities to produce (default: every modality)"
+    )
+    n_samples: int = Field(1, ge=1, description="draws per input sample")
+    mean_latent: bool = Field(False, description="decode the posterior mean (deterministic)")
+    seed: Seed = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"inputs": {"label": [3]}, "targets": ["image"], "n_samples": 2}]
+        },
+    )
+
+
+class ReconstructRequest(OutputOptions):
+    inputs: Inputs
+    targets: list[ModalityName] | None = Field(
+        None, description="modalities to reconstruct (default: every modality)"
+    )
+    cross: bool = Field(True, description="also generate from each input modality alone")
+    n_samples: int = Field(1, ge=1)
+    mean_latent: bool = Field(True, description="decode the posterior mean")
+    seed: Seed = None
+
+
+class SampleRequest(OutputOptions):
+    n: int = Field(1, ge=1, description="number of synthetic samples")
+    sampler: str = Field("prior", max_length=64, description="prior, or the model's fitted one")
+    modalities: list[ModalityName] | None = Field(None, description="default: every modality")
+    seed: Seed = None
+
+
+class LogLikelihoodRequest(_Strict):
+    inputs: Inputs
+    k: int = Field(100, ge=1, description="importance samples per input sample")
+    given: list[ModalityName] | None = Field(
+        None,
+        description="conditional log p(other inputs | given); default: joint log p(inputs)",
+    )
+    seed: Seed = None
+
+
+class BuiltinDataset(_Strict):
+    kind: Literal["builtin"] = "builtin"
+    name: str = Field("digits", max_length=64)
+    split: Literal["train", "test", "all"] = "test"
+
+
+class UploadedDataset(_Strict):
+    kind: Literal["npz"] = "npz"
+    data_base64: str = Field(description="an .npz dataset file, base64-encoded")
+
+
+class EvaluateRequest(_Strict):
+    dataset: Annotated[BuiltinDataset | UploadedDataset, Field(discriminator="kind")]
+    metrics: list[str] | None = Field(None, description="metric names; default: the standard set")
+    seed: Seed = None
+
+
+# ---- responses ------------------------------------------------------------------------------
+class TensorOut(BaseModel):
+    """An output tensor: `shape`, and `data` (flat or nested) or `png` (base64, images);
+    categorical outputs also carry `classes`, the argmax over the last dimension."""
+
+    shape: list[int]
+    data: list[Any] | None = None
+    png: list[Any] | None = None
+    classes: list[Any] | None = None
+
+
+class EncodeResponse(BaseModel):
+    model: str
+    mean: TensorOut = Field(description="posterior mean [B, D]")
+    scale: TensorOut = Field(description="posterior standard deviation [B, D]")
+    samples: TensorOut | None = Field(None, description="latent draws [S, B, D]")
+
+
+class GenerateResponse(BaseModel):
+    model: str
+    outputs: dict[str, TensorOut] = Field(description="modality → [S, B, *shape]")
+    seed: int | None = None
+
+
+class CrossReconstruction(BaseModel):
+    rows: list[int] = Field(description="the input samples that observe the source modality")
+    outputs: dict[str, TensorOut] = Field(description="modality → [S, len(rows), *shape]")
+
+
+class ReconstructResponse(BaseModel):
+    model: str
+    reconstructions: dict[str, TensorOut] = Field(description="from every input modality")
+    cross: dict[str, CrossReconstruction] = Field(
+        default_factory=dict, description="source modality → generation from it alone"
+    )
+    seed: int | None = None
+
+
+class SampleResponse(BaseModel):
+    model: str
+    sampler: str
+    outputs: dict[str, TensorOut] = Field(description="modality → [n, *shape]")
+    seed: int | None = None
+
+
+class LogLikelihoodResponse(BaseModel):
+    model: str
+    log_likelihood: list[float] = Field(description="per input sample")
+    k: int
+    given: list[str] | None = None
+    targets: list[str] | None = None
+
+
+class EvaluateResponse(BaseModel):
+    model: str
+    n_samples: int
+    metrics: dict[str, Any]
+
+
+class ModalityInfo(BaseModel):
+    name: str
+    kind: str
+    shape: list[int]
+    likelihood: str
+    accepts: list[str] = Field(description="input encodings this modality accepts")
+    outputs: list[str] = Field(description="output encodings available")
+
+
+class ModelSource(BaseModel):
+    kind: Literal["demo", "store", "hub"]
+    name: str | None = None
+    version: str | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+    sha: str | None = None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    model_type: str
+    latent_dim: int
+    modalities: list[ModalityInfo]
+    samplers: list[str] = Field(description="samplers `sample` accepts")
+    source: ModelSource
+    loaded_at: str
+    ready: bool
+    config: dict[str, Any]
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class StoreSpec(_Strict):
+    kind: Literal["store"] = "store"
+    name: str = Field(min_length=1, max_length=96)
+    version: str = Field("latest", min_length=1, max_length=96)
+
+
+class HubSpec(_Strict):
+    kind: Literal["hub"] = "hub"
+    repo_id: str = Field(min_length=1, max_length=200)
+    revision: str | None = Field(None, max_length=255, description="a commit sha (pinned)")
+
+
+class DemoSpec(_Strict):
+    kind: Literal["demo"] = "demo"
+
+
+class LoadRequest(_Strict):
+    name: str | None = Field(
+        None, min_length=1, max_length=96, description="serving name (default: from the source)"
+    )
+    source: Annotated[StoreSpec | HubSpec | DemoSpec, Field(discriminator="kind")]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,162 @@
+"""API keys, the request body limit, and protected mode.
+
+- Keys travel as `Authorization: Bearer <key>` and are compared with `hmac.compare_digest`
+  against every configured key (no early exit), so timing reveals nothing.
+- The body limit is enforced on the bytes received, not only on Content-Length, so a chunked
+  body is cut off at the limit with 413 too.
+- Protected mode: without keys the server runs open only on a loopback address.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+
+from fastapi import Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import ApiError, error_body
+from service.settings import Settings
+
+log = logging.getLogger("service.security")
+bearer = HTTPBearer(auto_error=False, description="an API key from MMVAE_API_KEYS")
+
+
+def key_matches(given: str, keys: list[str]) -> bool:
+    """True when `given` equals one of `keys`; constant time in the key contents."""
+    given_bytes = given.encode()
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given_bytes, key.encode())
+    return found
+
+
+def check_key(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """Raise 401 (no key) or 403 (wrong key) when keys are configured."""
+    keys = settings.keys
+    if not keys:
+        return
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this route needs an API key: send 'Authorization: Bearer <key>'",
+            "Authorization",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not key_matches(credentials.credentials, keys):
+        raise ApiError(403, "forbidden", "the API key is not valid", "Authorization")
+
+
+async def admin_key(request: Request) -> None:
+    """Dependency: a valid key for model load/unload and job routes."""
+    check_key(request.app.state.settings, await bearer(request))
+
+
+async def inference_key(request: Request) -> None:
+    """Dependency: a valid key on inference routes when MMVAE_REQUIRE_KEY_FOR_INFERENCE is on."""
+    settings: Settings = request.app.state.settings
+    if settings.require_key_for_inference:
+        check_key(settings, await bearer(request))
+
+
+class BodyLimitMiddleware:
+    """413 for a body over `max_bytes`: by Content-Length up front, else while it streams in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._reject(send)
+            return
+        # Read the whole body now (it is at most max_bytes), then replay it to the app.
+        chunks: list[bytes] = []
+        size = 0
+        more = scope["method"] not in ("GET", "HEAD", "OPTIONS", "DELETE") or length is not None
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send: Send) -> None:
+        payload = json.dumps(
+            error_body(
+                "body_too_large",
+                f"request body exceeds {self.max_bytes} bytes (setting MMVAE_MAX_BODY_BYTES)",
+                "body",
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ExposureError(RuntimeError):
+    """Refusing to listen beyond loopback without API keys."""
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """Protected mode: with no keys, run open only on loopback (warn); elsewhere refuse unless
+    MMVAE_ALLOW_OPEN (or --allow-open) says so."""
+    if settings.keys:
+        return
+    if is_loopback(host):
+        log.warning(
+            "no API keys configured (MMVAE_API_KEYS): running open on loopback %s; "
+            "every route, model loading included, is unauthenticated",
+            host,
+        )
+        return
+    if not settings.allow_open:
+        raise ExposureError(
+            f"refusing to listen on {host} without API keys: set MMVAE_API_KEYS, listen on "
+            "127.0.0.1, or pass --allow-open (MMVAE_ALLOW_OPEN=true) to run open deliberately"
+        )
+    log.warning(
+        "running OPEN on %s without API keys (MMVAE_ALLOW_OPEN): anyone can load models", host
+    )

@@ -1,0 +1,84 @@
+"""Service settings from environment variables (prefix `MMVAE_`), validated by pydantic-settings.
+
+List settings take comma-separated values (`MMVAE_API_KEYS=key1,key2`). Every field is documented
+in the README's configuration table; the defaults suit a laptop on loopback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: object) -> object:
+    """`"a, b,,c"` → `["a", "b", "c"]`; lists pass through."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment; see the README for each default."""
+
+    model_config = SettingsConfigDict(env_prefix="MMVAE_", extra="ignore", case_sensitive=False)
+
+    # security
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="bearer keys; required on load/unload and job routes"
+    )
+    require_key_for_inference: bool = Field(False, description="also require a key on inference")
+    allow_open: bool = Field(False, description="allow listening beyond loopback without keys")
+    cors_origins: CommaList = Field(default_factory=list, description="allowed CORS origins")
+    # models
+    preload: CommaList = Field(
+        default_factory=lambda: ["digits-demo"],
+        description="models loaded at start: digits-demo, store:name[@version], hub:org/name@sha; "
+        "`alias=spec` serves it under another name",
+    )
+    allow_unpinned_hub: bool = Field(False, description="allow Hub loads at a branch or tag")
+    hub_org_allowlist: CommaList = Field(
+        default_factory=list, description="Hub organisations loads may come from (empty: any)"
+    )
+    hub_endpoint: str | None = Field(
+        None, description="Hub server (default: HF_ENDPOINT, else huggingface.co)"
+    )
+    max_models: int = Field(16, gt=0, description="loaded models at most")
+    warmup: bool = Field(True, description="run one inference per model before it is ready")
+    # data
+    data_dir: Path = Field(Path("./data"), description="root of everything the service writes")
+    store_dir: Path | None = Field(None, description="model store; default <data_dir>/models")
+    # limits
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="request body size → 413")
+    max_batch_size: int = Field(256, gt=0, description="samples per request and per forward pass")
+    max_n_samples: int = Field(64, gt=0, description="n_samples per request")
+    max_total_outputs: int = Field(16384, gt=0, description="batch size × n_samples per request")
+    max_k: int = Field(5000, gt=0, description="importance samples K for log-likelihood")
+    max_image_pixels: int = Field(1_000_000, gt=0, description="pixels of an uploaded PNG")
+    max_eval_samples: int = Field(2000, gt=0, description="evaluate synchronously up to this")
+    # serving
+    batching: bool = Field(True, description="merge concurrent requests into one forward pass")
+    batch_wait_ms: float = Field(2.0, ge=0, description="longest wait for a batch to fill")
+    queue_size: int = Field(256, gt=0, description="pending requests per model and operation")
+    request_timeout_s: float = Field(30.0, gt=0, description="per-request inference timeout")
+    inference_workers: int = Field(1, gt=0, description="threads running forward passes")
+    torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads")
+    # logging
+    log_level: str = Field("INFO", description="Python log level")
+    log_json: bool = Field(True, description="structured JSON log lines")
+
+    _split_lists = field_validator(
+        "api_keys", "cors_origins", "preload", "hub_org_allowlist", mode="before"
+    )(_split)
+
+    @property
+    def keys(self) -> list[str]:
+        return [k.get_secret_value() for k in self.api_keys]
+
+    @property
+    def resolved_store_dir(self) -> Path:
+        return self.store_dir if self.store_dir is not None else self.data_dir / "models"

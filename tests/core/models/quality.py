@@ -1,0 +1,66 @@
+"""Short-training quality figures on `digits` for one model (used by the slow quality test and
+to report the numbers: `python -m tests.core.models.quality`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from core.data.builtin import builtin_modalities, load_builtin
+from core.models import MultimodalVAE, available_models, build_model
+from core.training import Trainer, TrainerConfig
+
+EPOCHS = 30
+NETWORK = {"kind": "mlp", "hidden": [256, 256]}
+
+
+def train_digits_model(model_type: str, epochs: int = EPOCHS, seed: int = 0) -> MultimodalVAE:
+    torch.manual_seed(seed)
+    extra = {"K": 5} if model_type == "mmvae" else {}
+    model = build_model(
+        {
+            "model_type": model_type,
+            "modalities": builtin_modalities("digits"),
+            "latent_dim": 16,
+            "encoder": NETWORK,
+            "decoder": NETWORK,
+            **extra,
+        }
+    )
+    config = TrainerConfig(epochs=epochs, batch_size=64, learning_rate=1e-3, seed=seed)
+    Trainer(model, load_builtin("digits", "train"), config=config).fit()
+    return model.eval()
+
+
+def image_classifier() -> LogisticRegression:
+    train = load_builtin("digits", "train")
+    clf = LogisticRegression(max_iter=2000)
+    clf.fit(train.data["image"].flatten(1).numpy(), train.labels.numpy())
+    return clf
+
+
+def quality(model: MultimodalVAE, clf: LogisticRegression) -> dict[str, float]:
+    """image→label coherence and label→image accuracy (by a classifier of real images)."""
+    test = load_builtin("digits", "test")
+    batch = test.batch()
+    g = torch.Generator().manual_seed(0)
+    label = model.generate(batch, given=["image"], targets=["label"], generator=g)["label"][0]
+    coherence = (label.argmax(-1) == batch.labels).float().mean().item()
+    images = model.generate(batch, given=["label"], targets=["image"], generator=g)["image"][0]
+    predicted = clf.predict(images.flatten(1).numpy())
+    label_to_image = float((torch.from_numpy(predicted) == batch.labels).float().mean())
+    real = float(clf.score(batch.data["image"].flatten(1).numpy(), batch.labels.numpy()))
+    return {
+        "image_to_label": coherence,
+        "label_to_image": label_to_image,
+        "classifier_on_real": real,
+    }
+
+
+if __name__ == "__main__":
+    clf = image_classifier()
+    names = sys.argv[1:] or available_models()
+    print(json.dumps({m: quality(train_digits_model(m), clf) for m in names}, indent=2))

@@ -1,0 +1,23 @@
+"""After a short training on digits, every model is coherent well above chance (10 %)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.models import available_models
+from tests.core.models.quality import image_classifier, quality, train_digits_model
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return image_classifier()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_type", available_models())
+def test_cross_modal_generation_is_coherent_on_digits(model_type, classifier):
+    figures = quality(train_digits_model(model_type), classifier)
+    print(model_type, figures)
+    assert figures["classifier_on_real"] > 0.9
+    assert figures["image_to_label"] > 0.6, figures
+    assert figures["label_to_image"] > 0.5, figures

@@ -1,0 +1,224 @@
+"""Trainer: exact resume, stages, keep_best, clipping, evaluation and metric averaging."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+from core.training import Callback, Trainer, TrainerConfig, TrainerState, TrainingError
+from tests.core.training.conftest import (
+    MeanModel,
+    TwoStageMVAE,
+    assert_same_weights,
+    synthetic,
+    tiny_mvae,
+    weights,
+)
+
+BASE = {"batch_size": 16, "learning_rate": 3e-3, "seed": 3}
+
+
+class StopAtStep(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, state: TrainerState) -> bool:
+        return state.global_step >= self.step
+
+
+def config(tmp_path, name: str, **kw) -> TrainerConfig:
+    return TrainerConfig(**{**BASE, "output_dir": str(tmp_path / name), **kw})
+
+
+@pytest.mark.parametrize("model_cls", [None, TwoStageMVAE], ids=["mvae", "two-stage"])
+def test_resume_is_bit_exact(tmp_path, data, eval_data, model_cls):
+    def make(seed):
+        return tiny_mvae(seed) if model_cls is None else TwoStageMVAE(tiny_mvae(seed).config)
+
+    sched = {"kind": "exponential", "gamma": 0.9}
+    straight = make(0)
+    full = Trainer(straight, data, eval_data, config(tmp_path, "a", epochs=4, scheduler=sched))
+    expected = full.fit()
+
+    first = make(0)
+    Trainer(first, data, eval_data, config(tmp_path, "b", epochs=2, scheduler=sched)).fit()
+    resumed = make(seed=123)  # different init: the weights must come from the checkpoint
+    again = Trainer(resumed, data, eval_data, config(tmp_path, "b", epochs=4, scheduler=sched))
+    result = again.fit(resume=True)
+
+    assert_same_weights(weights(straight), weights(resumed))
+    assert result.train_metrics == expected.train_metrics
+    assert result.eval_metrics == expected.eval_metrics
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_mid_epoch_resume_is_bit_exact(tmp_path, data):
+    straight = tiny_mvae(0)
+    expected = Trainer(straight, data, None, config(tmp_path, "a", epochs=3)).fit()
+
+    cfg = config(tmp_path, "b", epochs=3, checkpoint_every_steps=4)
+    stopped = Trainer(tiny_mvae(0), data, None, cfg, [StopAtStep(9)]).fit()
+    assert stopped.stopped_early and stopped.global_step == 9  # 6 steps per epoch: mid-epoch
+    assert stopped.checkpoint.endswith("step-0000000009")
+
+    resumed = tiny_mvae(seed=7)
+    result = Trainer(resumed, data, None, cfg).fit(resume=True)
+    assert result.global_step == expected.global_step == 18
+    assert_same_weights(weights(straight), weights(resumed))
+    assert result.train_metrics == expected.train_metrics
+
+
+def test_resume_without_checkpoint_starts_fresh_and_fresh_start_refuses_old_run(tmp_path, data):
+    cfg = config(tmp_path, "a", epochs=1)
+    assert Trainer(tiny_mvae(), data, None, cfg).fit(resume=True).epochs_run == 1
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        Trainer(tiny_mvae(), data, None, cfg).fit()
+    assert Trainer(tiny_mvae(), data, None, cfg).fit(overwrite=True).epochs_run == 1
+
+
+def test_second_stage_trains_only_encoders(tmp_path, data):
+    model = TwoStageMVAE(tiny_mvae().config)
+    snapshots: dict[int, dict] = {0: weights(model)}
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, state: TrainerState) -> None:
+            snapshots[state.epoch] = weights(model)
+
+    Trainer(model, data, None, config(tmp_path, "a", epochs=4), [Snapshot()]).fit()
+    before, after = snapshots[2], snapshots[4]
+    decoders = [k for k in before if k.startswith("decoders.")]
+    encoders = [k for k in before if k.startswith("encoders.")]
+    assert decoders and encoders
+    assert any(not torch.equal(snapshots[0][k], before[k]) for k in decoders)  # stage 1 moved them
+    assert all(torch.equal(before[k], after[k]) for k in decoders)
+    assert all(not torch.equal(before[k], after[k]) for k in encoders)
+    lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["stage"] for line in lines] == ["joint"] * 2 + ["encoders"] * 2
+
+
+def test_loss_decreases(data):
+    model = tiny_mvae(warmup=0)
+    history = []
+
+    class Record(Callback):
+        def on_epoch_end(self, state: TrainerState) -> None:
+            history.append(state.train_metrics["loss"])
+
+    Trainer(model, data, None, TrainerConfig(**BASE, epochs=8), [Record()]).fit()
+    assert history[-1] < 0.9 * history[0]
+
+
+def test_keep_best_restores_the_best_epoch(tmp_path, data, eval_data):
+    model = tiny_mvae()
+    saved: dict[int, dict] = {}
+
+    class Sabotage(Callback):
+        """Wreck the decoders from epoch 3 on, so epoch 2 is the best."""
+
+        def on_epoch_start(self, state: TrainerState) -> None:
+            if state.epoch == 3:
+                with torch.no_grad():
+                    for p in model.decoders.parameters():
+                        p.add_(torch.randn_like(p) * 5)
+
+        def on_epoch_end(self, state: TrainerState) -> None:
+            saved[state.epoch] = weights(model)
+
+    cfg = config(tmp_path, "a", epochs=4, keep_best=True, learning_rate=1e-4)
+    result = Trainer(model, data, eval_data, cfg, [Sabotage()]).fit()
+    assert result.best_epoch == 2
+    assert_same_weights(weights(model), saved[2])
+    assert_same_weights(load_file(tmp_path / "a" / "model" / "model.safetensors"), saved[2])
+    assert_same_weights(load_file(tmp_path / "a" / "best" / "model.safetensors"), saved[2])
+    info = json.loads((tmp_path / "a" / "model" / "training.json").read_text())
+    assert info["best_epoch"] == 2
+    assert info["final_metrics"]["eval_loss"] == result.best_eval_loss
+    assert all(isinstance(v, float) for v in info["final_metrics"].values())
+
+
+def test_keep_best_without_eval_data_is_an_error(data):
+    with pytest.raises(ValueError, match="keep_best"):
+        Trainer(tiny_mvae(), data, None, TrainerConfig(keep_best=True))
+
+
+def test_grad_clipping_bounds_the_norm_seen_by_the_optimizer(data):
+    norms: list[float] = []
+
+    def hook(optimizer, args, kwargs):
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+    handle = register_optimizer_step_pre_hook(hook)
+    try:
+        cfg = TrainerConfig(**BASE, epochs=1, grad_clip_norm=0.5)
+        result = Trainer(tiny_mvae(), data, None, cfg).fit()
+    finally:
+        handle.remove()
+    assert len(norms) == 6
+    assert max(norms) <= 0.5 + 1e-4
+    assert result.train_metrics["grad_norm"] > 0.5  # clipping was actually needed
+
+
+def test_eval_metrics_come_from_eval_data_in_order_and_in_eval_mode(data):
+    eval_data = synthetic(30, seed=5)
+    requested: list[list[int]] = []
+    original = type(eval_data).__getitems__
+
+    def spy(self, indices):
+        requested.append(list(indices))
+        return original(self, indices)
+
+    eval_data.__class__ = type("Spy", (type(eval_data),), {"__getitems__": spy})
+    modes: list[bool] = []
+    model = tiny_mvae()
+    model.register_forward_pre_hook(lambda m, args: modes.append(m.training))
+    cfg = TrainerConfig(**BASE, epochs=1, eval_batch_size=8)
+    trainer = Trainer(model, data, eval_data, cfg)
+    result = trainer.fit()
+    assert [i for chunk in requested for i in chunk] == list(range(30))
+    assert modes[-4:] == [False] * 4 and modes[:6] == [True] * 6
+    assert result.eval_metrics != result.train_metrics
+    rng = torch.get_rng_state()
+    assert trainer.evaluate() == result.eval_metrics  # same noise every time
+    assert torch.equal(rng, torch.get_rng_state())  # evaluation leaves training RNG alone
+
+
+def test_epoch_metrics_are_weighted_by_batch_size(data):
+    model = MeanModel()
+    cfg = TrainerConfig(epochs=1, batch_size=40, eval_batch_size=37, learning_rate=1e-9)
+    result = Trainer(model, data, data, cfg).fit()  # batches 40, 40, 16 and 37, 37, 22
+    assert result.eval_metrics["first"] == pytest.approx(float(data.data["a"][:, 0].mean()))
+    assert result.train_metrics["first"] == pytest.approx(float(data.data["a"][:, 0].mean()))
+    exact = float((data.data["a"] - model.w.detach()).pow(2).sum(-1).mean())
+    assert result.eval_metrics["loss"] == pytest.approx(exact, rel=1e-6)
+
+
+def test_nan_loss_is_a_clear_error(data):
+    with pytest.raises(TrainingError, match="learning_rate"):
+        Trainer(MeanModel(nan=True), data, None, TrainerConfig(epochs=1)).fit()
+
+
+def test_final_model_and_training_info(tmp_path, data):
+    cfg = config(tmp_path, "a", epochs=2)
+    result = Trainer(tiny_mvae(), data, None, cfg, dataset_name="synthetic").fit()
+    folder = tmp_path / "a" / "model"
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    info = json.loads((folder / "training.json").read_text())
+    assert info["dataset"] == "synthetic" and info["epochs"] == 2 and info["best_epoch"] is None
+    assert info["trainer"]["epochs"] == 2 and info["library_version"]
+    assert info["final_metrics"]["train_loss"] == result.train_metrics["loss"]
+    assert result.model_dir == str(folder) and not result.stopped_early
+
+
+def test_dataloader_workers_give_the_same_training(data):
+    models = []
+    for workers in (0, 2):
+        model = tiny_mvae()
+        Trainer(model, data, data, TrainerConfig(**BASE, epochs=1, num_workers=workers)).fit()
+        models.append(weights(model))
+    assert_same_weights(*models)

@@ -1,0 +1,164 @@
+"""The dynamic batcher: merging, grouping by key, seeded isolation, backpressure, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from core.data.batch import Batch
+from service.batching import Batcher
+from service.errors import ApiError
+from service.inference import Work, group_key, run
+from service.metrics import ServiceMetrics
+from tests.service.conftest import tiny_model
+
+
+def _batcher(runner, **kw) -> Batcher:
+    options = {"enabled": True, "max_rows": 64, "max_wait_s": 0.05, "queue_size": 100, "workers": 1}
+    options.update(kw)
+    pool = ThreadPoolExecutor(1)
+    return Batcher(("m", "op"), runner, lambda: pool, ServiceMetrics(), **options)
+
+
+def test_concurrent_requests_share_a_forward_pass() -> None:
+    calls: list[list[int]] = []
+
+    def runner(key, payloads):
+        calls.append(list(payloads))
+        return [p * 10 for p in payloads]
+
+    async def main():
+        b = _batcher(runner)
+        results = await asyncio.gather(*(b.submit("k", i, 1, 5) for i in range(8)))
+        await b.close()
+        return results
+
+    assert asyncio.run(main()) == [i * 10 for i in range(8)]
+    assert calls == [list(range(8))]
+
+
+def test_keys_group_and_max_rows_split() -> None:
+    calls: list[tuple] = []
+
+    def runner(key, payloads):
+        calls.append((key, list(payloads)))
+        return payloads
+
+    async def main():
+        b = _batcher(runner, max_rows=3)
+        jobs = [b.submit("a" if i % 2 else "b", i, 1, 5) for i in range(8)]
+        out = await asyncio.gather(*jobs)
+        await b.close()
+        return out
+
+    assert asyncio.run(main()) == list(range(8))
+    assert all(len({k for k in [key]}) == 1 and len(p) <= 3 for key, p in calls)
+    assert sorted(x for _, p in calls for x in p) == list(range(8))
+
+
+def test_batching_off_runs_each_alone() -> None:
+    sizes: list[int] = []
+
+    def runner(key, payloads):
+        sizes.append(len(payloads))
+        return payloads
+
+    async def main():
+        b = _batcher(runner, enabled=False)
+        await asyncio.gather(*(b.submit("k", i, 1, 5) for i in range(5)))
+        await b.close()
+
+    asyncio.run(main())
+    assert sizes == [1] * 5
+
+
+def test_one_bad_request_fails_alone() -> None:
+    def runner(key, payloads):
+        if "bad" in payloads:
+            raise ValueError("bad input")
+        return payloads
+
+    async def main():
+        b = _batcher(runner)
+        out = await asyncio.gather(
+            *(b.submit("k", p, 1, 5) for p in ["a", "bad", "c"]), return_exceptions=True
+        )
+        await b.close()
+        return out
+
+    a, bad, c = asyncio.run(main())
+    assert (a, c) == ("a", "c") and isinstance(bad, ValueError)
+
+
+def test_full_queue_is_503_with_retry_after() -> None:
+    gate = threading.Event()
+
+    def runner(key, payloads):
+        gate.wait(5)
+        return payloads
+
+    async def main():
+        b = _batcher(runner, queue_size=2, max_wait_s=0)
+        first = asyncio.ensure_future(b.submit("k", 0, 1, 5))
+        await asyncio.sleep(0.05)  # the first is running; the next two wait in the queue
+        queued = [asyncio.ensure_future(b.submit("k", i, 1, 5)) for i in (1, 2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(ApiError) as err:
+            await b.submit("k", 3, 1, 5)
+        gate.set()
+        await asyncio.gather(first, *queued)
+        await b.close()
+        return err.value
+
+    error = asyncio.run(main())
+    assert error.status == 503 and error.headers["Retry-After"] == "1"
+
+
+def test_timeout_is_504() -> None:
+    gate = threading.Event()
+
+    def runner(key, payloads):
+        gate.wait(5)
+        return payloads
+
+    async def main():
+        b = _batcher(runner, max_wait_s=0)
+        with pytest.raises(ApiError) as err:
+            await b.submit("k", 0, 1, 0.1)
+        gate.set()
+        await b.close()
+        return err.value
+
+    assert asyncio.run(main()).status == 504
+
+
+def _label_batch(classes: list[int]) -> Batch:
+    n = len(classes)
+    data = {
+        "image": torch.zeros(n, 1, 8, 8),
+        "label": torch.nn.functional.one_hot(torch.tensor(classes), 10).float(),
+        "vec": torch.zeros(n, 3),
+    }
+    masks = {m: torch.zeros(n, dtype=torch.bool) for m in data}
+    masks["label"][:] = True
+    return Batch(data, masks)
+
+
+def test_merged_results_equal_separate_ones() -> None:
+    model = tiny_model()
+    params = {"targets": ["vec"], "n_samples": 1, "mean_latent": True}
+    works = [Work(model, params, _label_batch(c), len(c)) for c in ([1], [2, 3], [4])]
+    merged = run("generate", works)
+    for work, out in zip(works, merged, strict=True):
+        alone = run("generate", [work])[0]
+        assert torch.allclose(out["vec"], alone["vec"], atol=1e-6)
+
+
+def test_seeded_requests_never_share_a_key() -> None:
+    params = {"n_samples": 1}
+    assert group_key("g", params, None, object()) == group_key("g", params, None, object())
+    assert group_key("g", params, 1, object()) != group_key("g", params, 1, object())
