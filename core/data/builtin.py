@@ -53,16 +53,14 @@ def _load_digits(split: str) -> MultimodalDataset:
 
 BUILTIN_DATASETS: dict[str, Callable[[str], MultimodalDataset]] = {"digits": _load_digits}
 
+# Images with values in [0, 1]: Laplace(0.1) decoders, outputs clamped to the data range.
+_UNIT_IMAGE = {"likelihood": {"kind": "laplace", "scale": 0.1}, "value_range": [0.0, 1.0]}
+
 _BUILTIN_MODALITIES: dict[str, list[dict]] = {
     "digits": [
         # Laplace(0.1), not Bernoulli: on these grey 8x8 images a Bernoulli likelihood leaves so
         # little to reconstruct that the KL term collapses the posterior (README, "digits").
-        {
-            "name": "image",
-            "shape": [1, 8, 8],
-            "kind": "image",
-            "likelihood": {"kind": "laplace", "scale": 0.1},
-        },
+        {"name": "image", "shape": [1, 8, 8], "kind": "image", **_UNIT_IMAGE},
         {
             "name": "label",
             "shape": [10],
@@ -96,8 +94,9 @@ def builtin_modalities(name: str) -> list[dict]:
 def infer_modalities(dataset: MultimodalDataset) -> list[dict]:
     """ModalitySpec-compatible dicts guessed from a dataset's shapes and observed values.
 
-    [1 or 3, H, W] → image (bernoulli when values lie in [0, 1], else normal); 1-D with every
-    observed row one-hot → categorical; anything else → vector with a normal likelihood.
+    [1 or 3, H, W] → image: Laplace(0.1) clamped to [0, 1] when values lie there (Bernoulli
+    tends to collapse the posterior on grey images), else normal; 1-D with every observed row
+    one-hot → categorical; anything else → vector with a normal likelihood.
     """
     specs = []
     for name, x in dataset.data.items():
@@ -107,7 +106,10 @@ def infer_modalities(dataset: MultimodalDataset) -> list[dict]:
         seen = x[dataset.masks[name]]
         if len(shape) == 3 and shape[0] in (1, 3):
             in_unit = bool(((seen >= 0) & (seen <= 1)).all())
-            spec = {"kind": "image", "likelihood": {"kind": "bernoulli" if in_unit else "normal"}}
+            spec = {
+                "kind": "image",
+                **(_UNIT_IMAGE if in_unit else {"likelihood": {"kind": "normal"}}),
+            }
         elif len(shape) == 1 and shape[0] >= 2 and len(seen) and _one_hot(seen):
             spec = {"kind": "categorical", "likelihood": {"kind": "categorical"}}
         else:

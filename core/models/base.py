@@ -238,6 +238,12 @@ class MultimodalVAE(nn.Module):
             result[m] = lp * batch.masks[m].to(lp.dtype)
         return result
 
+    def output_mean(self, m: str, out: Tensor) -> Tensor:
+        """Mean of p(x_m | z) from decoder output, clamped to the modality's `value_range`."""
+        mean = self.likelihoods[m].mean(out)
+        bounds = self.config.modality(m).value_range
+        return mean if bounds is None else mean.clamp(*bounds)
+
     # ---- public API -----------------------------------------------------------------------
     def encode(
         self,
@@ -284,7 +290,7 @@ class MultimodalVAE(nn.Module):
         """Cross-modal generation: decoder means [S, B, *shape] of `targets` from `given`."""
         latent = self.encode(batch, given, n_samples, mean=mean_latent, generator=generator)
         outs = self.decoder_outputs(latent, targets, generator)
-        return {m: self.likelihoods[m].mean(o) for m, o in outs.items()}
+        return {m: self.output_mean(m, o) for m, o in outs.items()}
 
     @torch.no_grad()
     def sample(
@@ -303,7 +309,7 @@ class MultimodalVAE(nn.Module):
             if isinstance(latent, Tensor):
                 latent = Latent(latent.unsqueeze(0) if latent.ndim == 2 else latent)
         outs = self.decoder_outputs(latent, modalities, generator)
-        return {m: self.likelihoods[m].mean(o)[0] for m, o in outs.items()}
+        return {m: self.output_mean(m, o)[0] for m, o in outs.items()}
 
     @torch.no_grad()
     def log_likelihood(

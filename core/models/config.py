@@ -33,6 +33,16 @@ class ModalitySpec(BaseModel):
     encoder: NetworkSpec | None = None
     decoder: NetworkSpec | None = None
     weight: float = Field(1.0, gt=0, description="likelihood rescaling factor λ_m")
+    value_range: tuple[float, float] | None = Field(
+        None, description="[low, high] of the data; generated means are clamped to it"
+    )
+
+    @field_validator("value_range")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError(f"value_range: low must be below high, got {list(v)}")
+        return v
 
     @field_validator("shape")
     @classmethod

@@ -65,7 +65,7 @@ def test_builtin_modalities_are_modality_specs_and_match_inference():
     image = {"name": "image", "shape": [1, 8, 8], "kind": "image"}
     label = {"name": "label", "shape": [10], "kind": "categorical"}
     assert specs == [
-        image | {"likelihood": {"kind": "laplace", "scale": 0.1}},
+        image | {"likelihood": {"kind": "laplace", "scale": 0.1}, "value_range": [0.0, 1.0]},
         label | {"likelihood": {"kind": "categorical"}},
     ]
     for spec in specs:
