@@ -108,7 +108,7 @@ def infer_modalities(dataset: MultimodalDataset) -> list[dict]:
             in_unit = bool(((seen >= 0) & (seen <= 1)).all())
             spec = {
                 "kind": "image",
-                **(_UNIT_IMAGE if in_unit else {"likelihood": {"kind": "normal"}}),
+                **copy.deepcopy(_UNIT_IMAGE if in_unit else {"likelihood": {"kind": "normal"}}),
             }
         elif len(shape) == 1 and shape[0] >= 2 and len(seen) and _one_hot(seen):
             spec = {"kind": "categorical", "likelihood": {"kind": "categorical"}}
