@@ -22,7 +22,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(BIN)/mmvae demo
+	$(BIN)/mmvae serve --host 127.0.0.1 --port 8000
 
 test: install lint test-fast test-slow
 
