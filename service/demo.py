@@ -39,25 +39,16 @@ DEMO_CONFIG = {
 
 
 def train_demo(target: Path, epochs: int = 40, seed: int = 0) -> Path:
-    """Train the demo model on the digits train split (plain Adam loop) and save it in `target`."""
+    """Train the demo model on the digits train split and save it in `target`."""
     from core.data import load_builtin
     from core.models import build_model
+    from core.training import Trainer, TrainerConfig
 
     torch.manual_seed(seed)
     model = build_model(DEMO_CONFIG)
-    train = load_builtin("digits", "train")
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    shuffle = torch.Generator().manual_seed(seed)
+    config = TrainerConfig(epochs=epochs, batch_size=64, learning_rate=2e-3, seed=seed)
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        model.set_epoch(epoch)
-        order = torch.randperm(len(train), generator=shuffle)
-        for i in range(0, len(train), 64):
-            loss = model(train.batch(order[i : i + 64])).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    Trainer(model, load_builtin("digits", "train"), config=config).fit()
     model.eval()
     info = {
         "dataset": "digits",
