@@ -32,6 +32,7 @@ from service.routes import evaluate, health, models
 from service.routes import inference as inference_routes
 from service.security import BodyLimitMiddleware
 from service.settings import Settings
+from workers.settings import WorkerSettings
 
 log = logging.getLogger("service.app")
 ReadinessCheck = Callable[[], "str | None"]
@@ -132,10 +133,35 @@ def _executor(settings: Settings) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
 
 
+class PathBodyLimits:
+    """The body limit, with larger limits on some paths (dataset uploads)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int]) -> None:
+        self.default = BodyLimitMiddleware(app, max_bytes)
+        self.special = {path: BodyLimitMiddleware(app, n) for path, n in overrides.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chosen = self.special.get(scope.get("path", "")) if scope["type"] == "http" else None
+        await (chosen or self.default)(scope, receive, send)
+
+
+def _job_routers(app: FastAPI, job_settings: WorkerSettings) -> list[APIRouter]:
+    """Jobs and datasets: a job client in `app.state.jobs`, the broker in readiness."""
+    from service.jobs_client import JobsClient
+    from service.routes import datasets, jobs
+
+    app.state.jobs = JobsClient(job_settings)
+    app.state.readiness_checks["broker"] = app.state.jobs.broker_check
+    return [jobs.router, datasets.router]
+
+
 def create_app(
-    settings: Settings | None = None, extra_routers: Sequence[APIRouter] = ()
+    settings: Settings | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+    job_settings: WorkerSettings | None = None,
 ) -> FastAPI:
-    """A new application with its own registry, batchers, thread pool and metrics registry."""
+    """A new application with its own registry, batchers, thread pool and metrics registry.
+    Job routes use `job_settings` (default: `settings.job_settings()`) unless jobs are off."""
     settings = settings or Settings()
     app = FastAPI(
         title="mmvae-service",
@@ -169,11 +195,20 @@ def create_app(
     app.state.readiness_checks = {"store": store_check(settings)}
 
     install_error_handlers(app)
+    job_routers: list[APIRouter] = []
+    body_overrides: dict[str, int] = {}
+    if settings.jobs_enabled:
+        job_settings = job_settings or settings.job_settings()
+        job_routers = _job_routers(app, job_settings)
+        body_overrides["/v1/datasets"] = max(
+            settings.max_body_bytes, job_settings.max_dataset_bytes + 64 * 1024
+        )
     for router in (
         health.router,
         models.router,
         inference_routes.router,
         evaluate.router,
+        *job_routers,
         *extra_routers,
     ):
         app.include_router(router)
@@ -185,6 +220,6 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
             expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PathBodyLimits, max_bytes=settings.max_body_bytes, overrides=body_overrides)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app

@@ -1,5 +1,8 @@
 """Dependency-injected handles (`Annotated` aliases) for the routes: settings, registry,
-batchers, metrics, the model named in the path, and the API-key checks."""
+batchers, metrics, the model named in the path, and the API-key checks.
+
+The getters are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread,
+and those hops cost more than everything else these getters do (see bench/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -14,23 +17,23 @@ from service.security import admin_key, inference_key
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_batchers(request: Request) -> BatcherPool:
+async def get_batchers(request: Request) -> BatcherPool:
     return request.app.state.batchers
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
-def get_model(
+async def get_model(
     request: Request,
     name: Annotated[str, Path(max_length=96, description="serving name of a loaded model")],
 ) -> LoadedModel:

@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from workers.settings import WorkerSettings
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -67,6 +69,8 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0, description="per-request inference timeout")
     inference_workers: int = Field(1, gt=0, description="threads running forward passes")
     torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads")
+    # jobs (the rest of their settings: workers.settings.WorkerSettings, same MMVAE_ prefix)
+    jobs_enabled: bool = Field(True, description="serve /v1/jobs and /v1/datasets")
     # logging
     log_level: str = Field("INFO", description="Python log level")
     log_json: bool = Field(True, description="structured JSON log lines")
@@ -78,6 +82,10 @@ class Settings(BaseSettings):
     @property
     def keys(self) -> list[str]:
         return [k.get_secret_value() for k in self.api_keys]
+
+    def job_settings(self) -> WorkerSettings:
+        """Job settings from the environment, sharing this service's data and store folders."""
+        return WorkerSettings(data_dir=self.data_dir, store_dir=self.store_dir)
 
     @property
     def resolved_store_dir(self) -> Path:
