@@ -10,6 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+    from workers.supervisor import EmbeddedWorker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +42,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-batching", action="store_true", help="run every request alone (MMVAE_BATCHING=off)"
     )
     p.add_argument("--log-level", help="log level (overrides MMVAE_LOG_LEVEL)")
+    p.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="embedded mode: do not start a job worker (MMVAE_EMBEDDED_WORKER=false)",
+    )
     p.set_defaults(func=serve)
+
+
+def start_embedded_worker(settings: Settings, no_worker: bool) -> EmbeddedWorker | None:
+    """Without Redis, run one supervised job worker next to the API (unless told not to)."""
+    jobs = settings.job_settings()
+    if no_worker or not settings.jobs_enabled or not jobs.embedded or not jobs.embedded_worker:
+        return None
+    import os
+
+    from workers.supervisor import EmbeddedWorker
+
+    env = {**os.environ, "MMVAE_DATA_DIR": str(settings.data_dir)}
+    if settings.store_dir is not None:
+        env["MMVAE_STORE_DIR"] = str(settings.store_dir)
+    return EmbeddedWorker(env=env).start()
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -66,12 +91,17 @@ def serve(args: argparse.Namespace) -> int:
     except ExposureError as err:
         print(f"mmvae serve: error: {err}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    worker = start_embedded_worker(settings, getattr(args, "no_worker", False))
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
     return 0

@@ -13,7 +13,7 @@ def test_healthz(client) -> None:
 def test_readyz_ready_lists_checks(client) -> None:
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json()["checks"] == {"preload:store:tiny": "ok", "store": "ok"}
+    assert r.json()["checks"] == {"preload:store:tiny": "ok", "store": "ok", "broker": "ok"}
 
 
 def test_readyz_503_while_a_preload_fails(make_client: ClientFactory) -> None:

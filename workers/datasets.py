@@ -1,0 +1,126 @@
+"""Datasets for jobs: built-in names (`digits`) or uploaded .npz files stored by content hash.
+
+A reference is a built-in name, `dataset:<sha256>` or the bare hash. Uploads live in
+`<data_dir>/datasets/<sha256>.npz` with a `<sha256>.json` summary (modalities, shapes, n,
+missing rates) written at upload, so submissions are validated without reading the arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from workers.settings import WorkerSettings
+
+HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+PREFIX = "dataset:"
+
+
+class DatasetRefError(ValueError):
+    """A dataset reference that names nothing usable (the message starts with the field)."""
+
+
+def parse_ref(reference: str) -> tuple[str, str]:
+    """("builtin", name) or ("upload", sha256)."""
+    ref = reference.strip()
+    digest = ref[len(PREFIX) :] if ref.startswith(PREFIX) else ref
+    if HASH_RE.match(digest):
+        return "upload", digest
+    if ref.startswith(PREFIX):
+        raise DatasetRefError(f"dataset: {reference!r} is not 'dataset:<sha256>'")
+    return "builtin", ref
+
+
+def upload_path(settings: WorkerSettings, digest: str) -> Path:
+    if not HASH_RE.match(digest):
+        raise DatasetRefError(f"dataset: {digest!r} is not a sha256 hex digest")
+    return settings.datasets_dir / f"{digest}.npz"
+
+
+def summarize(dataset: Any) -> dict[str, Any]:
+    """Modalities with shapes and missing rates, n and labels, for GET /v1/datasets/{id}."""
+    from core.data import infer_modalities
+
+    return {
+        "n": len(dataset),
+        "modalities": infer_modalities(dataset),
+        "missing_rate": dataset.missing_rate(),
+        "has_labels": dataset.labels is not None,
+    }
+
+
+def store_upload(settings: WorkerSettings, content: bytes) -> tuple[str, dict[str, Any], bool]:
+    """Validate and store an .npz by content hash; (sha256, summary, newly stored)."""
+    import io
+
+    from core.data import load_npz
+
+    dataset = load_npz(io.BytesIO(content), max_bytes=settings.max_dataset_bytes)
+    digest = hashlib.sha256(content).hexdigest()
+    path = upload_path(settings, digest)
+    summary = {"id": digest, "reference": f"{PREFIX}{digest}", "bytes": len(content)}
+    summary.update(summarize(dataset))
+    if path.is_file() and path.with_suffix(".json").is_file():
+        return digest, json.loads(path.with_suffix(".json").read_text()), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path.with_suffix(".json"), json.dumps(summary, indent=1).encode())
+    _atomic_write(path, content)
+    return digest, summary, True
+
+
+def store_file(settings: WorkerSettings, source: Path) -> str:
+    """Register an .npz written by a job (augment) as a dataset; returns its sha256."""
+    from core.data import load_npz
+
+    content = source.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()
+    path = upload_path(settings, digest)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        summary = {"id": digest, "reference": f"{PREFIX}{digest}", "bytes": len(content)}
+        summary.update(summarize(load_npz(source)))
+        _atomic_write(path.with_suffix(".json"), json.dumps(summary, indent=1).encode())
+        _atomic_write(path, content)
+    return digest
+
+
+def _atomic_write(path: Path, content: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
+
+
+def describe(settings: WorkerSettings, reference: str) -> dict[str, Any]:
+    """The summary of a dataset reference (modalities and shapes), without loading uploads."""
+    kind, value = parse_ref(reference)
+    if kind == "upload":
+        meta = upload_path(settings, value).with_suffix(".json")
+        if not meta.is_file():
+            raise DatasetRefError(f"dataset: no uploaded dataset {value!r}")
+        return json.loads(meta.read_text())
+    from core.data import BUILTIN_DATASETS, builtin_modalities
+
+    if value not in BUILTIN_DATASETS:
+        known = ", ".join(sorted(BUILTIN_DATASETS))
+        raise DatasetRefError(
+            f"dataset: {reference!r} is neither a built-in ({known}) nor an uploaded dataset "
+            "('dataset:<sha256>')"
+        )
+    return {"id": value, "reference": value, "modalities": builtin_modalities(value)}
+
+
+def load(settings: WorkerSettings, reference: str, split: str = "train") -> Any:
+    """The MultimodalDataset a reference names (an upload has one split: all of it)."""
+    kind, value = parse_ref(reference)
+    if kind == "upload":
+        from core.data import load_npz
+
+        return load_npz(upload_path(settings, value))
+    from core.data import load_builtin
+
+    return load_builtin(value, split)

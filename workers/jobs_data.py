@@ -1,0 +1,88 @@
+"""The bodies of augment and evaluate jobs: both read a stored model and write artifacts."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from workers import datasets
+from workers.jobs import artifact_files
+from workers.specs import AugmentSpec, EvaluateSpec, split_model_ref
+from workers.tasks import JobContext
+
+
+def _load_model(ctx: JobContext, ref: str) -> tuple[Any, Path]:
+    from core.persistence import load_local
+    from core.store import ModelStore
+
+    name, version = split_model_ref(ref)
+    path = ModelStore(ctx.settings.resolved_store_dir).get(name, version)
+    return load_local(path), path
+
+
+def _sampler(ctx: JobContext, spec: AugmentSpec, model: Any, path: Path) -> Any:
+    """The saved sampler when it is the one asked for; else a new one fitted on data."""
+    import torch
+
+    from core.samplers import build_sampler, has_sampler, load_sampler
+
+    saved = load_sampler(path, model) if has_sampler(path) else None
+    if saved is not None and spec.sampler in (None, saved.name):
+        return saved
+    sampler = build_sampler(spec.sampler or "prior")
+    data = None
+    if sampler.needs_data:
+        reference = spec.fit_dataset
+        training = path / "training.json"
+        if reference is None and training.is_file():
+            reference = json.loads(training.read_text()).get("dataset")
+        if reference is None:
+            raise ValueError(f"fit_dataset: required to fit the {sampler.name} sampler")
+        data = datasets.load(ctx.settings, reference, "train")
+    return sampler.fit(model, data, generator=torch.Generator().manual_seed(spec.seed))
+
+
+def augment_body(ctx: JobContext) -> dict[str, Any]:
+    from core.augment import augment
+
+    spec = AugmentSpec.model_validate(ctx.job["spec"])
+    model, path = _load_model(ctx, spec.model)
+    sampler = _sampler(ctx, spec, model, path)
+    target = ctx.folder / "synthetic.npz"
+    tmp = ctx.folder / ".synthetic.partial.npz"
+    augment(
+        model, spec.n, sampler=sampler, seed=spec.seed, output=tmp, categorical=spec.categorical
+    )
+    os.replace(tmp, target)
+    if ctx.cancel.is_set():
+        return {"state": "cancelled", "artifacts": artifact_files(target, ctx.folder)}
+    digest = datasets.store_file(ctx.settings, target)
+    result = {"n": spec.n, "sampler": sampler.name, "dataset": f"{datasets.PREFIX}{digest}"}
+    return {"state": "succeeded", "result": result, "artifacts": ["synthetic.npz"]}
+
+
+def evaluate_body(ctx: JobContext) -> dict[str, Any]:
+    from core.metrics.evaluate import evaluate
+
+    spec = EvaluateSpec.model_validate(ctx.job["spec"])
+    model, _ = _load_model(ctx, spec.model)
+    data = datasets.load(ctx.settings, spec.dataset, spec.split)
+    out = ctx.folder / "evaluation"
+    report = evaluate(
+        model,
+        data,
+        metrics=spec.metrics,
+        output_dir=out,
+        k=spec.k,
+        seed=spec.seed,
+        batch_size=spec.batch_size,
+        n_samples=spec.n_samples,
+    )
+    state = "cancelled" if ctx.cancel.is_set() else "succeeded"
+    return {
+        "state": state,
+        "result": {"report": report},
+        "artifacts": artifact_files(out, ctx.folder),
+    }

@@ -1,0 +1,101 @@
+"""The body of a train job: build the model, train with resume, publish once, maybe push.
+
+Training runs in `<job>/train/` (checkpoints, metrics.jsonl, model/); `fit(resume=True)` picks
+up the last checkpoint after a redelivery. Publishing is atomic (the store renames a finished
+folder into place) and idempotent (a version whose source names this job is reused).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from workers import datasets
+from workers.jobs import artifact_files
+from workers.specs import TrainSpec
+from workers.tasks import JobContext
+
+TIME_LIMIT_MARGIN_S = 60.0
+
+
+def publish(ctx: JobContext, model_dir: Any, name: str) -> dict[str, Any]:
+    """Add the trained model to the store once: a version made by this job is reused."""
+    from core.store import ModelStore
+
+    store = ModelStore(ctx.settings.resolved_store_dir)
+    job_id = ctx.job["id"]
+    for version in store.versions(name):
+        info = store.info(name, version)
+        if (info.source or {}).get("job_id") == job_id:
+            return {"name": name, "version": version, "path": str(info.path), "reused": True}
+    info = store.add_folder(model_dir, name, source={"job_id": job_id, "origin": "mmvae-job"})
+    return {"name": name, "version": info.version, "path": str(info.path), "reused": False}
+
+
+def _push(spec: TrainSpec, path: str) -> dict[str, Any]:
+    from core.hub import push_to_hub
+
+    target = spec.push_to_hub
+    assert target is not None
+    try:
+        pushed = push_to_hub(
+            path,
+            target.repo_id,
+            revision=target.revision,
+            private=target.private,
+            token=os.environ.get("HF_TOKEN") or None,
+        )
+    except Exception as err:  # the model is published locally; report the push problem
+        return {"repo_id": target.repo_id, "error": f"{type(err).__name__}: {err}"}
+    return {"repo_id": target.repo_id, **{k: str(v) for k, v in vars(pushed).items()}}
+
+
+def train_body(ctx: JobContext) -> dict[str, Any]:
+    import torch
+
+    from core.data import mcar
+    from core.models.registry import build_model
+    from core.training import ProgressBar, TimeLimit, Trainer, TrainerConfig
+    from workers.progress import JobProgress
+
+    spec = TrainSpec.model_validate(ctx.job["spec"])
+    out = ctx.folder / "train"
+    config = TrainerConfig.model_validate({**spec.trainer, "output_dir": str(out)})
+    info = datasets.describe(ctx.settings, spec.dataset)
+    builtin = datasets.parse_ref(spec.dataset)[0] == "builtin"
+    train = datasets.load(ctx.settings, spec.dataset, "train")
+    test = datasets.load(ctx.settings, spec.dataset, "test") if builtin and spec.eval else None
+    if spec.missing_ratio:
+        train = mcar(train, spec.missing_ratio, seed=config.seed)
+    torch.manual_seed(config.seed)
+    model = build_model({"modalities": info["modalities"], **spec.model})
+    progress = JobProgress(ctx.store, ctx.job["id"], ctx.cancel, ctx.settings.progress_interval_s)
+    soft, _ = ctx.settings.time_limits("train")
+    budget = max(soft - min(TIME_LIMIT_MARGIN_S, soft * 0.05), 1.0)
+    callbacks = [progress, ProgressBar(force=False), TimeLimit(budget)]
+    trainer = Trainer(model, train, test, config, callbacks, dataset_name=spec.dataset)
+    result = trainer.fit(resume=True)
+    ctx.attempt.update(resumed_from_epoch=progress.resumed_from_epoch, epochs=result.epochs_run)
+    summary = {
+        "epochs_run": result.epochs_run,
+        "global_step": result.global_step,
+        "final_metrics": result.final_metrics,
+        "resumed_from_epoch": progress.resumed_from_epoch,
+    }
+    artifacts = artifact_files(out / "metrics.jsonl", ctx.folder)
+    if result.stopped_early:
+        if result.stop_reason == "cancelled":
+            return {"state": "cancelled", "result": summary, "artifacts": artifacts}
+        return {
+            "state": "failed",
+            "error": f"training stopped: {result.stop_reason} (setting "
+            "MMVAE_TRAIN_SOFT_TIME_LIMIT_S); the checkpoint is kept in the job folder",
+            "result": summary,
+            "artifacts": artifacts,
+        }
+    name = spec.name or f"{model.model_type}-{ctx.job['id'][:8]}"
+    summary["model"] = publish(ctx, out / "model", name)
+    if spec.push_to_hub is not None:
+        summary["hub"] = _push(spec, summary["model"]["path"])
+    artifacts += artifact_files(out / "model", ctx.folder)
+    return {"state": "succeeded", "result": summary, "artifacts": artifacts}
