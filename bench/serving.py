@@ -18,10 +18,23 @@ import httpx
 
 from bench.common import RESULTS_DIR, finish, machine, machine_line, table, write
 from bench.httpload import Target, run_load
-from bench.server import Server, serve
+from bench.server import ROOT, Server, serve
 
 GENERATE = {"inputs": {"label": [3]}, "targets": ["image"], "n_samples": 1}
 PATH = "/v1/models/digits-demo/generate"
+HEADERS = [
+    "batching",
+    "clients",
+    "generate req/s",
+    "p50 ms",
+    "p99 ms",
+    "/healthz req/s",
+    "of floor",
+    "server CPU cores",
+    "server CPU ms/req",
+    "client CPU cores",
+    "errors",
+]
 
 
 def batch_stats(url: str) -> dict[str, float]:
@@ -31,7 +44,8 @@ def batch_stats(url: str) -> dict[str, float]:
         if line.startswith("mmvae_batch_requests_") and 'op="generate"' in line:
             values[line.split("{")[0].rsplit("_", 1)[-1]] = float(line.rsplit(" ", 1)[-1])
     count, total = values.get("count", 0.0), values.get("sum", 0.0)
-    return {"forward_passes": count, "mean_requests_per_pass": round(total / count, 2) if count else 0}
+    mean = round(total / count, 2) if count else 0
+    return {"forward_passes": count, "mean_requests_per_pass": mean}
 
 
 def measure(server: Server, path: str, body: dict | None, clients: int, duration: float) -> dict:
@@ -39,14 +53,19 @@ def measure(server: Server, path: str, body: dict | None, clients: int, duration
     target = Target("127.0.0.1", server.port, "GET" if body is None else "POST", path, body)
     cpu = server.cpu_seconds()
     row = run_load(target, clients, duration)
-    row["server_cpu_cores"] = round((server.cpu_seconds() - cpu) / duration, 2)
+    used = server.cpu_seconds() - cpu
+    row["server_cpu_cores"] = round(used / duration, 2)
+    per = round(1000 * used / row["requests"], 3) if row["requests"] else None
+    row["server_cpu_ms_per_request"] = per
     return row
 
 
-def run_mode(batching: bool, clients: list[int], duration: float, env: dict[str, str]) -> dict:
+def run_mode(
+    batching: bool, clients: list[int], duration: float, env: dict[str, str], root: Path = ROOT
+) -> dict:
     """Start a server with batching on or off and measure generate and /healthz at each load."""
     settings = {"MMVAE_BATCHING": str(batching).lower(), "MMVAE_PRELOAD": "digits-demo", **env}
-    with tempfile.TemporaryDirectory() as data_dir, serve(settings, data_dir) as server:
+    with tempfile.TemporaryDirectory() as data_dir, serve(settings, data_dir, root) as server:
         measure(server, PATH, GENERATE, 4, min(duration, 0.5))  # warm up
         points = []
         for c in clients:
@@ -58,13 +77,16 @@ def run_mode(batching: bool, clients: list[int], duration: float, env: dict[str,
         return {"settings": settings, "points": points, "batching": batch_stats(server.url)}
 
 
-def run(clients: list[int], duration: float, modes: list[str], env: dict[str, str]) -> dict:
+def run(
+    clients: list[int], duration: float, modes: list[str], env: dict[str, str], root: Path = ROOT
+) -> dict:
     results: dict[str, Any] = {
         "machine": machine(),
         "duration_s": duration,
         "request": GENERATE,
         "client": "bench.httpload (raw asyncio, keep-alive), same machine as the server",
-        "modes": {m: run_mode(m == "on", clients, duration, env) for m in modes},
+        "server_root": str(root),
+        "modes": {m: run_mode(m == "on", clients, duration, env, root) for m in modes},
     }
     modes_ = results["modes"]
     if "on" in modes_ and "off" in modes_:
@@ -81,23 +103,35 @@ def markdown(results: dict[str, Any]) -> str:
     for mode, data in results["modes"].items():
         for p in data["points"]:
             g, h = p["generate"], p["healthz"]
-            rows.append([mode, g["clients"], g["rps"], g["p50_ms"], g["p99_ms"], h["rps"],
-                         f"{g['fraction_of_floor']:.0%}", g["server_cpu_cores"],
-                         g["client_cpu_cores"], g["errors"]])  # fmt: skip
+            rows.append(
+                [
+                    mode,
+                    g["clients"],
+                    g["rps"],
+                    g["p50_ms"],
+                    g["p99_ms"],
+                    h["rps"],
+                    f"{g['fraction_of_floor']:.0%}",
+                    g["server_cpu_cores"],
+                    g["server_cpu_ms_per_request"],
+                    g["client_cpu_cores"],
+                    g["errors"],
+                ]
+            )
+    passes = [
+        [m, d["batching"]["forward_passes"], d["batching"]["mean_requests_per_pass"]]
+        for m, d in results["modes"].items()
+    ]
     out = [
         "# Serving: generate on digits-demo over HTTP",
         "",
         machine_line(results["machine"]),
-        f"{results['duration_s']} s per point; closed-loop clients on loopback ({results['client']}).",
+        f"{results['duration_s']} s per point; closed-loop clients on loopback "
+        f"({results['client']}).",
         "",
-        table(["batching", "clients", "generate req/s", "p50 ms", "p99 ms", "/healthz req/s",
-               "of floor", "server CPU", "client CPU", "errors"], rows),  # fmt: skip
+        table(HEADERS, rows),
         "",
-        table(
-            ["batching", "forward passes", "mean requests per pass"],
-            [[m, d["batching"]["forward_passes"], d["batching"]["mean_requests_per_pass"]]
-             for m, d in results["modes"].items()],
-        ),  # fmt: skip
+        table(["batching", "forward passes", "mean requests per pass"], passes),
     ]
     if "speedup_on_vs_off" in results:
         speed = ", ".join(f"{c} clients {s}x" for c, s in results["speedup_on_vs_off"].items())
@@ -112,12 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,8,32,128", help="comma-separated client counts")
     parser.add_argument("--modes", default="on,off", help="batching modes: on,off")
     parser.add_argument("--env", action="append", default=[], help="extra MMVAE_X=value setting")
+    parser.add_argument("--root", type=Path, default=ROOT, help="source tree to serve")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output folder")
     args = parser.parse_args(argv)
     duration = args.duration or (1.0 if args.quick else 4.0)
     clients = [int(c) for c in args.clients.split(",")]
     env = dict(e.split("=", 1) for e in args.env)
-    results = run(clients, duration, args.modes.split(","), env)
+    results = run(clients, duration, args.modes.split(","), env, args.root.resolve())
     write("serving", results, markdown(results), args.out)
     print(markdown(results))
     return 0

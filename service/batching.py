@@ -6,6 +6,10 @@ parameters) are pending, then hands up to `max_rows` rows of them to a worker th
 the result back per request. A full queue answers 503 + Retry-After at once; a request that
 waits longer than its timeout gets 504. With batching off every request runs alone, through
 the same queue (so backpressure and timeouts behave the same).
+
+Per-request bookkeeping is O(1) (rows pending per key are counted, metric children cached, the
+timeout is one timer rather than `wait_for(shield(...))`): under load the event loop, not the
+forward pass, is the bottleneck of a small model (see bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -34,6 +38,15 @@ class _Pending:
     arrived: float = field(default_factory=time.monotonic)
 
 
+class _Expired(Exception):
+    """Set on a pending request's future when its timeout fires."""
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
+
+
 class Batcher:
     """See the module docstring. `runner(key, payloads)` runs in the thread pool `executor()`
     returns (looked up per batch: the app replaces it at every start) and returns one result
@@ -56,6 +69,8 @@ class Batcher:
         self.enabled, self.max_rows, self.max_wait_s = enabled, max_rows, max_wait_s
         self.queue_size, self.workers = queue_size, workers
         self._pending: deque[_Pending] = deque()
+        self._rows: dict[Hashable, int] = {}  # rows pending per key
+        self._depth = metrics.queue_depth.labels(*label)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
@@ -76,10 +91,12 @@ class Batcher:
         assert self._loop is not None
         item = _Pending(key, payload, rows, self._loop.create_future())
         self._pending.append(item)
+        self._rows[key] = self._rows.get(key, 0) + rows
         self._changed()
+        timer = self._loop.call_later(timeout_s, _expire, item.future)
         try:
-            return await asyncio.wait_for(asyncio.shield(item.future), timeout_s)
-        except TimeoutError:
+            return await item.future
+        except _Expired:
             self._drop(item)
             raise ApiError(
                 504,
@@ -89,6 +106,8 @@ class Batcher:
         except asyncio.CancelledError:
             self._drop(item)
             raise
+        finally:
+            timer.cancel()
 
     @property
     def depth(self) -> int:
@@ -103,6 +122,7 @@ class Batcher:
             if not item.future.done():
                 item.future.set_exception(ApiError(503, "shutting_down", "the server is stopping"))
         self._pending.clear()
+        self._rows.clear()
 
     # ---- internals ------------------------------------------------------------------------
     def _ensure_started(self) -> None:
@@ -110,21 +130,31 @@ class Batcher:
         if self._task is None or self._task.done() or self._loop is not loop:
             self._loop = loop
             self._pending.clear()
+            self._rows.clear()
             self._wake = asyncio.Event()
             self._slots = asyncio.Semaphore(self.workers)
             self._task = loop.create_task(self._collect(), name=f"batcher-{self.label}")
 
     def _changed(self) -> None:
-        self.metrics.queue_depth.labels(*self.label).set(len(self._pending))
+        self._depth.set(len(self._pending))
         self._wake.set()
 
     def _drop(self, item: _Pending) -> None:
         with contextlib.suppress(ValueError):
             self._pending.remove(item)
+            self._forget(item)
             self._changed()
 
+    def _forget(self, item: _Pending) -> None:
+        """Uncount a request that left the queue."""
+        left = self._rows[item.key] - item.rows
+        if left:
+            self._rows[item.key] = left
+        else:
+            del self._rows[item.key]
+
     def _ready_rows(self, key: Hashable) -> int:
-        return sum(p.rows for p in self._pending if p.key == key)
+        return self._rows.get(key, 0)
 
     async def _collect(self) -> None:
         while True:
@@ -154,16 +184,22 @@ class Batcher:
             return []
         key = self._pending[0].key
         taken: list[_Pending] = []
+        kept: list[_Pending] = []
         rows = 0
-        for item in list(self._pending):
-            if item.key != key:
+        full = False
+        for item in self._pending:
+            if full or item.key != key:
+                kept.append(item)
                 continue
             if taken and (not self.enabled or rows + item.rows > self.max_rows):
-                break
+                full = True
+                kept.append(item)
+                continue
             taken.append(item)
             rows += item.rows
+        self._pending = deque(kept)
         for item in taken:
-            self._pending.remove(item)
+            self._forget(item)
         self._changed()
         return taken
 

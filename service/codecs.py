@@ -130,10 +130,27 @@ def decode_modality(
         if spec.kind == "categorical":
             _check_probabilities(x, f"{field}.data")
         return x, torch.ones(x.shape[0], dtype=torch.bool)
+    fast = _class_indices(value, spec)
+    if fast is not None:
+        return fast
     rows = [decode_sample(v, spec, f"{field}[{i}]", max_pixels) for i, v in enumerate(value)]
     zeros = torch.zeros(shape)
     data = torch.stack([zeros if r is None else r for r in rows]) if rows else zeros[None][:0]
     return data, torch.tensor([r is not None for r in rows], dtype=torch.bool)
+
+
+def _class_indices(values: list[Any], spec: ModalitySpec) -> tuple[Tensor, Tensor] | None:
+    """Fast path for the common categorical input, a list of valid class indices: one one-hot
+    op instead of several tensor ops per sample (a measurable share of a small request's cost,
+    bench/RESULTS.md). None when any entry needs the general path (and its error messages)."""
+    if spec.kind != "categorical" or not values:
+        return None
+    classes = spec.shape[-1]
+    for v in values:
+        if type(v) is not int or not 0 <= v < classes:
+            return None
+    data = torch.nn.functional.one_hot(torch.tensor(values), classes).float()
+    return data.view(len(values), *spec.shape), torch.ones(len(values), dtype=torch.bool)
 
 
 def decode_inputs(

@@ -242,3 +242,8 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting the JSON error body for each status code."""
+    return {code: {"model": ErrorBody} for code in codes}

@@ -68,7 +68,13 @@ class Settings(BaseSettings):
     queue_size: int = Field(256, gt=0, description="pending requests per model and operation")
     request_timeout_s: float = Field(30.0, gt=0, description="per-request inference timeout")
     inference_workers: int = Field(1, gt=0, description="threads running forward passes")
-    torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads")
+    torch_threads: int | None = Field(
+        1,
+        gt=0,
+        description="torch intra-op threads in the API process; 1 by default: batching, not "
+        "intra-op threads, gives a small model's server its throughput, and extra threads fight "
+        "the event loop for the cores (bench/RESULTS.md); raise it for large models",
+    )
     # jobs (the rest of their settings: workers.settings.WorkerSettings, same MMVAE_ prefix)
     jobs_enabled: bool = Field(True, description="serve /v1/jobs and /v1/datasets")
     # logging

@@ -15,9 +15,15 @@ from fastapi.responses import JSONResponse
 from core.data import DatasetError
 from service.deps import AdminKey
 from service.errors import ApiError, invalid, not_found
+from service.schemas import error_responses
 from workers import datasets
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[AdminKey])
+router = APIRouter(
+    prefix="/v1/datasets",
+    tags=["datasets"],
+    dependencies=[AdminKey],
+    responses=error_responses(401, 403, 404, 413, 422),
+)
 DatasetId = Annotated[str, Path(max_length=80, description="sha256, 'dataset:<sha256>' or name")]
 
 

@@ -18,12 +18,17 @@ from service.deps import InferenceKey, ModelDep, SettingsDep
 from service.errors import invalid, over_limit
 from service.inference import Work, group_key
 from service.registry import LoadedModel
-from service.responses import BINARY_RESPONSES, npz_response, png_response, wanted
+from service.responses import (
+    BINARY_RESPONSES,
+    json_response,
+    npz_response,
+    png_response,
+    wanted,
+)
 from service.schemas import (
     CrossReconstruction,
     EncodeRequest,
     EncodeResponse,
-    ErrorBody,
     GenerateRequest,
     GenerateResponse,
     LogLikelihoodRequest,
@@ -32,13 +37,12 @@ from service.schemas import (
     ReconstructResponse,
     SampleRequest,
     SampleResponse,
+    error_responses,
 )
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models/{name}", tags=["inference"], dependencies=[InferenceKey])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 503, 504)
-}
+ERRORS = error_responses(401, 403, 404, 413, 422, 503, 504)
 WITH_BINARY = {**ERRORS, **BINARY_RESPONSES}
 
 
@@ -124,11 +128,15 @@ async def encode(
     binary = _binary(request, entry, out, body.png_scale, "encode")
     if binary is not None:
         return binary
-    return EncodeResponse(
-        model=entry.name,
-        mean=encode_tensor(out["mean"], None, body.encoding),
-        scale=encode_tensor(out["scale"], None, body.encoding),
-        samples=encode_tensor(out["samples"], None, body.encoding) if "samples" in out else None,
+    return json_response(
+        EncodeResponse(
+            model=entry.name,
+            mean=encode_tensor(out["mean"], None, body.encoding),
+            scale=encode_tensor(out["scale"], None, body.encoding),
+            samples=encode_tensor(out["samples"], None, body.encoding)
+            if "samples" in out
+            else None,
+        )
     )
 
 
@@ -147,12 +155,14 @@ async def generate(
     if binary is not None:
         return binary
     specs = _specs(entry)
-    return GenerateResponse(
-        model=entry.name,
-        outputs={
-            m: encode_tensor(x, specs[m], body.encoding, body.png_scale) for m, x in out.items()
-        },
-        seed=body.seed,
+    return json_response(
+        GenerateResponse(
+            model=entry.name,
+            outputs={
+                m: encode_tensor(x, specs[m], body.encoding, body.png_scale) for m, x in out.items()
+            },
+            seed=body.seed,
+        )
     )
 
 
@@ -195,7 +205,9 @@ async def reconstruct(
                 for m in targets
             },
         )
-    return ReconstructResponse(model=entry.name, reconstructions=recs, cross=cross, seed=body.seed)
+    return json_response(
+        ReconstructResponse(model=entry.name, reconstructions=recs, cross=cross, seed=body.seed)
+    )
 
 
 @router.post("/sample", response_model=SampleResponse, responses=WITH_BINARY)
@@ -217,13 +229,15 @@ async def sample(
     if binary is not None:
         return binary
     specs = _specs(entry)
-    return SampleResponse(
-        model=entry.name,
-        sampler=body.sampler,
-        outputs={
-            m: encode_tensor(x, specs[m], body.encoding, body.png_scale) for m, x in out.items()
-        },
-        seed=body.seed,
+    return json_response(
+        SampleResponse(
+            model=entry.name,
+            sampler=body.sampler,
+            outputs={
+                m: encode_tensor(x, specs[m], body.encoding, body.png_scale) for m, x in out.items()
+            },
+            seed=body.seed,
+        )
     )
 
 
@@ -253,6 +267,8 @@ async def log_likelihood(
     values = out["log_likelihood"].tolist()
     if not all(math.isfinite(v) for v in values):
         raise invalid("inputs", "the log-likelihood is not finite for these inputs")
-    return LogLikelihoodResponse(
-        model=entry.name, log_likelihood=values, k=body.k, given=given, targets=targets
+    return json_response(
+        LogLikelihoodResponse(
+            model=entry.name, log_likelihood=values, k=body.k, given=given, targets=targets
+        )
     )

@@ -19,10 +19,16 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from service.deps import AdminKey
 from service.errors import ApiError, not_found
 from service.jobs_client import BrokerUnavailable, JobsClient, public
+from service.schemas import error_responses
 from workers.jobs import TERMINAL, JobNotFound
 from workers.specs import SpecError
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[AdminKey])
+router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    dependencies=[AdminKey],
+    responses=error_responses(401, 403, 404, 409, 413, 422, 503),
+)
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id")]
 SSE_POLL_S = 0.5
 SSE_MAX_S = 6 * 3600

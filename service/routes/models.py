@@ -11,16 +11,16 @@ from service import loading
 from service.deps import AdminKey, ModelDep, RegistryDep, SettingsDep
 from service.registry import LoadedModel
 from service.schemas import (
-    ErrorBody,
     LoadRequest,
     ModalityInfo,
     ModelInfo,
     ModelList,
     ModelSource,
+    error_responses,
 )
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 502)}
+ERRORS = error_responses(401, 403, 404, 409, 413, 422, 502)
 
 _ACCEPTS = {
     "image": ["png_base64", "nested_list", "tensor"],

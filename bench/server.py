@@ -1,0 +1,81 @@
+"""uvicorn serving the app in a subprocess on loopback, for the serving and memory benchmarks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+SERVER = (
+    "import sys, uvicorn; from service.app import create_app; "
+    "uvicorn.run(create_app(), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')"
+)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        """user + system CPU time of the server process so far, from /proc/<pid>/stat."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(
+    env: dict[str, str], data_dir: str, root: Path = ROOT, ready_timeout: float = 120
+) -> Iterator[Server]:
+    """Start uvicorn with `MMVAE_*` settings from `env`, wait for /readyz, stop it afterwards.
+    `root`: the source tree to serve (another checkout gives before/after comparisons)."""
+    port = free_port()
+    full = {
+        **os.environ,
+        "MMVAE_DATA_DIR": data_dir,
+        "MMVAE_LOG_LEVEL": "WARNING",
+        "MMVAE_QUEUE_SIZE": "1024",
+        **env,
+        "PYTHONPATH": str(root),
+    }
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=full, cwd=root)
+    server = Server(proc, port)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError("the server exited during startup")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server was not ready in {ready_timeout} s")
+            time.sleep(0.05)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

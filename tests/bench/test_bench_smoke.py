@@ -1,0 +1,75 @@
+"""Each benchmark part in its tiniest mode, checking the JSON it writes, so bench/ doesn't rot.
+The figures themselves are not checked (a shared CI machine is no place to time things)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import inference, memory, serving, training
+
+
+def _load(out: Path, name: str) -> dict:
+    assert (out / f"{name}.md").read_text().startswith("# ")
+    data = json.loads((out / f"{name}.json").read_text())
+    assert {"cpu", "cores", "torch", "loadavg_start", "loadavg_end"} <= set(data["machine"])
+    return data
+
+
+def test_training(tmp_path: Path) -> None:
+    args = [
+        "--models",
+        "mopoe",
+        "--datasets",
+        "synthetic",
+        "--batch-sizes",
+        "32",
+        "--m-values",
+        "",
+        "--size",
+        "256",
+        "--warmup",
+        "1",
+        "--steps",
+        "2",
+        "--repeats",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    assert training.main(args) == 0
+    (run,) = _load(tmp_path, "training")["runs"]
+    assert (run["part"], run["model"], run["batch_size"]) == ("models", "mopoe", 32)
+    assert run["samples_per_s"] > 0 and run["peak_rss_mib"] > 0
+    assert len(run["samples_per_s_runs"]) == 2 and "trainer_overhead" in run
+
+
+def test_inference(tmp_path: Path) -> None:
+    assert (
+        inference.main(["--budget", "0.01", "--models", "digits-demo", "--out", str(tmp_path)]) == 0
+    )
+    runs = _load(tmp_path, "inference")["runs"]
+    assert {(r["op"], r["batch"]) for r in runs} == {
+        (op, b) for op in inference.OPS for b in inference.BATCHES
+    }
+    assert all(r["median_ms"] > 0 for r in runs)
+
+
+@pytest.mark.slow
+def test_serving(tmp_path: Path) -> None:
+    args = ["--duration", "0.3", "--clients", "2", "--modes", "on", "--out", str(tmp_path)]
+    assert serving.main(args) == 0
+    (point,) = _load(tmp_path, "serving")["modes"]["on"]["points"]
+    assert point["generate"]["requests"] > 0 and point["generate"]["errors"] == 0
+    assert point["healthz"]["rps"] > 0 and point["generate"]["fraction_of_floor"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("models", ["mopoe,mvae"])
+def test_memory(tmp_path: Path, models: str) -> None:
+    assert memory.main(["--models", models, "--out", str(tmp_path)]) == 0
+    points = _load(tmp_path, "memory")["points"]
+    assert [p["models_loaded"] for p in points] == [0, 1, 2]
+    assert all(p["rss_mib"] > 0 for p in points)
