@@ -74,6 +74,7 @@ class MultimodalVAE(nn.Module):
         self.names: list[str] = config.modality_names
         self.index = {m: i for i, m in enumerate(self.names)}
         self.shapes = {m.name: tuple(m.shape) for m in config.modalities}
+        self.value_ranges = {m.name: m.value_range for m in config.modalities}
         self.latent_dim = config.latent_dim
         self.private_dims = {m: self._private_dim(m) for m in self.names}
         self.encoders = nn.ModuleDict()
@@ -241,7 +242,7 @@ class MultimodalVAE(nn.Module):
     def output_mean(self, m: str, out: Tensor) -> Tensor:
         """Mean of p(x_m | z) from decoder output, clamped to the modality's `value_range`."""
         mean = self.likelihoods[m].mean(out)
-        bounds = self.config.modality(m).value_range
+        bounds = self.value_ranges[m]
         return mean if bounds is None else mean.clamp(*bounds)
 
     # ---- public API -----------------------------------------------------------------------

@@ -96,6 +96,14 @@ def _specs(entry: LoadedModel) -> dict:
     return {m.name: m for m in entry.model.config.modalities}
 
 
+def _encode_outputs(
+    entry: LoadedModel, arrays: dict[str, Tensor], encoding: Any, png_scale: int
+) -> dict[str, Any]:
+    """Each output tensor in the requested encoding (tensor, nested lists or PNG)."""
+    specs = _specs(entry)
+    return {m: encode_tensor(x, specs[m], encoding, png_scale) for m, x in arrays.items()}
+
+
 def _binary(
     request: Request, entry: LoadedModel, arrays: dict[str, Tensor], scale: int, op: str
 ) -> Response | None:
@@ -154,16 +162,8 @@ async def generate(
     binary = _binary(request, entry, out, body.png_scale, "generate")
     if binary is not None:
         return binary
-    specs = _specs(entry)
-    return json_response(
-        GenerateResponse(
-            model=entry.name,
-            outputs={
-                m: encode_tensor(x, specs[m], body.encoding, body.png_scale) for m, x in out.items()
-            },
-            seed=body.seed,
-        )
-    )
+    outputs = _encode_outputs(entry, out, body.encoding, body.png_scale)
+    return json_response(GenerateResponse(model=entry.name, outputs=outputs, seed=body.seed))
 
 
 @router.post("/reconstruct", response_model=ReconstructResponse, responses=WITH_BINARY)
@@ -187,11 +187,8 @@ async def reconstruct(
         return binary
     specs = _specs(entry)
     enc = body.encoding, body.png_scale
-    recs = {
-        name[4:]: encode_tensor(x, specs[name[4:]], *enc)
-        for name, x in out.items()
-        if name.startswith("rec.")
-    }
+    rec_out = {name[4:]: x for name, x in out.items() if name.startswith("rec.")}
+    recs = _encode_outputs(entry, rec_out, *enc)
     cross: dict[str, CrossReconstruction] = {}
     for source in entry.model.names:
         mask = out.get(f"cross.{source}")
@@ -228,16 +225,9 @@ async def sample(
     binary = _binary(request, entry, out, body.png_scale, "sample")
     if binary is not None:
         return binary
-    specs = _specs(entry)
+    outputs = _encode_outputs(entry, out, body.encoding, body.png_scale)
     return json_response(
-        SampleResponse(
-            model=entry.name,
-            sampler=body.sampler,
-            outputs={
-                m: encode_tensor(x, specs[m], body.encoding, body.png_scale) for m, x in out.items()
-            },
-            seed=body.seed,
-        )
+        SampleResponse(model=entry.name, sampler=body.sampler, outputs=outputs, seed=body.seed)
     )
 
 
