@@ -16,8 +16,26 @@ import httpx
 
 SERVER = (
     "import sys, uvicorn; from service.app import create_app; "
-    "uvicorn.run(create_app(), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')"
+    "uvicorn.run(create_app(), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning', "
+    "http=sys.argv[2], loop=sys.argv[3])"
 )
+# uvicorn's HTTP parser and event loop: "auto" takes httptools and uvloop (installed with this
+# project), "pure" the pure-Python h11 parser and asyncio's own loop.
+STACKS = {"auto": ("auto", "auto"), "pure": ("h11", "asyncio")}
+
+
+def stack_description(stack: str) -> str:
+    """Which parser and loop uvicorn will pick for `stack` in this environment."""
+    import importlib.util
+
+    if stack == "pure":
+        return "h11 + asyncio"
+    have = [m for m in ("httptools", "uvloop") if importlib.util.find_spec(m)]
+    http = "httptools" if "httptools" in have else "h11"
+    loop = "uvloop" if "uvloop" in have else "asyncio"
+    return f"{http} + {loop}"
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,10 +62,15 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    env: dict[str, str], data_dir: str, root: Path = ROOT, ready_timeout: float = 120
+    env: dict[str, str],
+    data_dir: str,
+    root: Path = ROOT,
+    ready_timeout: float = 120,
+    stack: str = "auto",
 ) -> Iterator[Server]:
     """Start uvicorn with `MMVAE_*` settings from `env`, wait for /readyz, stop it afterwards.
-    `root`: the source tree to serve (another checkout gives before/after comparisons)."""
+    `root`: the source tree to serve (another checkout gives before/after comparisons);
+    `stack`: a key of STACKS."""
     port = free_port()
     full = {
         **os.environ,
@@ -57,7 +80,8 @@ def serve(
         **env,
         "PYTHONPATH": str(root),
     }
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=full, cwd=root)
+    command = [sys.executable, "-c", SERVER, str(port), *STACKS[stack]]
+    proc = subprocess.Popen(command, env=full, cwd=root)
     server = Server(proc, port)
     try:
         deadline = time.monotonic() + ready_timeout

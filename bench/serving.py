@@ -1,9 +1,11 @@
 """HTTP serving: requests/s and p50/p99 latency of `generate` on the digits-demo model at 1, 8, 32
 and 128 concurrent clients, dynamic batching on and off, and the `/healthz` floor (the HTTP stack
 alone) under the same load in the same run. uvicorn runs in a subprocess on loopback; the load
-generator (bench.httpload) runs in this process, so client and server share the 2 cores.
+generator (bench.httpload) runs in this process, so client and server share the 2 cores. Each
+point is measured on both uvicorn stacks (bench.server.STACKS): httptools + uvloop, as installed
+with this project, and the pure-Python h11 + asyncio.
 
-    python -m bench.serving [--quick] [--duration 3] [--clients 1,8,32,128] [--out DIR]
+    python -m bench.serving [--quick] [--duration 3] [--clients 1,8,32,128] [--stacks auto,pure]
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import httpx
 
 from bench.common import RESULTS_DIR, finish, machine, machine_line, table, write
 from bench.httpload import Target, run_load
-from bench.server import ROOT, Server, serve
+from bench.server import ROOT, STACKS, Server, serve, stack_description
 
 GENERATE = {"inputs": {"label": [3]}, "targets": ["image"], "n_samples": 1}
 PATH = "/v1/models/digits-demo/generate"
 HEADERS = [
+    "stack",
     "batching",
     "clients",
     "generate req/s",
@@ -61,11 +64,19 @@ def measure(server: Server, path: str, body: dict | None, clients: int, duration
 
 
 def run_mode(
-    batching: bool, clients: list[int], duration: float, env: dict[str, str], root: Path = ROOT
+    batching: bool,
+    clients: list[int],
+    duration: float,
+    env: dict[str, str],
+    root: Path = ROOT,
+    stack: str = "auto",
 ) -> dict:
     """Start a server with batching on or off and measure generate and /healthz at each load."""
     settings = {"MMVAE_BATCHING": str(batching).lower(), "MMVAE_PRELOAD": "digits-demo", **env}
-    with tempfile.TemporaryDirectory() as data_dir, serve(settings, data_dir, root) as server:
+    with (
+        tempfile.TemporaryDirectory() as data_dir,
+        serve(settings, data_dir, root, stack=stack) as server,
+    ):
         measure(server, PATH, GENERATE, 4, min(duration, 0.5))  # warm up
         points = []
         for c in clients:
@@ -77,8 +88,34 @@ def run_mode(
         return {"settings": settings, "points": points, "batching": batch_stats(server.url)}
 
 
+def run_stack(
+    stack: str,
+    clients: list[int],
+    duration: float,
+    modes: list[str],
+    env: dict[str, str],
+    root: Path,
+) -> dict:
+    result: dict[str, Any] = {
+        "server": stack_description(stack),
+        "modes": {m: run_mode(m == "on", clients, duration, env, root, stack) for m in modes},
+    }
+    modes_ = result["modes"]
+    if "on" in modes_ and "off" in modes_:
+        result["speedup_on_vs_off"] = {
+            str(p["generate"]["clients"]): round(p["generate"]["rps"] / q["generate"]["rps"], 2)
+            for p, q in zip(modes_["on"]["points"], modes_["off"]["points"], strict=True)
+        }
+    return result
+
+
 def run(
-    clients: list[int], duration: float, modes: list[str], env: dict[str, str], root: Path = ROOT
+    clients: list[int],
+    duration: float,
+    modes: list[str],
+    env: dict[str, str],
+    root: Path = ROOT,
+    stacks: tuple[str, ...] = tuple(STACKS),
 ) -> dict:
     results: dict[str, Any] = {
         "machine": machine(),
@@ -86,42 +123,45 @@ def run(
         "request": GENERATE,
         "client": "bench.httpload (raw asyncio, keep-alive), same machine as the server",
         "server_root": str(root),
-        "modes": {m: run_mode(m == "on", clients, duration, env, root) for m in modes},
+        "stacks": {s: run_stack(s, clients, duration, modes, env, root) for s in stacks},
     }
-    modes_ = results["modes"]
-    if "on" in modes_ and "off" in modes_:
-        results["speedup_on_vs_off"] = {
-            str(p["generate"]["clients"]): round(p["generate"]["rps"] / q["generate"]["rps"], 2)
-            for p, q in zip(modes_["on"]["points"], modes_["off"]["points"], strict=True)
-        }
     finish(results["machine"])
     return results
 
 
 def markdown(results: dict[str, Any]) -> str:
-    rows = []
-    for mode, data in results["modes"].items():
-        for p in data["points"]:
-            g, h = p["generate"], p["healthz"]
-            rows.append(
+    rows, passes, speedups = [], [], []
+    for stack in results["stacks"].values():
+        for mode, data in stack["modes"].items():
+            for p in data["points"]:
+                g, h = p["generate"], p["healthz"]
+                rows.append(
+                    [
+                        stack["server"],
+                        mode,
+                        g["clients"],
+                        g["rps"],
+                        g["p50_ms"],
+                        g["p99_ms"],
+                        h["rps"],
+                        f"{g['fraction_of_floor']:.0%}",
+                        g["server_cpu_cores"],
+                        g["server_cpu_ms_per_request"],
+                        g["client_cpu_cores"],
+                        g["errors"],
+                    ]
+                )
+            passes.append(
                 [
+                    stack["server"],
                     mode,
-                    g["clients"],
-                    g["rps"],
-                    g["p50_ms"],
-                    g["p99_ms"],
-                    h["rps"],
-                    f"{g['fraction_of_floor']:.0%}",
-                    g["server_cpu_cores"],
-                    g["server_cpu_ms_per_request"],
-                    g["client_cpu_cores"],
-                    g["errors"],
+                    data["batching"]["forward_passes"],
+                    data["batching"]["mean_requests_per_pass"],
                 ]
             )
-    passes = [
-        [m, d["batching"]["forward_passes"], d["batching"]["mean_requests_per_pass"]]
-        for m, d in results["modes"].items()
-    ]
+        if "speedup_on_vs_off" in stack:
+            speed = ", ".join(f"{c} clients {x}x" for c, x in stack["speedup_on_vs_off"].items())
+            speedups.append(f"- {stack['server']}: {speed}.")
     out = [
         "# Serving: generate on digits-demo over HTTP",
         "",
@@ -131,11 +171,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         table(HEADERS, rows),
         "",
-        table(["batching", "forward passes", "mean requests per pass"], passes),
+        table(["stack", "batching", "forward passes", "mean requests per pass"], passes),
     ]
-    if "speedup_on_vs_off" in results:
-        speed = ", ".join(f"{c} clients {s}x" for c, s in results["speedup_on_vs_off"].items())
-        out += ["", f"Batching on vs off (generate req/s): {speed}."]
+    if speedups:
+        out += ["", "Batching on vs off (generate req/s):", *speedups]
     return "\n".join(out) + "\n"
 
 
@@ -145,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="seconds per point")
     parser.add_argument("--clients", default="1,8,32,128", help="comma-separated client counts")
     parser.add_argument("--modes", default="on,off", help="batching modes: on,off")
+    parser.add_argument("--stacks", default=",".join(STACKS), help="uvicorn stacks: auto,pure")
     parser.add_argument("--env", action="append", default=[], help="extra MMVAE_X=value setting")
     parser.add_argument("--root", type=Path, default=ROOT, help="source tree to serve")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output folder")
@@ -152,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     duration = args.duration or (1.0 if args.quick else 4.0)
     clients = [int(c) for c in args.clients.split(",")]
     env = dict(e.split("=", 1) for e in args.env)
-    results = run(clients, duration, args.modes.split(","), env, args.root.resolve())
+    stacks = tuple(args.stacks.split(","))
+    for stack in stacks:
+        if stack not in STACKS:
+            parser.error(f"unknown stack {stack!r}; choose from {', '.join(STACKS)}")
+    results = run(clients, duration, args.modes.split(","), env, args.root.resolve(), stacks)
     write("serving", results, markdown(results), args.out)
     print(markdown(results))
     return 0

@@ -22,7 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import __version__
-from service import inference, loading
+from service import gc_tuning, inference, loading
 from service.batching import Batcher, BatcherPool
 from service.errors import install_error_handlers
 from service.logging import REQUEST_ID_HEADER, log_request, new_request_id, request_id
@@ -72,8 +72,7 @@ class ObservabilityMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            self.metrics.observe_request(method, template, status, time.perf_counter() - started)
             log_request(method, scope.get("path", ""), status, started)
             request_id.reset(token)
 
@@ -109,6 +108,7 @@ async def _preload(app: FastAPI) -> None:
             message = getattr(err, "message", None) or str(err) or type(err).__name__
             app.state.preload_status[label] = f"failed: {message}"
             log.error("could not preload %s: %s", spec, message)
+    gc_tuning.settle()
 
 
 @asynccontextmanager
@@ -116,6 +116,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+    if settings.gc_tuning:
+        gc_tuning.tune()
     app.state.executor = _executor(settings)  # a fresh pool per start (tests restart apps)
     task = asyncio.create_task(_preload(app), name="preload")
     app.state.preload_task = task
@@ -127,6 +129,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await task
         await app.state.batchers.close()
         app.state.executor.shutdown(wait=False, cancel_futures=True)
+        gc_tuning.restore()
 
 
 def _executor(settings: Settings) -> ThreadPoolExecutor:

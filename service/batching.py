@@ -8,8 +8,9 @@ waits longer than its timeout gets 504. With batching off every request runs alo
 the same queue (so backpressure and timeouts behave the same).
 
 Per-request bookkeeping is O(1) (rows pending per key are counted, metric children cached, the
-timeout is one timer rather than `wait_for(shield(...))`): under load the event loop, not the
-forward pass, is the bottleneck of a small model (see bench/RESULTS.md).
+timeout is one timer rather than `wait_for(shield(...))`, and a new request wakes the collector
+only when it can change its decision: an empty queue, a full batch, or batching off): under load
+the event loop, not the forward pass, is the bottleneck of a small model (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -90,9 +91,12 @@ class Batcher:
             )
         assert self._loop is not None
         item = _Pending(key, payload, rows, self._loop.create_future())
+        was_empty = not self._pending
         self._pending.append(item)
-        self._rows[key] = self._rows.get(key, 0) + rows
-        self._changed()
+        pending_rows = self._rows[key] = self._rows.get(key, 0) + rows
+        self._depth.set(len(self._pending))
+        if was_empty or not self.enabled or pending_rows >= self.max_rows:
+            self._wake.set()  # otherwise the collector is already waiting for the head's deadline
         timer = self._loop.call_later(timeout_s, _expire, item.future)
         try:
             return await item.future
@@ -165,9 +169,7 @@ class Batcher:
             head = self._pending[0]
             remaining = head.arrived + self.max_wait_s - time.monotonic()
             if self.enabled and remaining > 0 and self._ready_rows(head.key) < self.max_rows:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), remaining)
+                await self._sleep(remaining)
                 continue
             await self._slots.acquire()
             items = self._take()
@@ -177,6 +179,16 @@ class Batcher:
             task = asyncio.get_running_loop().create_task(self._run(items))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until woken or `seconds` have passed (a timer, not `wait_for`: no task per wait)."""
+        self._wake.clear()
+        assert self._loop is not None
+        timer = self._loop.call_later(seconds, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
 
     def _take(self) -> list[_Pending]:
         """The oldest request and, batching on, later ones with its key while rows fit."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -149,8 +150,37 @@ def _class_indices(values: list[Any], spec: ModalitySpec) -> tuple[Tensor, Tenso
     for v in values:
         if type(v) is not int or not 0 <= v < classes:
             return None
-    data = torch.nn.functional.one_hot(torch.tensor(values), classes).float()
+    data = _identity(classes)[values]
     return data.view(len(values), *spec.shape), torch.ones(len(values), dtype=torch.bool)
+
+
+@functools.cache
+def _identity(classes: int) -> Tensor:
+    """Row i is the one-hot vector of class i (indexed, never written to)."""
+    return torch.eye(classes)
+
+
+def input_rows(
+    inputs: dict[str, TensorPayload | list[Any]], specs: Sequence[ModalitySpec], max_batch: int
+) -> int:
+    """The number of samples in a request's `inputs`, checked without reading the data: known
+    modalities, the same count for each, between 1 and `max_batch`."""
+    names = [s.name for s in specs]
+    if not inputs:
+        raise invalid("inputs", f"give at least one modality; the model has {names}")
+    sizes: dict[str, int] = {}
+    for name, v in inputs.items():
+        if name not in names:
+            raise invalid(f"inputs.{name}", f"unknown modality; the model has {names}")
+        sizes[name] = v.shape[0] if isinstance(v, TensorPayload) else len(v)
+        if sizes[name] > max_batch:
+            raise over_limit(f"inputs.{name}", sizes[name], max_batch, "MMVAE_MAX_BATCH_SIZE")
+    if len(set(sizes.values())) > 1:
+        raise invalid("inputs", f"every modality needs the same number of samples, got {sizes}")
+    n = next(iter(sizes.values()))
+    if n == 0:
+        raise invalid("inputs", "no samples given")
+    return n
 
 
 def decode_inputs(
@@ -160,22 +190,8 @@ def decode_inputs(
     max_pixels: int,
 ) -> Batch:
     """The request's `inputs` → a `Batch` over every model modality (missing: zeros, False)."""
+    n = input_rows(inputs, specs, max_batch)
     by_name = {s.name: s for s in specs}
-    if not inputs:
-        raise invalid("inputs", f"give at least one modality; the model has {list(by_name)}")
-    for name in inputs:
-        if name not in by_name:
-            raise invalid(f"inputs.{name}", f"unknown modality; the model has {list(by_name)}")
-    sizes: dict[str, int] = {}
-    for name, v in inputs.items():
-        sizes[name] = v.shape[0] if isinstance(v, TensorPayload) else len(v)
-        if sizes[name] > max_batch:
-            raise over_limit(f"inputs.{name}", sizes[name], max_batch, "MMVAE_MAX_BATCH_SIZE")
-    if len(set(sizes.values())) > 1:
-        raise invalid("inputs", f"every modality needs the same number of samples, got {sizes}")
-    n = next(iter(sizes.values()))
-    if n == 0:
-        raise invalid("inputs", "no samples given")
     data, masks = {}, {}
     for name, spec in by_name.items():
         if name in inputs:
@@ -185,6 +201,8 @@ def decode_inputs(
         else:
             data[name] = torch.zeros(n, *spec.shape)
             masks[name] = torch.zeros(n, dtype=torch.bool)
+    if any(isinstance(inputs[m], TensorPayload) for m in inputs):
+        return Batch(data, masks)  # a {shape, data} tensor observes every sample
     observed = torch.stack(list(masks.values())).any(0)
     if not bool(observed.all()):
         first = int((~observed).nonzero()[0])
@@ -224,7 +242,8 @@ def encode_tensor(
 ) -> TensorOut:
     """A [..., *shape] output → `TensorOut`: flat or nested values, PNGs for images on request,
     and the argmax class for categorical modalities."""
-    x = x.detach().float().cpu()
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.requires_grad:
+        x = x.detach().float().cpu()
     out = TensorOut(shape=list(x.shape))
     if spec is not None and spec.kind == "image" and encoding == "png":
         lead = x.shape[:-3]

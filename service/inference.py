@@ -1,8 +1,12 @@
 """The torch side of each inference operation, on a merged batch, and the split back per request.
 
-An operation takes the model, one `Batch` (several requests' samples concatenated), its
-parameters and a generator, and returns named tensors with the batch along a known axis; the
-batcher cuts them back into each request's rows. Runs in a worker thread, never on the event loop.
+Everything here runs in the inference worker thread, never on the event loop: each request's
+inputs are decoded to tensors (`Work.decode`), the requests' samples are concatenated, the
+operation runs once, and each request's share of the outputs is encoded for its response
+(`Work.finish`). Keeping torch calls off the event loop matters for a small model: every torch
+call releases the GIL, and on the loop thread each one waited for the worker to hand it back
+(bench/RESULTS.md). A request whose decoding or encoding fails gets its own error; the others
+are unaffected.
 """
 
 from __future__ import annotations
@@ -25,13 +29,16 @@ Operation = Callable[[MultimodalVAE, Batch | None, dict[str, Any], torch.Generat
 @dataclass(frozen=True)
 class Work:
     """One request's share of a forward pass: the model and operation parameters (equal for
-    every request merged), its samples (None for `sample`), row count and seed."""
+    every request merged), its row count and seed, `decode` building its samples (None for
+    `sample`) and `finish` turning its outputs into what the route answers (default: the
+    tensors themselves). Both run in the worker thread and may raise an `ApiError`."""
 
     model: MultimodalVAE
     params: dict[str, Any]
-    batch: Batch | None
     rows: int
     seed: int | None = None
+    decode: Callable[[], Batch] | None = None
+    finish: Callable[[dict[str, Tensor]], Any] | None = None
 
 
 def posterior_std(post: Diagonal | Mixture) -> Tensor:
@@ -135,26 +142,52 @@ def split(outputs: Outputs, rows: Sequence[int]) -> list[dict[str, Tensor]]:
     return pieces
 
 
-def run(op: str, works: Sequence[Work]) -> list[dict[str, Tensor]]:
-    """One forward pass for `works` (all unseeded, or a single seeded one), split per request."""
+def run(op: str, works: Sequence[Work]) -> list[Any]:
+    """One forward pass for `works` (all unseeded, or a single seeded one): per request, its
+    finished result, or the exception that decoding or finishing it raised."""
+    results: list[Any] = [None] * len(works)
+    live: list[int] = []
+    batches: list[Batch] = []
+    for i, work in enumerate(works):
+        if work.decode is None:
+            live.append(i)
+            continue
+        try:
+            batch = work.decode()
+        except Exception as err:
+            results[i] = err
+            continue
+        if batch.size != work.rows:
+            raise RuntimeError(f"decoded {batch.size} samples for a request of {work.rows}")
+        batches.append(batch)
+        live.append(i)
+    if not live:
+        return results
     model, params = works[0].model, works[0].params
     generator = None
     if len(works) == 1 and works[0].seed is not None:
         generator = torch.Generator().manual_seed(works[0].seed)
-    rows = [w.rows for w in works]
-    batch = None if works[0].batch is None else merge([w.batch for w in works])  # type: ignore[misc]
+    rows = [works[i].rows for i in live]
+    merged = merge(batches) if batches else None
     if op == "sample":
         params = {**params, "n": sum(rows)}
     with torch.inference_mode():
-        outputs = OPERATIONS[op](model, batch, params, generator)
-    return split(outputs, rows)
+        outputs = OPERATIONS[op](model, merged, params, generator)
+        pieces = split(outputs, rows)
+        for i, piece in zip(live, pieces, strict=True):
+            finish = works[i].finish
+            try:
+                results[i] = piece if finish is None else finish(piece)
+            except Exception as err:
+                results[i] = err
+    return results
 
 
 def group_key(op: str, params: dict[str, Any], seed: int | None, token: object) -> Hashable:
     """Requests with equal keys may share a forward pass: same operation and parameters, and
     no seed (a seeded request runs alone so its draws depend on nothing else; `token` is unique
     per request)."""
-    frozen = tuple(sorted((k, _freeze(v)) for k, v in params.items()))
+    frozen = tuple((k, _freeze(v)) for k, v in params.items())  # key order: a missed merge at worst
     return (op, frozen, None if seed is None else token)
 
 

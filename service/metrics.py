@@ -6,6 +6,8 @@ Requests by route template and status, latency histograms, queue depth, merged b
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -59,6 +61,19 @@ class ServiceMetrics:
         self.model_info = Gauge(
             "mmvae_model_loaded", "1 per model being served", ["model", "model_type"], registry=r
         )
+
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency (label children looked up once per
+        method, route and status: `labels()` takes a lock and builds tuples every call)."""
+        key = (method, route, str(status))
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(*key), self.latency.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from core.models.base import MultimodalVAE
+from core.models.config import ModalitySpec
 from service.errors import ApiError, not_found
 
 
@@ -24,6 +26,11 @@ class LoadedModel:
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
     warmed: bool = False
+
+    @cached_property
+    def specs(self) -> dict[str, ModalitySpec]:
+        """The model's modalities by name (built once: looked up on every request)."""
+        return {m.name: m for m in self.model.config.modalities}
 
     @property
     def samplers(self) -> list[str]:

@@ -78,10 +78,14 @@ class BodyLimitMiddleware:
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await self._reject(send)
             return
-        # Read the whole body now (it is at most max_bytes), then replay it to the app.
+        if length is not None and b"transfer-encoding" not in headers:
+            # The server reads exactly Content-Length bytes, now known to be within the limit.
+            await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked): read the body now, up to max_bytes, then replay it.
         chunks: list[bytes] = []
         size = 0
-        more = scope["method"] not in ("GET", "HEAD", "OPTIONS", "DELETE") or length is not None
+        more = scope["method"] not in ("GET", "HEAD", "OPTIONS", "DELETE")
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":

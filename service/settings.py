@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         "intra-op threads, gives a small model's server its throughput, and extra threads fight "
         "the event loop for the cores (bench/RESULTS.md); raise it for large models",
     )
+    gc_tuning: bool = Field(
+        True,
+        description="collect the youngest generation less often and freeze the objects that "
+        "exist after startup and each model load out of the cyclic GC (removes ~150 ms pauses; "
+        "service/gc_tuning.py)",
+    )
     # jobs (the rest of their settings: workers.settings.WorkerSettings, same MMVAE_ prefix)
     jobs_enabled: bool = Field(True, description="serve /v1/jobs and /v1/datasets")
     # logging

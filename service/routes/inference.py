@@ -1,21 +1,26 @@
 """Inference on a loaded model: encode, generate, reconstruct, sample, log-likelihood, evaluate.
 
-Requests are decoded and checked against the limits here, then queued on the model's batcher for
-the operation; results come back per request and are encoded as JSON, a PNG grid or an .npz.
+Each route checks what it can without torch (names, counts, limits), then queues the request
+on the model's batcher for the operation with two functions that run in the inference thread:
+one decodes its inputs to tensors, one turns its outputs into the answer (JSON body, PNG grid or
+.npz). The event loop thus never calls torch (see service/inference.py for why).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 from torch import Tensor
 
 from core.data.batch import Batch
-from service.codecs import decode_inputs, encode_tensor
-from service.deps import InferenceKey, ModelDep, SettingsDep
+from service.codecs import decode_inputs, encode_tensor, input_rows
+from service.deps import InferenceKey, ModelDep
 from service.errors import invalid, over_limit
+from service.fast_route import FastJSONRoute
 from service.inference import Work, group_key
 from service.registry import LoadedModel
 from service.responses import (
@@ -41,16 +46,25 @@ from service.schemas import (
 )
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1/models/{name}", tags=["inference"], dependencies=[InferenceKey])
+router = APIRouter(
+    prefix="/v1/models/{name}",
+    tags=["inference"],
+    dependencies=[InferenceKey],
+    route_class=FastJSONRoute,
+)
 ERRORS = error_responses(401, 403, 404, 413, 422, 503, 504)
 WITH_BINARY = {**ERRORS, **BINARY_RESPONSES}
 
 
 # ---- helpers --------------------------------------------------------------------------------
-def _inputs(entry: LoadedModel, inputs: dict, settings: Settings) -> Batch:
-    return decode_inputs(
-        inputs, entry.model.config.modalities, settings.max_batch_size, settings.max_image_pixels
-    )
+def _rows(entry: LoadedModel, inputs: dict, settings: Settings) -> int:
+    return input_rows(inputs, entry.model.config.modalities, settings.max_batch_size)
+
+
+def _decoder(entry: LoadedModel, inputs: dict, settings: Settings) -> Callable[[], Batch]:
+    """Builds the request's `Batch` when called (in the inference thread)."""
+    specs, max_pixels = entry.model.config.modalities, settings.max_image_pixels
+    return lambda: decode_inputs(inputs, specs, settings.max_batch_size, max_pixels)
 
 
 def _modalities(entry: LoadedModel, names: list[str] | None, field: str) -> list[str]:
@@ -80,139 +94,147 @@ async def _run(
     entry: LoadedModel,
     op: str,
     params: dict[str, Any],
-    batch: Batch | None,
     rows: int,
     seed: int | None,
-) -> dict[str, Tensor]:
-    """Queue the request on the (model, op) batcher and wait for its share of the results."""
-    batchers = request.app.state.batchers
-    settings: Settings = request.app.state.settings
+    decode: Callable[[], Batch] | None,
+    finish: Callable[[dict[str, Tensor]], Any],
+) -> Any:
+    """Queue the request on the (model, op) batcher and wait for its finished share."""
+    app = request.app
+    settings: Settings = app.state.settings
     key = (id(entry.model), group_key(op, params, seed, object()))
-    work = Work(entry.model, params, batch, rows, seed)
-    return await batchers.get(entry.name, op).submit(key, work, rows, settings.request_timeout_s)
-
-
-def _specs(entry: LoadedModel) -> dict:
-    return {m.name: m for m in entry.model.config.modalities}
+    work = Work(entry.model, params, rows, seed, decode, finish)
+    return await app.state.batchers.get(entry.name, op).submit(
+        key, work, rows, settings.request_timeout_s
+    )
 
 
 def _encode_outputs(
     entry: LoadedModel, arrays: dict[str, Tensor], encoding: Any, png_scale: int
 ) -> dict[str, Any]:
     """Each output tensor in the requested encoding (tensor, nested lists or PNG)."""
-    specs = _specs(entry)
+    specs = entry.specs
     return {m: encode_tensor(x, specs[m], encoding, png_scale) for m, x in arrays.items()}
 
 
-def _binary(
-    request: Request, entry: LoadedModel, arrays: dict[str, Tensor], scale: int, op: str
-) -> Response | None:
-    """The PNG grid or .npz response when the Accept header asks for one, else None."""
+def _finisher(
+    request: Request,
+    entry: LoadedModel,
+    op: str,
+    scale: int,
+    as_json: Callable[[dict[str, Tensor]], Any],
+) -> Callable[[dict[str, Tensor]], Any]:
+    """What the inference thread makes of this request's outputs: the PNG grid or .npz
+    `Response` when the Accept header asks for one, else `as_json(outputs)`."""
     kind = wanted(request)
     if kind == "npz":
-        return npz_response(arrays, f"{entry.name}-{op}")
+        return lambda out: npz_response(out, f"{entry.name}-{op}")
     if kind == "png":
-        specs = _specs(entry)
-        images = {}
-        for name, x in arrays.items():
-            spec = specs.get(name.split(".")[-1])
-            if spec is not None and spec.kind == "image" and not name.startswith("cross."):
-                images[name] = x if x.ndim == 5 else x.unsqueeze(0)
-        return png_response(images, scale)
-    return None
+        return lambda out: png_response(_images(entry, out), scale)
+    return as_json
+
+
+def _images(entry: LoadedModel, arrays: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The image outputs as [S, B, C, H, W] (cross-reconstructions left out)."""
+    images = {}
+    for name, x in arrays.items():
+        spec = entry.specs.get(name.split(".")[-1])
+        if spec is not None and spec.kind == "image" and not name.startswith("cross."):
+            images[name] = x if x.ndim == 5 else x.unsqueeze(0)
+    return images
 
 
 # ---- routes ---------------------------------------------------------------------------------
 @router.post("/encode", response_model=EncodeResponse, responses=WITH_BINARY)
-async def encode(
-    body: EncodeRequest, entry: ModelDep, settings: SettingsDep, request: Request
-) -> Any:
+async def encode(body: EncodeRequest, entry: ModelDep, request: Request) -> Any:
     """Posterior mean and standard deviation [B, D] from the given modalities, and optionally
     `n_samples` latent draws [S, B, D]."""
-    batch = _inputs(entry, body.inputs, settings)
-    _check_samples(body.n_samples, batch.size, settings)
-    params = {"n_samples": body.n_samples}
-    out = await _run(request, entry, "encode", params, batch, batch.size, body.seed)
-    binary = _binary(request, entry, out, body.png_scale, "encode")
-    if binary is not None:
-        return binary
-    return json_response(
-        EncodeResponse(
+    settings: Settings = request.app.state.settings
+    rows = _rows(entry, body.inputs, settings)
+    _check_samples(body.n_samples, rows, settings)
+
+    def as_json(out: dict[str, Tensor]) -> EncodeResponse:
+        samples = out.get("samples")
+        return EncodeResponse(
             model=entry.name,
             mean=encode_tensor(out["mean"], None, body.encoding),
             scale=encode_tensor(out["scale"], None, body.encoding),
-            samples=encode_tensor(out["samples"], None, body.encoding)
-            if "samples" in out
-            else None,
+            samples=None if samples is None else encode_tensor(samples, None, body.encoding),
         )
-    )
+
+    finish = _finisher(request, entry, "encode", body.png_scale, as_json)
+    params = {"n_samples": body.n_samples}
+    decode = _decoder(entry, body.inputs, settings)
+    return _respond(await _run(request, entry, "encode", params, rows, body.seed, decode, finish))
 
 
 @router.post("/generate", response_model=GenerateResponse, responses=WITH_BINARY)
-async def generate(
-    body: GenerateRequest, entry: ModelDep, settings: SettingsDep, request: Request
-) -> Any:
+async def generate(body: GenerateRequest, entry: ModelDep, request: Request) -> Any:
     """Cross-modal generation: from the modalities each sample has, `n_samples` draws of each
     target [S, B, *shape]."""
-    batch = _inputs(entry, body.inputs, settings)
+    settings: Settings = request.app.state.settings
+    rows = _rows(entry, body.inputs, settings)
     targets = _modalities(entry, body.targets, "targets")
-    _check_samples(body.n_samples, batch.size, settings)
+    _check_samples(body.n_samples, rows, settings)
+
+    def as_json(out: dict[str, Tensor]) -> GenerateResponse:
+        outputs = _encode_outputs(entry, out, body.encoding, body.png_scale)
+        return GenerateResponse(model=entry.name, outputs=outputs, seed=body.seed)
+
+    finish = _finisher(request, entry, "generate", body.png_scale, as_json)
     params = {"targets": targets, "n_samples": body.n_samples, "mean_latent": body.mean_latent}
-    out = await _run(request, entry, "generate", params, batch, batch.size, body.seed)
-    binary = _binary(request, entry, out, body.png_scale, "generate")
-    if binary is not None:
-        return binary
-    outputs = _encode_outputs(entry, out, body.encoding, body.png_scale)
-    return json_response(GenerateResponse(model=entry.name, outputs=outputs, seed=body.seed))
+    decode = _decoder(entry, body.inputs, settings)
+    return _respond(await _run(request, entry, "generate", params, rows, body.seed, decode, finish))
 
 
 @router.post("/reconstruct", response_model=ReconstructResponse, responses=WITH_BINARY)
-async def reconstruct(
-    body: ReconstructRequest, entry: ModelDep, settings: SettingsDep, request: Request
-) -> Any:
+async def reconstruct(body: ReconstructRequest, entry: ModelDep, request: Request) -> Any:
     """Self-reconstruction from every input modality, and cross-reconstruction from each input
     modality alone (for the samples that have it)."""
-    batch = _inputs(entry, body.inputs, settings)
+    settings: Settings = request.app.state.settings
+    rows = _rows(entry, body.inputs, settings)
     targets = _modalities(entry, body.targets, "targets")
-    _check_samples(body.n_samples, batch.size, settings)
+    _check_samples(body.n_samples, rows, settings)
+    enc = body.encoding, body.png_scale
+
+    def as_json(out: dict[str, Tensor]) -> ReconstructResponse:
+        rec_out = {name[4:]: x for name, x in out.items() if name.startswith("rec.")}
+        cross: dict[str, CrossReconstruction] = {}
+        for source in entry.model.names:
+            mask = out.get(f"cross.{source}")
+            if mask is None or not bool(mask.bool().any()):
+                continue
+            picked = mask.bool().nonzero().flatten()
+            cross[source] = CrossReconstruction(
+                rows=picked.tolist(),
+                outputs={
+                    m: encode_tensor(out[f"cross.{source}.{m}"][:, picked], entry.specs[m], *enc)
+                    for m in targets
+                },
+            )
+        recs = _encode_outputs(entry, rec_out, *enc)
+        return ReconstructResponse(
+            model=entry.name, reconstructions=recs, cross=cross, seed=body.seed
+        )
+
+    finish = _finisher(request, entry, "reconstruct", body.png_scale, as_json)
     params = {
         "targets": targets,
         "n_samples": body.n_samples,
         "mean_latent": body.mean_latent,
         "cross": body.cross,
     }
-    out = await _run(request, entry, "reconstruct", params, batch, batch.size, body.seed)
-    binary = _binary(request, entry, out, body.png_scale, "reconstruct")
-    if binary is not None:
-        return binary
-    specs = _specs(entry)
-    enc = body.encoding, body.png_scale
-    rec_out = {name[4:]: x for name, x in out.items() if name.startswith("rec.")}
-    recs = _encode_outputs(entry, rec_out, *enc)
-    cross: dict[str, CrossReconstruction] = {}
-    for source in entry.model.names:
-        mask = out.get(f"cross.{source}")
-        if mask is None or not bool(mask.bool().any()):
-            continue
-        rows = mask.bool().nonzero().flatten()
-        cross[source] = CrossReconstruction(
-            rows=rows.tolist(),
-            outputs={
-                m: encode_tensor(out[f"cross.{source}.{m}"][:, rows], specs[m], *enc)
-                for m in targets
-            },
-        )
-    return json_response(
-        ReconstructResponse(model=entry.name, reconstructions=recs, cross=cross, seed=body.seed)
+    decode = _decoder(entry, body.inputs, settings)
+    return _respond(
+        await _run(request, entry, "reconstruct", params, rows, body.seed, decode, finish)
     )
 
 
 @router.post("/sample", response_model=SampleResponse, responses=WITH_BINARY)
-async def sample(
-    body: SampleRequest, entry: ModelDep, settings: SettingsDep, request: Request
-) -> Any:
+async def sample(body: SampleRequest, entry: ModelDep, request: Request) -> Any:
     """Unconditional synthetic samples [n, *shape], latents from the prior or the model's fitted
     sampler (see `samplers` in the model's description)."""
+    settings: Settings = request.app.state.settings
     if body.n > settings.max_batch_size:
         raise over_limit("n", body.n, settings.max_batch_size, "MMVAE_MAX_BATCH_SIZE")
     if body.sampler not in entry.samplers:
@@ -220,45 +242,59 @@ async def sample(
             "sampler", f"{body.sampler!r} is not available; this model has {entry.samplers}"
         )
     modalities = _modalities(entry, body.modalities, "modalities")
+
+    def as_json(out: dict[str, Tensor]) -> SampleResponse:
+        outputs = _encode_outputs(entry, out, body.encoding, body.png_scale)
+        return SampleResponse(
+            model=entry.name, sampler=body.sampler, outputs=outputs, seed=body.seed
+        )
+
+    finish = _finisher(request, entry, "sample", body.png_scale, as_json)
     params = {"sampler": body.sampler, "modalities": modalities}
-    out = await _run(request, entry, "sample", params, None, body.n, body.seed)
-    binary = _binary(request, entry, out, body.png_scale, "sample")
-    if binary is not None:
-        return binary
-    outputs = _encode_outputs(entry, out, body.encoding, body.png_scale)
-    return json_response(
-        SampleResponse(model=entry.name, sampler=body.sampler, outputs=outputs, seed=body.seed)
-    )
+    return _respond(await _run(request, entry, "sample", params, body.n, body.seed, None, finish))
 
 
 @router.post("/log-likelihood", response_model=LogLikelihoodResponse, responses=ERRORS)
-async def log_likelihood(
-    body: LogLikelihoodRequest, entry: ModelDep, settings: SettingsDep, request: Request
-) -> Any:
+async def log_likelihood(body: LogLikelihoodRequest, entry: ModelDep, request: Request) -> Any:
     """Importance-sampled log p(inputs) with K samples, or log p(other inputs | given)."""
-    batch = _inputs(entry, body.inputs, settings)
+    settings: Settings = request.app.state.settings
+    rows = _rows(entry, body.inputs, settings)
     if body.k > settings.max_k:
         raise over_limit("k", body.k, settings.max_k, "MMVAE_MAX_K")
     given = targets = None
     if body.given is not None:
         given = _modalities(entry, body.given, "given")
-        have = [m for m in given if m in body.inputs]
-        if not have:
+        if not any(m in body.inputs for m in given):
             raise invalid("given", f"none of {given} is among the inputs {list(body.inputs)}")
-        seen = Batch.mask_matrix(batch, given).any(0)
-        if not bool(seen.all()):
-            row = int((~seen).nonzero()[0])
-            raise invalid("given", f"sample {row} observes none of the given modalities {given}")
         targets = [m for m in body.inputs if m not in given]
         if not targets:
             raise invalid("given", "every input is given: nothing left to score")
-    params = {"k": body.k, "given": given}
-    out = await _run(request, entry, "log-likelihood", params, batch, batch.size, body.seed)
-    values = out["log_likelihood"].tolist()
-    if not all(math.isfinite(v) for v in values):
-        raise invalid("inputs", "the log-likelihood is not finite for these inputs")
-    return json_response(
-        LogLikelihoodResponse(
+    decode_all = _decoder(entry, body.inputs, settings)
+
+    def decode() -> Batch:
+        batch = decode_all()
+        if given is not None:
+            seen = Batch.mask_matrix(batch, given).any(0)
+            if not bool(seen.all()):
+                row = int((~seen).nonzero()[0])
+                raise invalid(
+                    "given", f"sample {row} observes none of the given modalities {given}"
+                )
+        return batch
+
+    def as_json(out: dict[str, Tensor]) -> LogLikelihoodResponse:
+        values = out["log_likelihood"].tolist()
+        if not all(math.isfinite(v) for v in values):
+            raise invalid("inputs", "the log-likelihood is not finite for these inputs")
+        return LogLikelihoodResponse(
             model=entry.name, log_likelihood=values, k=body.k, given=given, targets=targets
         )
-    )
+
+    params = {"k": body.k, "given": given}
+    out = await _run(request, entry, "log-likelihood", params, rows, body.seed, decode, as_json)
+    return _respond(out)
+
+
+def _respond(result: Response | BaseModel) -> Response:
+    """The finished result as the HTTP response (pydantic bodies serialised once)."""
+    return result if isinstance(result, Response) else json_response(result)

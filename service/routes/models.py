@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Response
 
 from core.models.config import ModalitySpec
-from service import loading
+from service import gc_tuning, loading
 from service.deps import AdminKey, ModelDep, RegistryDep, SettingsDep
 from service.registry import LoadedModel
 from service.schemas import (
@@ -88,6 +88,7 @@ async def load_model(
 ) -> ModelInfo:
     entry = await asyncio.to_thread(loading.load, request, settings)
     old = registry.put(entry)
+    gc_tuning.settle()
     if old is not None:
         response.status_code = 200
     return model_info(entry)
@@ -103,4 +104,5 @@ async def load_model(
 )
 async def unload_model(name: str, registry: RegistryDep) -> Response:
     registry.remove(name)
+    gc_tuning.settle()
     return Response(status_code=204)

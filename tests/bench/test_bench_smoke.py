@@ -61,9 +61,12 @@ def test_inference(tmp_path: Path) -> None:
 def test_serving(tmp_path: Path) -> None:
     args = ["--duration", "0.3", "--clients", "2", "--modes", "on", "--out", str(tmp_path)]
     assert serving.main(args) == 0
-    (point,) = _load(tmp_path, "serving")["modes"]["on"]["points"]
-    assert point["generate"]["requests"] > 0 and point["generate"]["errors"] == 0
-    assert point["healthz"]["rps"] > 0 and point["generate"]["fraction_of_floor"] > 0
+    stacks = _load(tmp_path, "serving")["stacks"]
+    assert set(stacks) == {"auto", "pure"} and stacks["pure"]["server"] == "h11 + asyncio"
+    for stack in stacks.values():
+        (point,) = stack["modes"]["on"]["points"]
+        assert point["generate"]["requests"] > 0 and point["generate"]["errors"] == 0
+        assert point["healthz"]["rps"] > 0 and point["generate"]["fraction_of_floor"] > 0
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -151,7 +152,10 @@ def _label_batch(classes: list[int]) -> Batch:
 def test_merged_results_equal_separate_ones() -> None:
     model = tiny_model()
     params = {"targets": ["vec"], "n_samples": 1, "mean_latent": True}
-    works = [Work(model, params, _label_batch(c), len(c)) for c in ([1], [2, 3], [4])]
+    works = [
+        Work(model, params, len(c), decode=functools.partial(_label_batch, c))
+        for c in ([1], [2, 3], [4])
+    ]
     merged = run("generate", works)
     for work, out in zip(works, merged, strict=True):
         alone = run("generate", [work])[0]
@@ -162,3 +166,55 @@ def test_seeded_requests_never_share_a_key() -> None:
     params = {"n_samples": 1}
     assert group_key("g", params, None, object()) == group_key("g", params, None, object())
     assert group_key("g", params, 1, object()) != group_key("g", params, 1, object())
+
+
+def test_a_full_batch_leaves_before_the_wait_and_a_lone_request_after_it() -> None:
+    """A request that fills the batch wakes the collector at once; a lone one waits its time."""
+
+    async def timed(b: Batcher, rows: list[int]) -> float:
+        start = asyncio.get_running_loop().time()
+        await asyncio.gather(*(b.submit("k", i, r, 5) for i, r in enumerate(rows)))
+        return asyncio.get_running_loop().time() - start
+
+    async def main() -> tuple[float, float]:
+        b = _batcher(lambda key, payloads: payloads, max_rows=4, max_wait_s=0.3)
+        full = await timed(b, [2, 2])
+        lone = await timed(b, [1])
+        await b.close()
+        return full, lone
+
+    full, lone = asyncio.run(main())
+    assert full < 0.2 and 0.25 < lone < 2
+
+
+def test_a_request_whose_inputs_fail_to_decode_fails_alone() -> None:
+    model = tiny_model()
+    params = {"targets": ["vec"], "n_samples": 1, "mean_latent": True}
+
+    def broken() -> Batch:
+        raise ApiError(422, "invalid_input", "inputs.label[0]: bad", "inputs.label[0]")
+
+    good = [
+        Work(model, params, len(c), decode=functools.partial(_label_batch, c)) for c in ([1], [2])
+    ]
+    results = run("generate", [good[0], Work(model, params, 1, decode=broken), good[1]])
+    assert isinstance(results[1], ApiError) and results[1].field == "inputs.label[0]"
+    for work, out in zip(good, (results[0], results[2]), strict=True):
+        assert torch.allclose(out["vec"], run("generate", [work])[0]["vec"], atol=1e-6)
+
+
+def test_finish_runs_on_each_share_in_the_worker() -> None:
+    model = tiny_model()
+    params = {"targets": ["vec"], "n_samples": 1, "mean_latent": True}
+    seen: list[str] = []
+
+    def finish(out: dict[str, torch.Tensor]) -> tuple:
+        seen.append(threading.current_thread().name)
+        return tuple(out["vec"].shape)
+
+    works = [
+        Work(model, params, len(c), decode=functools.partial(_label_batch, c), finish=finish)
+        for c in ([1], [2, 3])
+    ]
+    assert run("generate", works) == [(1, 1, 3), (1, 2, 3)]
+    assert seen == [threading.current_thread().name] * 2

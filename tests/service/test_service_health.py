@@ -53,8 +53,14 @@ def test_metrics_exposes_requests_and_models(client) -> None:
 def test_request_id_echoed_or_generated(client) -> None:
     r = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
-    r = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
-    assert len(r.headers["x-request-id"]) == 32
+    generated = [
+        client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers[
+            "x-request-id"
+        ]
+        for _ in range(3)
+    ]
+    assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in generated)
+    assert len(set(generated)) == 3
 
 
 def test_openapi_and_docs(client) -> None:

@@ -213,3 +213,26 @@ def test_evaluate_too_large_points_to_jobs(make_client) -> None:
         body = {"dataset": {"kind": "npz", "data_base64": _npz_b64(16)}}
         r = client.post("/v1/models/tiny/evaluate", json=body)
         assert r.status_code == 413 and "/v1/jobs" in r.json()["error"]["message"]
+
+
+def test_inputs_are_decoded_and_outputs_encoded_off_the_event_loop(client, monkeypatch) -> None:
+    """Torch calls on the event loop thread would wait for the inference thread's GIL."""
+    import threading
+
+    import service.routes.inference as routes
+
+    threads: list[str] = []
+    decode, encode = routes.decode_inputs, routes.encode_tensor
+
+    def recording(real):
+        def wrapper(*args, **kwargs):
+            threads.append(threading.current_thread().name)
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(routes, "decode_inputs", recording(decode))
+    monkeypatch.setattr(routes, "encode_tensor", recording(encode))
+    r = client.post(GEN, json={"inputs": {"label": [3]}, "targets": ["image", "vec"]})
+    assert r.status_code == 200
+    assert len(threads) == 3 and all(t.startswith("inference") for t in threads), threads
