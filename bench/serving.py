@@ -5,7 +5,8 @@ generator (bench.httpload) runs in this process, so client and server share the 
 point is measured on both uvicorn stacks (bench.server.STACKS): httptools + uvloop, as installed
 with this project, and the pure-Python h11 + asyncio.
 
-    python -m bench.serving [--quick] [--duration 3] [--clients 1,8,32,128] [--stacks auto,pure]
+    python -m bench.serving [--quick] [--duration 3] [--repeat 3] [--clients 1,8,32,128]
+                            [--stacks auto,pure]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import RESULTS_DIR, finish, machine, machine_line, table, write
+from bench.common import RESULTS_DIR, finish, machine, machine_line, median, table, write
 from bench.httpload import Target, run_load
 from bench.server import ROOT, STACKS, Server, serve, stack_description
 
@@ -116,17 +117,50 @@ def run(
     env: dict[str, str],
     root: Path = ROOT,
     stacks: tuple[str, ...] = tuple(STACKS),
+    repeat: int = 1,
 ) -> dict:
+    """`repeat` rounds, each starting fresh servers for every stack and mode; every figure is
+    the median over the rounds of what was measured within one round (ratios included)."""
+    rounds: dict[str, list[dict]] = {s: [] for s in stacks}
+    for _ in range(repeat):
+        for s in stacks:
+            rounds[s].append(run_stack(s, clients, duration, modes, env, root))
     results: dict[str, Any] = {
         "machine": machine(),
         "duration_s": duration,
+        "repeat": repeat,
         "request": GENERATE,
         "client": "bench.httpload (raw asyncio, keep-alive), same machine as the server",
         "server_root": str(root),
-        "stacks": {s: run_stack(s, clients, duration, modes, env, root) for s in stacks},
+        "stacks": {s: median_of_rounds(r) for s, r in rounds.items()},
     }
     finish(results["machine"])
     return results
+
+
+def median_of_rounds(rounds: list[dict]) -> dict:
+    """One stack's rounds → the same structure with the median of every number, plus the
+    per-round throughputs and ratios under `rounds`."""
+
+    def merge(values: list[Any]) -> Any:
+        first = values[0]
+        if isinstance(first, dict):
+            return {k: merge([v[k] for v in values]) for k in first}
+        if isinstance(first, list):
+            return [merge(list(items)) for items in zip(*values, strict=True)]
+        if isinstance(first, bool) or not isinstance(first, int | float):
+            return first
+        middle = median(values)
+        whole = all(isinstance(v, int) for v in values) and middle == int(middle)
+        return int(middle) if whole else round(middle, 3)
+
+    merged = merge(rounds)
+    merged["rounds"] = [
+        {mode: [p["generate"]["rps"] for p in data["points"]] for mode, data in r["modes"].items()}
+        | {"speedup_on_vs_off": r.get("speedup_on_vs_off")}
+        for r in rounds
+    ]
+    return merged
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -166,8 +200,9 @@ def markdown(results: dict[str, Any]) -> str:
         "# Serving: generate on digits-demo over HTTP",
         "",
         machine_line(results["machine"]),
-        f"{results['duration_s']} s per point; closed-loop clients on loopback "
-        f"({results['client']}).",
+        f"{results['duration_s']} s per point, median of {results['repeat']} rounds (each round "
+        f"starts fresh servers; ratios are taken within a round); closed-loop clients on "
+        f"loopback ({results['client']}).",
         "",
         table(HEADERS, rows),
         "",
@@ -184,19 +219,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="seconds per point")
     parser.add_argument("--clients", default="1,8,32,128", help="comma-separated client counts")
     parser.add_argument("--modes", default="on,off", help="batching modes: on,off")
+    parser.add_argument("--repeat", type=int, default=None, help="rounds (default 3; 1 quick)")
     parser.add_argument("--stacks", default=",".join(STACKS), help="uvicorn stacks: auto,pure")
     parser.add_argument("--env", action="append", default=[], help="extra MMVAE_X=value setting")
     parser.add_argument("--root", type=Path, default=ROOT, help="source tree to serve")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output folder")
     args = parser.parse_args(argv)
-    duration = args.duration or (1.0 if args.quick else 4.0)
+    duration = args.duration or (1.0 if args.quick else 3.0)
     clients = [int(c) for c in args.clients.split(",")]
     env = dict(e.split("=", 1) for e in args.env)
     stacks = tuple(args.stacks.split(","))
     for stack in stacks:
         if stack not in STACKS:
             parser.error(f"unknown stack {stack!r}; choose from {', '.join(STACKS)}")
-    results = run(clients, duration, args.modes.split(","), env, args.root.resolve(), stacks)
+    repeat = args.repeat or (1 if args.quick else 3)
+    modes = args.modes.split(",")
+    results = run(clients, duration, modes, env, args.root.resolve(), stacks, repeat)
     write("serving", results, markdown(results), args.out)
     print(markdown(results))
     return 0

@@ -85,8 +85,13 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
     logging.getLogger("uvicorn.access").disabled = True  # the access line is ours, in JSON
 
 
+_access = logging.getLogger("service.access")
+
+
 def log_request(method: str, path: str, status: int, started: float) -> None:
-    logging.getLogger("service.access").info(
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    _access.info(
         "%s %s %d",
         method,
         path,

@@ -59,9 +59,10 @@ def test_inference(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_serving(tmp_path: Path) -> None:
-    args = ["--duration", "0.3", "--clients", "2", "--modes", "on", "--out", str(tmp_path)]
-    assert serving.main(args) == 0
+    args = ["--duration", "0.3", "--clients", "2", "--modes", "on", "--repeat", "2"]
+    assert serving.main([*args, "--out", str(tmp_path)]) == 0
     stacks = _load(tmp_path, "serving")["stacks"]
+    assert all(len(stack["rounds"]) == 2 for stack in stacks.values())
     assert set(stacks) == {"auto", "pure"} and stacks["pure"]["server"] == "h11 + asyncio"
     for stack in stacks.values():
         (point,) = stack["modes"]["on"]["points"]
