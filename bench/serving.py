@@ -121,12 +121,13 @@ def run(
 ) -> dict:
     """`repeat` rounds, each starting fresh servers for every stack and mode; every figure is
     the median over the rounds of what was measured within one round (ratios included)."""
+    info = machine()  # before the rounds: the load average at the start
     rounds: dict[str, list[dict]] = {s: [] for s in stacks}
     for _ in range(repeat):
         for s in stacks:
             rounds[s].append(run_stack(s, clients, duration, modes, env, root))
     results: dict[str, Any] = {
-        "machine": machine(),
+        "machine": info,
         "duration_s": duration,
         "repeat": repeat,
         "request": GENERATE,
