@@ -17,6 +17,8 @@ or path parameter that fails validation — goes to FastAPI's handler, so every 
 FastAPI's (with this service's error handlers) by construction. Errors raised by dependencies
 (401, 403, 404) propagate exactly as they do under FastAPI. The OpenAPI schema is unchanged: it
 is generated from the endpoint's signature as for any route. Endpoints must return a `Response`.
+A request that falls back has its dependencies called twice (here, then by FastAPI), so they must
+be free of side effects: true of the key check and model lookup the inference routes use.
 """
 
 from __future__ import annotations
