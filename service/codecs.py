@@ -188,9 +188,11 @@ def decode_inputs(
     specs: Sequence[ModalitySpec],
     max_batch: int,
     max_pixels: int,
+    rows: int | None = None,
 ) -> Batch:
-    """The request's `inputs` → a `Batch` over every model modality (missing: zeros, False)."""
-    n = input_rows(inputs, specs, max_batch)
+    """The request's `inputs` → a `Batch` over every model modality (missing: zeros, False).
+    `rows`: what `input_rows` already returned for these inputs (not counted and checked again)."""
+    n = input_rows(inputs, specs, max_batch) if rows is None else rows
     by_name = {s.name: s for s in specs}
     data, masks = {}, {}
     for name, spec in by_name.items():

@@ -61,10 +61,12 @@ def _rows(entry: LoadedModel, inputs: dict, settings: Settings) -> int:
     return input_rows(inputs, entry.model.config.modalities, settings.max_batch_size)
 
 
-def _decoder(entry: LoadedModel, inputs: dict, settings: Settings) -> Callable[[], Batch]:
-    """Builds the request's `Batch` when called (in the inference thread)."""
+def _decoder(
+    entry: LoadedModel, inputs: dict, settings: Settings, rows: int
+) -> Callable[[], Batch]:
+    """Builds the request's `Batch` when called (in the inference thread); `rows` from `_rows`."""
     specs, max_pixels = entry.model.config.modalities, settings.max_image_pixels
-    return lambda: decode_inputs(inputs, specs, settings.max_batch_size, max_pixels)
+    return lambda: decode_inputs(inputs, specs, settings.max_batch_size, max_pixels, rows)
 
 
 def _modalities(entry: LoadedModel, names: list[str] | None, field: str) -> list[str]:
@@ -164,7 +166,7 @@ async def encode(body: EncodeRequest, entry: ModelDep, request: Request) -> Any:
 
     finish = _finisher(request, entry, "encode", body.png_scale, as_json)
     params = {"n_samples": body.n_samples}
-    decode = _decoder(entry, body.inputs, settings)
+    decode = _decoder(entry, body.inputs, settings, rows)
     return _respond(await _run(request, entry, "encode", params, rows, body.seed, decode, finish))
 
 
@@ -183,7 +185,7 @@ async def generate(body: GenerateRequest, entry: ModelDep, request: Request) -> 
 
     finish = _finisher(request, entry, "generate", body.png_scale, as_json)
     params = {"targets": targets, "n_samples": body.n_samples, "mean_latent": body.mean_latent}
-    decode = _decoder(entry, body.inputs, settings)
+    decode = _decoder(entry, body.inputs, settings, rows)
     return _respond(await _run(request, entry, "generate", params, rows, body.seed, decode, finish))
 
 
@@ -224,7 +226,7 @@ async def reconstruct(body: ReconstructRequest, entry: ModelDep, request: Reques
         "mean_latent": body.mean_latent,
         "cross": body.cross,
     }
-    decode = _decoder(entry, body.inputs, settings)
+    decode = _decoder(entry, body.inputs, settings, rows)
     return _respond(
         await _run(request, entry, "reconstruct", params, rows, body.seed, decode, finish)
     )
@@ -269,7 +271,7 @@ async def log_likelihood(body: LogLikelihoodRequest, entry: ModelDep, request: R
         targets = [m for m in body.inputs if m not in given]
         if not targets:
             raise invalid("given", "every input is given: nothing left to score")
-    decode_all = _decoder(entry, body.inputs, settings)
+    decode_all = _decoder(entry, body.inputs, settings, rows)
 
     def decode() -> Batch:
         batch = decode_all()
