@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core import __version__
 from service import gc_tuning, inference, loading
 from service.batching import Batcher, BatcherPool
+from service.direct_dispatch import DirectDispatch
 from service.errors import install_error_handlers
 from service.logging import REQUEST_ID_HEADER, log_request, new_request_id, request_id
 from service.metrics import ServiceMetrics
@@ -215,6 +216,8 @@ def create_app(
         *extra_routers,
     ):
         app.include_router(router)
+    if settings.direct_dispatch:  # innermost: CORS, limits and observability wrap it
+        app.add_middleware(DirectDispatch, owner=app, routes=inference_routes.router.routes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -77,7 +77,11 @@ def _json_content_type(value: str | None) -> bool:
 
 
 class FastJSONRoute(APIRoute):
-    """See the module docstring. Use as `APIRouter(route_class=FastJSONRoute)`."""
+    """See the module docstring. Use as `APIRouter(route_class=FastJSONRoute)`. `direct(request)`
+    serves a request this route accepts and returns None for one FastAPI must handle; the route's
+    handler is `direct`, then FastAPI's handler when it returned None."""
+
+    direct: Callable[[Request], Awaitable[Response | None]]
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         standard = super().get_route_handler()
@@ -122,15 +126,20 @@ class FastJSONRoute(APIRoute):
                 kwargs[request_name] = request
             return kwargs
 
-        async def handler(request: Request) -> Response:
+        async def direct(request: Request) -> Response | None:
             try:
                 kwargs = await arguments(request)
             except _Standard:
-                return await standard(request)
+                return None
             response = await endpoint(**kwargs)
             if not isinstance(response, Response):
                 raise TypeError(f"{endpoint!r} must return a Response under FastJSONRoute")
             return response
 
+        async def handler(request: Request) -> Response:
+            response = await direct(request)
+            return await standard(request) if response is None else response
+
+        self.direct = direct
         handler.standard = standard  # type: ignore[attr-defined]
         return handler
