@@ -71,7 +71,11 @@ class Batcher:
         self.queue_size, self.workers = queue_size, workers
         self._pending: deque[_Pending] = deque()
         self._rows: dict[Hashable, int] = {}  # rows pending per key
-        self._depth = metrics.queue_depth.labels(*label)
+        # Read at scrape time, not set per request.
+        metrics.queue_depth.labels(*label).set_function(lambda: len(self._pending))
+        self._batch_rows = metrics.batch_rows.labels(*label)
+        self._batch_requests = metrics.batch_requests.labels(*label)
+        self._inference_seconds = metrics.inference_seconds.labels(*label)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
@@ -94,7 +98,6 @@ class Batcher:
         was_empty = not self._pending
         self._pending.append(item)
         pending_rows = self._rows[key] = self._rows.get(key, 0) + rows
-        self._depth.set(len(self._pending))
         if was_empty or not self.enabled or pending_rows >= self.max_rows:
             self._wake.set()  # otherwise the collector is already waiting for the head's deadline
         timer = self._loop.call_later(timeout_s, _expire, item.future)
@@ -140,7 +143,6 @@ class Batcher:
             self._task = loop.create_task(self._collect(), name=f"batcher-{self.label}")
 
     def _changed(self) -> None:
-        self._depth.set(len(self._pending))
         self._wake.set()
 
     def _drop(self, item: _Pending) -> None:
@@ -216,9 +218,8 @@ class Batcher:
         return taken
 
     async def _run(self, items: list[_Pending]) -> None:
-        model, op = self.label
-        self.metrics.batch_rows.labels(model, op).observe(sum(i.rows for i in items))
-        self.metrics.batch_requests.labels(model, op).observe(len(items))
+        self._batch_rows.observe(sum(i.rows for i in items))
+        self._batch_requests.observe(len(items))
         start = time.perf_counter()
         try:
             results = await asyncio.get_running_loop().run_in_executor(
@@ -237,7 +238,7 @@ class Batcher:
                 else:
                     item.future.set_result(result)
         finally:
-            self.metrics.inference_seconds.labels(model, op).observe(time.perf_counter() - start)
+            self._inference_seconds.observe(time.perf_counter() - start)
             self._slots.release()
 
     def _execute(self, key: Hashable, payloads: list[Any]) -> list[Any]:

@@ -144,20 +144,57 @@ def _class_indices(values: list[Any], spec: ModalitySpec) -> tuple[Tensor, Tenso
     """Fast path for the common categorical input, a list of valid class indices: one one-hot
     op instead of several tensor ops per sample (a measurable share of a small request's cost,
     bench/RESULTS.md). None when any entry needs the general path (and its error messages)."""
-    if spec.kind != "categorical" or not values:
+    if spec.kind != "categorical" or not values or not _valid_indices(values, spec.shape[-1]):
         return None
-    classes = spec.shape[-1]
-    for v in values:
-        if type(v) is not int or not 0 <= v < classes:
-            return None
-    data = _identity(classes)[values]
+    data = _one_hot_table(spec.shape[-1])[values]
     return data.view(len(values), *spec.shape), torch.ones(len(values), dtype=torch.bool)
 
 
+def _valid_indices(values: Any, classes: int) -> bool:
+    return type(values) is list and all(type(v) is int and 0 <= v < classes for v in values)
+
+
 @functools.cache
-def _identity(classes: int) -> Tensor:
-    """Row i is the one-hot vector of class i (indexed, never written to)."""
-    return torch.eye(classes)
+def _one_hot_table(classes: int) -> Tensor:
+    """Row i < `classes`: the one-hot vector of class i; row `classes`: zeros, for a missing
+    sample (indexed, never written to)."""
+    return torch.cat([torch.eye(classes), torch.zeros(1, classes)])
+
+
+def decode_merged(
+    requests: Sequence[dict[str, Any]], rows: Sequence[int], specs: Sequence[ModalitySpec]
+) -> Batch | None:
+    """Several requests' inputs (`rows[i]` samples each, counted by `input_rows`) as one Batch in
+    request order, with one tensor op per modality, when each modality a request gives is a
+    list of valid class indices of a categorical modality (the common conditional-generation
+    input). The same Batch as decoding each alone and concatenating; None for any other input,
+    which the caller then decodes alone (where its errors are worded)."""
+    names = {s.name for s in specs}
+    if any(not inputs or not names.issuperset(inputs) for inputs in requests):
+        return None
+    total = sum(rows)
+    data, masks = {}, {}
+    for spec in specs:
+        given = [inputs.get(spec.name) for inputs in requests]
+        if all(v is None for v in given):
+            data[spec.name] = torch.zeros(total, *spec.shape)
+            masks[spec.name] = torch.zeros(total, dtype=torch.bool)
+            continue
+        if spec.kind != "categorical":
+            return None
+        classes = spec.shape[-1]
+        indices: list[int] = []
+        for values, n in zip(given, rows, strict=True):
+            if values is None:
+                indices += [classes] * n  # the zero row: missing in this request
+            elif _valid_indices(values, classes) and len(values) == n:
+                indices += values
+            else:
+                return None
+        index = torch.tensor(indices)
+        data[spec.name] = _one_hot_table(classes)[index].view(total, *spec.shape)
+        masks[spec.name] = index != classes
+    return Batch(data, masks)
 
 
 def input_rows(

@@ -21,6 +21,7 @@ from torch import Tensor
 from core.data.batch import Batch
 from core.models.base import MultimodalVAE
 from core.models.distributions import Diagonal, Mixture
+from service.codecs import decode_merged
 
 Outputs = dict[str, tuple[Tensor, int]]  # name → (tensor, batch axis)
 Operation = Callable[[MultimodalVAE, Batch | None, dict[str, Any], torch.Generator | None], Outputs]
@@ -31,7 +32,9 @@ class Work:
     """One request's share of a forward pass: the model and operation parameters (equal for
     every request merged), its row count and seed, `decode` building its samples (None for
     `sample`) and `finish` turning its outputs into what the route answers (default: the
-    tensors themselves). Both run in the worker thread and may raise an `ApiError`."""
+    tensors themselves). Both run in the worker thread and may raise an `ApiError`. `inputs`:
+    the raw inputs `decode` reads, given when nothing but decoding them is needed, so that
+    requests in a common form can be decoded together (`codecs.decode_merged`)."""
 
     model: MultimodalVAE
     params: dict[str, Any]
@@ -39,6 +42,7 @@ class Work:
     seed: int | None = None
     decode: Callable[[], Batch] | None = None
     finish: Callable[[dict[str, Tensor]], Any] | None = None
+    inputs: dict[str, Any] | None = None
 
 
 def posterior_std(post: Diagonal | Mixture) -> Tensor:
@@ -145,6 +149,9 @@ def split(outputs: Outputs, rows: Sequence[int]) -> list[dict[str, Tensor]]:
 def run(op: str, works: Sequence[Work]) -> list[Any]:
     """One forward pass for `works` (all unseeded, or a single seeded one): per request, its
     finished result, or the exception that decoding or finishing it raised."""
+    merged = _decode_merged(works)
+    if merged is not None:
+        return _forward(op, works, list(range(len(works))), merged, [None] * len(works))
     results: list[Any] = [None] * len(works)
     live: list[int] = []
     batches: list[Batch] = []
@@ -163,12 +170,26 @@ def run(op: str, works: Sequence[Work]) -> list[Any]:
         live.append(i)
     if not live:
         return results
+    return _forward(op, works, live, merge(batches) if batches else None, results)
+
+
+def _decode_merged(works: Sequence[Work]) -> Batch | None:
+    """Every request's inputs as one Batch, when all have inputs in the common form."""
+    inputs = [w.inputs for w in works if w.inputs is not None]
+    if len(works) < 2 or len(inputs) < len(works):
+        return None
+    return decode_merged(inputs, [w.rows for w in works], works[0].model.config.modalities)
+
+
+def _forward(
+    op: str, works: Sequence[Work], live: list[int], merged: Batch | None, results: list[Any]
+) -> list[Any]:
+    """Run `op` on the decoded samples of the `live` requests; fill in their results."""
     model, params = works[0].model, works[0].params
     generator = None
     if len(works) == 1 and works[0].seed is not None:
         generator = torch.Generator().manual_seed(works[0].seed)
     rows = [works[i].rows for i in live]
-    merged = merge(batches) if batches else None
     if op == "sample":
         params = {**params, "n": sum(rows)}
     with torch.inference_mode():

@@ -100,12 +100,14 @@ async def _run(
     seed: int | None,
     decode: Callable[[], Batch] | None,
     finish: Callable[[dict[str, Tensor]], Any],
+    inputs: dict[str, Any] | None = None,
 ) -> Any:
-    """Queue the request on the (model, op) batcher and wait for its finished share."""
+    """Queue the request on the (model, op) batcher and wait for its finished share; `inputs`:
+    see `Work.inputs`."""
     app = request.app
     settings: Settings = app.state.settings
     key = (id(entry.model), group_key(op, params, seed, object()))
-    work = Work(entry.model, params, rows, seed, decode, finish)
+    work = Work(entry.model, params, rows, seed, decode, finish, inputs)
     return await app.state.batchers.get(entry.name, op).submit(
         key, work, rows, settings.request_timeout_s
     )
@@ -167,7 +169,8 @@ async def encode(body: EncodeRequest, entry: ModelDep, request: Request) -> Any:
     finish = _finisher(request, entry, "encode", body.png_scale, as_json)
     params = {"n_samples": body.n_samples}
     decode = _decoder(entry, body.inputs, settings, rows)
-    return _respond(await _run(request, entry, "encode", params, rows, body.seed, decode, finish))
+    out = await _run(request, entry, "encode", params, rows, body.seed, decode, finish, body.inputs)
+    return _respond(out)
 
 
 @router.post("/generate", response_model=GenerateResponse, responses=WITH_BINARY)
@@ -186,7 +189,10 @@ async def generate(body: GenerateRequest, entry: ModelDep, request: Request) -> 
     finish = _finisher(request, entry, "generate", body.png_scale, as_json)
     params = {"targets": targets, "n_samples": body.n_samples, "mean_latent": body.mean_latent}
     decode = _decoder(entry, body.inputs, settings, rows)
-    return _respond(await _run(request, entry, "generate", params, rows, body.seed, decode, finish))
+    out = await _run(
+        request, entry, "generate", params, rows, body.seed, decode, finish, body.inputs
+    )
+    return _respond(out)
 
 
 @router.post("/reconstruct", response_model=ReconstructResponse, responses=WITH_BINARY)
@@ -228,7 +234,9 @@ async def reconstruct(body: ReconstructRequest, entry: ModelDep, request: Reques
     }
     decode = _decoder(entry, body.inputs, settings, rows)
     return _respond(
-        await _run(request, entry, "reconstruct", params, rows, body.seed, decode, finish)
+        await _run(
+            request, entry, "reconstruct", params, rows, body.seed, decode, finish, body.inputs
+        )
     )
 
 

@@ -22,7 +22,8 @@ def _batcher(runner, **kw) -> Batcher:
     options = {"enabled": True, "max_rows": 64, "max_wait_s": 0.05, "queue_size": 100, "workers": 1}
     options.update(kw)
     pool = ThreadPoolExecutor(1)
-    return Batcher(("m", "op"), runner, lambda: pool, ServiceMetrics(), **options)
+    metrics = options.pop("metrics", None) or ServiceMetrics()
+    return Batcher(("m", "op"), runner, lambda: pool, metrics, **options)
 
 
 def test_concurrent_requests_share_a_forward_pass() -> None:
@@ -102,21 +103,30 @@ def test_full_queue_is_503_with_retry_after() -> None:
         gate.wait(5)
         return payloads
 
+    metrics = ServiceMetrics()
+    depth = []
+
+    def gauge() -> float | None:
+        return metrics.registry.get_sample_value("mmvae_queue_depth", {"model": "m", "op": "op"})
+
     async def main():
-        b = _batcher(runner, queue_size=2, max_wait_s=0)
+        b = _batcher(runner, queue_size=2, max_wait_s=0, metrics=metrics)
         first = asyncio.ensure_future(b.submit("k", 0, 1, 5))
         await asyncio.sleep(0.05)  # the first is running; the next two wait in the queue
         queued = [asyncio.ensure_future(b.submit("k", i, 1, 5)) for i in (1, 2)]
         await asyncio.sleep(0.01)
+        depth.append(gauge())
         with pytest.raises(ApiError) as err:
             await b.submit("k", 3, 1, 5)
         gate.set()
         await asyncio.gather(first, *queued)
+        depth.append(gauge())
         await b.close()
         return err.value
 
     error = asyncio.run(main())
     assert error.status == 503 and error.headers["Retry-After"] == "1"
+    assert depth == [2, 0]  # the queue-depth gauge reads the queue when scraped
 
 
 def test_timeout_is_504() -> None:
