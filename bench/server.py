@@ -14,11 +14,25 @@ from pathlib import Path
 
 import httpx
 
-SERVER = (
-    "import sys, uvicorn; from service.app import create_app; "
-    "uvicorn.run(create_app(), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning', "
-    "http=sys.argv[2], loop=sys.argv[3])"
-)
+# The app under uvicorn, plus RAW_PATH answered by a bare ASGI function in front of the app: the
+# floor of uvicorn alone (no middleware, no routing), a reference below any endpoint of the app.
+RAW_PATH = "/__bench_raw"
+SERVER = f"""
+import sys, uvicorn
+from service.app import create_app
+app = create_app()
+BODY = b'{{"status":"ok"}}'
+START = {{"type": "http.response.start", "status": 200, "headers": [
+    (b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]}}
+async def served(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] == "{RAW_PATH}":
+        await send(START)
+        await send({{"type": "http.response.body", "body": BODY}})
+        return
+    await app(scope, receive, send)
+uvicorn.run(served, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            http=sys.argv[2], loop=sys.argv[3])
+"""
 # uvicorn's HTTP parser and event loop: "auto" takes httptools and uvloop (installed with this
 # project), "pure" the pure-Python h11 parser and asyncio's own loop.
 STACKS = {"auto": ("auto", "auto"), "pure": ("h11", "asyncio")}

@@ -1,6 +1,8 @@
 """HTTP serving: requests/s and p50/p99 latency of `generate` on the digits-demo model at 1, 8, 32
-and 128 concurrent clients, dynamic batching on and off, and the `/healthz` floor (the HTTP stack
-alone) under the same load in the same run. uvicorn runs in a subprocess on loopback; the load
+and 128 concurrent clients, dynamic batching on and off, and two floors under the same load in
+the same run: the app's trivial `/healthz` (uvicorn, the app's middleware and FastAPI's routing),
+and a constant answer from a bare ASGI function in front of the app (uvicorn alone; batching on
+only, as it does not depend on it). uvicorn runs in a subprocess on loopback; the load
 generator (bench.httpload) runs in this process, so client and server share the 2 cores. Each
 point is measured on both uvicorn stacks (bench.server.STACKS): httptools + uvloop, as installed
 with this project, and the pure-Python h11 + asyncio.
@@ -21,7 +23,7 @@ import httpx
 
 from bench.common import RESULTS_DIR, finish, machine, machine_line, median, table, write
 from bench.httpload import Target, run_load
-from bench.server import ROOT, STACKS, Server, serve, stack_description
+from bench.server import RAW_PATH, ROOT, STACKS, Server, serve, stack_description
 
 GENERATE = {"inputs": {"label": [3]}, "targets": ["image"], "n_samples": 1}
 PATH = "/v1/models/digits-demo/generate"
@@ -34,6 +36,8 @@ HEADERS = [
     "p99 ms",
     "/healthz req/s",
     "of floor",
+    "uvicorn alone req/s",
+    "of uvicorn",
     "server CPU cores",
     "server CPU ms/req",
     "client CPU cores",
@@ -84,9 +88,17 @@ def run_mode(
             gen = measure(server, PATH, GENERATE, c, duration)
             health = measure(server, "/healthz", None, c, duration)
             gen["healthz_rps"] = health["rps"]
-            gen["fraction_of_floor"] = round(gen["rps"] / health["rps"], 3) if health["rps"] else 0
-            points.append({"generate": gen, "healthz": health})
+            gen["fraction_of_floor"] = _fraction(gen, health)
+            point = {"generate": gen, "healthz": health}
+            if batching:  # the stack's floor does not depend on batching: measured once
+                raw = point["uvicorn"] = measure(server, RAW_PATH, None, c, duration)
+                gen["fraction_of_uvicorn"] = _fraction(gen, raw)
+            points.append(point)
         return {"settings": settings, "points": points, "batching": batch_stats(server.url)}
+
+
+def _fraction(part: dict, whole: dict) -> float:
+    return round(part["rps"] / whole["rps"], 3) if whole["rps"] else 0
 
 
 def run_stack(
@@ -169,7 +181,7 @@ def markdown(results: dict[str, Any]) -> str:
     for stack in results["stacks"].values():
         for mode, data in stack["modes"].items():
             for p in data["points"]:
-                g, h = p["generate"], p["healthz"]
+                g, h, raw = p["generate"], p["healthz"], p.get("uvicorn")
                 rows.append(
                     [
                         stack["server"],
@@ -180,6 +192,8 @@ def markdown(results: dict[str, Any]) -> str:
                         g["p99_ms"],
                         h["rps"],
                         f"{g['fraction_of_floor']:.0%}",
+                        raw["rps"] if raw else "–",
+                        f"{g['fraction_of_uvicorn']:.0%}" if raw else "–",
                         g["server_cpu_cores"],
                         g["server_cpu_ms_per_request"],
                         g["client_cpu_cores"],

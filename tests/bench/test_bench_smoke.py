@@ -68,6 +68,7 @@ def test_serving(tmp_path: Path) -> None:
         (point,) = stack["modes"]["on"]["points"]
         assert point["generate"]["requests"] > 0 and point["generate"]["errors"] == 0
         assert point["healthz"]["rps"] > 0 and point["generate"]["fraction_of_floor"] > 0
+        assert point["uvicorn"]["errors"] == 0 and point["generate"]["fraction_of_uvicorn"] > 0
 
 
 @pytest.mark.slow

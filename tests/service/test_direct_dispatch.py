@@ -181,6 +181,7 @@ def test_service_answers_alike_with_and_without(make_client) -> None:
         ("/v1/models/tiny/encode", {"json": {"inputs": {"vec": [[1, 2]]}}}, auth()),
     ]
     answers: dict[bool, list[tuple[int, Any]]] = {}
+    counted: dict[bool, list[str]] = {}
     for direct in (False, True):
         keys = {"api_keys": [KEY], "require_key_for_inference": True}
         with make_client(direct_dispatch=direct, **keys) as client:
@@ -188,5 +189,11 @@ def test_service_answers_alike_with_and_without(make_client) -> None:
                 (r.status_code, r.json())
                 for r in (client.post(path, headers=h, **send) for path, send, h in requests)
             ]
+            metrics = client.get("/metrics").text.splitlines()
+        counted[direct] = sorted(
+            line for line in metrics if line.startswith('mmvae_http_requests_total{method="POST"')
+        )
     assert [a[0] for a in answers[True]] == [200, 401, 403, 404, 422, 422, 422, 200, 422]
     assert answers[True] == answers[False]
+    # The same route templates and statuses counted: the router picks the routes dispatched.
+    assert counted[True] == counted[False] and len(counted[True]) >= 7
