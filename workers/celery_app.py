@@ -1,8 +1,9 @@
 """The Celery application, configured from `WorkerSettings`.
 
-Embedded mode (no Redis URL): kombu's filesystem transport and a file result backend under
-`<data_dir>/broker`, so API + one worker need no server. Redis mode: Redis for both, with a
-visibility timeout above the longest hard time limit. Both: late acknowledgement, prefetch 1,
+Embedded mode (no Redis URL): kombu's filesystem transport (with atomic writes,
+workers/fs_transport.py) and a file result backend under `<data_dir>/broker`, so API + one
+worker need no server. Redis mode: Redis for both, with a visibility timeout above the longest
+hard time limit. Both: late acknowledgement, prefetch 1,
 requeue when a worker dies, `gpu` queue for train/augment and `cpu` for evaluate.
 This module never imports torch; tasks import it lazily inside the pool process.
 """
@@ -16,6 +17,8 @@ from celery import Celery
 from workers.settings import JOB_TYPES, WorkerSettings
 
 QUEUES = {"train": "gpu", "augment": "gpu", "evaluate": "cpu"}
+# kombu's filesystem transport with atomic message writes (see workers/fs_transport.py)
+FILESYSTEM_TRANSPORT = "workers.fs_transport:Transport"
 
 
 def task_name(kind: str) -> str:
@@ -81,6 +84,7 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
             "visibility_timeout": settings.effective_visibility_timeout
         }
     else:  # the filesystem transport has no fanout for remote control and events
+        config["broker_transport"] = FILESYSTEM_TRANSPORT
         config["worker_enable_remote_control"] = False
         config["worker_send_task_events"] = False
     return config
