@@ -131,6 +131,20 @@ def test_same_answer_as_the_router(
     assert routes[0] == routes[1], case  # the same route recorded for metrics and logs
 
 
+def test_same_answer_under_a_root_path() -> None:
+    """Behind a proxy prefix (`--root-path`), paths with and without it route alike."""
+    answers = []
+    for direct in (False, True):
+        app, served = _app(direct)
+        with TestClient(app, root_path="/api") as client:
+            for path in ("/m/abc/sum", "/api/m/abc/sum", "/api/m/abc/other"):
+                r = client.post(path, headers=KEYED, json={"values": [1]})
+                answers.append((direct, r.status_code, r.text))
+        assert served == ["/m/{name}/sum", "/m/{name}/sum", "none"]
+    std, fast = answers[:3], answers[3:]
+    assert [a[1:] for a in fast] == [a[1:] for a in std] and fast[0][1] == 200
+
+
 def test_accepted_requests_skip_the_router(monkeypatch: pytest.MonkeyPatch) -> None:
     handled: list[str] = []
     handle = APIRoute.handle
