@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
@@ -16,22 +16,12 @@ from service.direct_dispatch import DirectDispatch
 from service.errors import ApiError, install_error_handlers
 from service.fast_route import FastJSONRoute
 from tests.service.conftest import KEY, auth
+from tests.service.test_fast_route import check_key, get_item  # the same dependencies
 
 
 class Body(BaseModel):
     values: list[int] = Field(max_length=3)
     fail: str | None = None
-
-
-async def check_key(request: Request) -> None:
-    if request.headers.get("x-key") != "k":
-        raise ApiError(401, "unauthorized", "no key", "x-key")
-
-
-async def get_item(name: Annotated[str, Path(max_length=5)]) -> str:
-    if name == "gone":
-        raise ApiError(404, "not_found", f"item {name!r} not found", "name")
-    return name.upper()
 
 
 FAILURES: dict[str, Exception] = {
