@@ -176,7 +176,7 @@ def run(op: str, works: Sequence[Work]) -> list[Any]:
 def _decode_merged(works: Sequence[Work]) -> Batch | None:
     """Every request's inputs as one Batch, when all have inputs in the common form."""
     inputs = [w.inputs for w in works if w.inputs is not None]
-    if len(works) < 2 or len(inputs) < len(works):
+    if len(works) < 2 or len(inputs) < len(works):  # one request: decoded alone, as it is
         return None
     return decode_merged(inputs, [w.rows for w in works], works[0].model.config.modalities)
 

@@ -98,14 +98,18 @@ async def _run(
     params: dict[str, Any],
     rows: int,
     seed: int | None,
-    decode: Callable[[], Batch] | None,
     finish: Callable[[dict[str, Tensor]], Any],
     inputs: dict[str, Any] | None = None,
+    decode: Callable[[], Batch] | None = None,
 ) -> Any:
-    """Queue the request on the (model, op) batcher and wait for its finished share; `inputs`:
-    see `Work.inputs`."""
+    """Queue the request on the (model, op) batcher and wait for its finished share. `inputs`
+    (counted by `_rows`) are decoded by `_decoder` and may be decoded together with other
+    requests' (`Work.inputs`); a route that checks more while decoding passes its own `decode`
+    instead."""
     app = request.app
     settings: Settings = app.state.settings
+    if inputs is not None:
+        decode = _decoder(entry, inputs, settings, rows)
     key = (id(entry.model), group_key(op, params, seed, object()))
     work = Work(entry.model, params, rows, seed, decode, finish, inputs)
     return await app.state.batchers.get(entry.name, op).submit(
@@ -168,8 +172,7 @@ async def encode(body: EncodeRequest, entry: ModelDep, request: Request) -> Any:
 
     finish = _finisher(request, entry, "encode", body.png_scale, as_json)
     params = {"n_samples": body.n_samples}
-    decode = _decoder(entry, body.inputs, settings, rows)
-    out = await _run(request, entry, "encode", params, rows, body.seed, decode, finish, body.inputs)
+    out = await _run(request, entry, "encode", params, rows, body.seed, finish, body.inputs)
     return _respond(out)
 
 
@@ -188,10 +191,7 @@ async def generate(body: GenerateRequest, entry: ModelDep, request: Request) -> 
 
     finish = _finisher(request, entry, "generate", body.png_scale, as_json)
     params = {"targets": targets, "n_samples": body.n_samples, "mean_latent": body.mean_latent}
-    decode = _decoder(entry, body.inputs, settings, rows)
-    out = await _run(
-        request, entry, "generate", params, rows, body.seed, decode, finish, body.inputs
-    )
+    out = await _run(request, entry, "generate", params, rows, body.seed, finish, body.inputs)
     return _respond(out)
 
 
@@ -232,12 +232,8 @@ async def reconstruct(body: ReconstructRequest, entry: ModelDep, request: Reques
         "mean_latent": body.mean_latent,
         "cross": body.cross,
     }
-    decode = _decoder(entry, body.inputs, settings, rows)
-    return _respond(
-        await _run(
-            request, entry, "reconstruct", params, rows, body.seed, decode, finish, body.inputs
-        )
-    )
+    out = await _run(request, entry, "reconstruct", params, rows, body.seed, finish, body.inputs)
+    return _respond(out)
 
 
 @router.post("/sample", response_model=SampleResponse, responses=WITH_BINARY)
@@ -261,7 +257,7 @@ async def sample(body: SampleRequest, entry: ModelDep, request: Request) -> Any:
 
     finish = _finisher(request, entry, "sample", body.png_scale, as_json)
     params = {"sampler": body.sampler, "modalities": modalities}
-    return _respond(await _run(request, entry, "sample", params, body.n, body.seed, None, finish))
+    return _respond(await _run(request, entry, "sample", params, body.n, body.seed, finish))
 
 
 @router.post("/log-likelihood", response_model=LogLikelihoodResponse, responses=ERRORS)
@@ -301,7 +297,9 @@ async def log_likelihood(body: LogLikelihoodRequest, entry: ModelDep, request: R
         )
 
     params = {"k": body.k, "given": given}
-    out = await _run(request, entry, "log-likelihood", params, rows, body.seed, decode, as_json)
+    out = await _run(
+        request, entry, "log-likelihood", params, rows, body.seed, as_json, decode=decode
+    )
     return _respond(out)
 
 
