@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,40 @@ def test_serve_on_all_interfaces_without_keys_is_refused(tmp_path: Path) -> None
     assert "MMVAE_API_KEYS" in out.stderr
 
 
+@contextmanager
+def _running(argv: list[str], tmp_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """`mmvae *argv` in the background for the block, then terminated (killed if it hangs)."""
+    proc = subprocess.Popen(
+        [mmvae(), *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _until_healthy(proc: subprocess.Popen, check: list[str], env: dict[str, str], pause: float):
+    """Run the healthcheck `check` until it passes (120 s at most) while `proc` stays up."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, f"{proc.args[1]} exited: {proc.stderr.read()}"
+        result = subprocess.run(check, capture_output=True, timeout=60, env=env)
+        if result.returncode == 0:
+            return
+        assert time.monotonic() < deadline, f"healthcheck never passed: {result.stderr!r}"
+        time.sleep(pause)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -108,30 +144,9 @@ def test_served_api_passes_the_image_healthcheck(tmp_path: Path) -> None:
         MMVAE_API_KEYS=KEY,
         MMVAE_EMBEDDED_WORKER="false",
     )
-    server = subprocess.Popen(
-        [mmvae(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, f"mmvae serve exited: {server.stderr.read()}"
-            result = subprocess.run(probe, capture_output=True, timeout=30, env=env)
-            if result.returncode == 0:
-                break
-            assert time.monotonic() < deadline, "the healthcheck never passed"
-            time.sleep(0.5)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    argv = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    with _running(argv, tmp_path, env) as server:
+        _until_healthy(server, probe, env, pause=0.5)
     assert DOCKERFILE.exists()
 
 
@@ -150,30 +165,8 @@ def test_started_worker_passes_the_compose_healthcheck(tmp_path: Path) -> None:
         HOSTNAME=socket.gethostname(),
         PATH=f"{Path(mmvae()).parent}:{clean_env()['PATH']}",
     )
-    worker = subprocess.Popen(
-        [mmvae(), *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert worker.poll() is None, f"mmvae worker exited: {worker.stderr.read()}"
-            result = subprocess.run(["sh", "-c", check], capture_output=True, timeout=60, env=env)
-            if result.returncode == 0:
-                break
-            assert time.monotonic() < deadline, f"healthcheck never passed: {result.stderr!r}"
-            time.sleep(1)
+    with _running(argv, tmp_path, env) as worker:
+        _until_healthy(worker, ["sh", "-c", check], env, pause=1)
         # a worker under another name must not satisfy it
         other = {**env, "HOSTNAME": "not-this-worker"}
         assert subprocess.run(["sh", "-c", check], timeout=60, env=other).returncode != 0
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
