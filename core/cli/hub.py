@@ -24,8 +24,7 @@ def register_push(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", metavar="BRANCH", help="branch to commit to (created if missing)")
     p.add_argument("--private", action="store_true", help="create the repo as private")
     p.add_argument("--message", "-m", metavar="M", help="commit message")
-    p.add_argument("--token", metavar="T", help="Hub token (default: HF_TOKEN or the stored login)")
-    p.add_argument("--endpoint", metavar="URL", help="Hub endpoint (default: HF_ENDPOINT)")
+    _add_hub_access(p)
     p.set_defaults(func=_push)
 
 
@@ -40,10 +39,15 @@ def register_pull(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("repo_id", metavar="REPO_ID", help="Hub repo id, e.g. org/name")
     p.add_argument("--revision", metavar="REV", help="branch, tag or commit sha (default: main)")
     p.add_argument("--name", help="store name (default: the repo's name)")
-    p.add_argument("--token", metavar="T", help="Hub token (default: HF_TOKEN or the stored login)")
-    p.add_argument("--endpoint", metavar="URL", help="Hub endpoint (default: HF_ENDPOINT)")
+    _add_hub_access(p)
     p.add_argument("--store", metavar="DIR", help="store directory (default: MMVAE_STORE_DIR)")
     p.set_defaults(func=_pull)
+
+
+def _add_hub_access(p: argparse.ArgumentParser) -> None:
+    """--token and --endpoint, as push and pull share them."""
+    p.add_argument("--token", metavar="T", help="Hub token (default: HF_TOKEN or the stored login)")
+    p.add_argument("--endpoint", metavar="URL", help="Hub endpoint (default: HF_ENDPOINT)")
 
 
 def register_models(subparsers: argparse._SubParsersAction) -> None:
