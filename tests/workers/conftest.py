@@ -231,11 +231,16 @@ def wait_job(
     raise AssertionError(f"job {job_id} not done in {timeout} s: {job}\n{logs}")
 
 
-def train_spec(epochs: int = 2, **extra: Any) -> dict[str, Any]:
+def train_spec(epochs: int = 2, batch_size: int = 128, **extra: Any) -> dict[str, Any]:
     return {
         "type": "train",
         "model": TINY_MODEL,
         "dataset": "digits",
-        "trainer": {"epochs": epochs, "batch_size": 128, "device": "cpu"},
+        "trainer": {"epochs": epochs, "batch_size": batch_size, "device": "cpu"},
         **extra,
     }
+
+
+def has_stepped(job: dict[str, Any]) -> bool:
+    """`wait_job` condition: training has taken its first step."""
+    return job["progress"].get("step", 0) > 0

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from core.store import ModelStore
-from tests.workers.conftest import AUTH, submit, train_spec, wait_job
+from tests.workers.conftest import AUTH, has_stepped, submit, train_spec, wait_job
 
 
 @pytest.mark.slow
@@ -15,10 +15,9 @@ def test_cancel_running_training(make_env) -> None:
     env = make_env()
     env.start_worker()
     with env.client() as client:
-        spec = train_spec(epochs=200, name="cancelled")
-        spec["trainer"]["batch_size"] = 16
+        spec = train_spec(epochs=200, batch_size=16, name="cancelled")
         job = submit(client, spec)
-        wait_job(client, job["id"], lambda j: j["progress"].get("step", 0) > 0, 60, env)
+        wait_job(client, job["id"], has_stepped, 60, env)
         asked = time.monotonic()
         r = client.post(f"/v1/jobs/{job['id']}/cancel", headers=AUTH)
         assert r.status_code == 202 and r.json()["cancel_requested"]

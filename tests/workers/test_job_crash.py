@@ -14,8 +14,7 @@ EPOCHS = 12
 def kill_and_resume(env: JobEnv) -> None:
     worker = env.start_worker()
     with env.client() as client:
-        spec = train_spec(epochs=EPOCHS, name="crash")
-        spec["trainer"]["batch_size"] = 64
+        spec = train_spec(epochs=EPOCHS, batch_size=64, name="crash")
         job = submit(client, spec)
         running = wait_job(
             client, job["id"], lambda j: j["progress"].get("completed_epochs", 0) >= 3, 90, env

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from core.store import ModelStore
-from tests.workers.conftest import submit, train_spec, wait_job
+from tests.workers.conftest import has_stepped, submit, train_spec, wait_job
 
 
 @pytest.mark.slow
@@ -15,10 +15,9 @@ def test_redis_restart_during_job(make_env, redis_server) -> None:
     env = make_env(redis_server.url)
     env.start_worker()
     with env.client() as client:
-        spec = train_spec(epochs=10, name="restart")
-        spec["trainer"]["batch_size"] = 64
+        spec = train_spec(epochs=10, batch_size=64, name="restart")
         job = submit(client, spec)
-        wait_job(client, job["id"], lambda j: j["progress"].get("step", 0) > 0, 60, env)
+        wait_job(client, job["id"], has_stepped, 60, env)
         redis_server.stop()
         time.sleep(2)
         redis_server.start()
