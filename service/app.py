@@ -121,7 +121,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc_tuning.tune()
     app.state.executor = _executor(settings)  # a fresh pool per start (tests restart apps)
     task = asyncio.create_task(_preload(app), name="preload")
-    app.state.preload_task = task
     try:
         yield
     finally:

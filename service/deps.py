@@ -1,5 +1,5 @@
 """Dependency-injected handles (`Annotated` aliases) for the routes: settings, registry,
-batchers, metrics, the model named in the path, and the API-key checks.
+metrics, the model named in the path, and the API-key checks.
 
 The getters are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread,
 and those hops cost more than everything else these getters do (see bench/RESULTS.md)."""
@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from service.batching import BatcherPool
 from service.metrics import ServiceMetrics
 from service.registry import LoadedModel, ModelRegistry
 from service.security import admin_key, inference_key
@@ -23,10 +22,6 @@ async def get_settings(request: Request) -> Settings:
 
 async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
-
-
-async def get_batchers(request: Request) -> BatcherPool:
-    return request.app.state.batchers
 
 
 async def get_metrics(request: Request) -> ServiceMetrics:
@@ -42,7 +37,6 @@ async def get_model(
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
-BatchersDep = Annotated[BatcherPool, Depends(get_batchers)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 AdminKey = Depends(admin_key)

@@ -56,10 +56,6 @@ class ModelRegistry:
             raise not_found("model", name, "name")
         return entry
 
-    def has(self, name: str) -> bool:
-        with self._lock:
-            return name in self._models
-
     def list(self) -> list[LoadedModel]:
         with self._lock:
             return [self._models[n] for n in sorted(self._models)]

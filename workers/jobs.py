@@ -25,7 +25,6 @@ from typing import Any
 
 from workers.settings import WorkerSettings
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 JOB_FILE = "job.json"
 Job = dict[str, Any]
