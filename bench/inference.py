@@ -40,10 +40,10 @@ def models() -> dict[str, Any]:
     """The served demo (MoPoE, trained) and every model type with the benchmark architecture."""
     from bench.training import LATENT_DIM, NETWORK, modality_specs
     from core.models import build_model
-    from core.persistence import load_local
+    from core.models.pretrained import load_folder
     from service.demo import ASSET_DIR
 
-    out = {"digits-demo": load_local(ASSET_DIR)}
+    out = {"digits-demo": load_folder(ASSET_DIR)}
     for kind in ("mvae", "mopoe", "jmvae", "mmvae", "mvtcae"):
         config = {
             "model_type": kind,

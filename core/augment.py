@@ -3,7 +3,10 @@ modalities of a dataset, generated in chunks and written as the project's .npz f
 
 Randomness is drawn per block of `BLOCK` rows from a generator seeded by (seed, block index),
 so the output depends on `seed` only, never on `chunk_size`; `chunk_size` bounds the rows
-that go through the networks at once (the returned dataset itself is held in memory).
+that go through the networks at once (the returned dataset itself is held in memory). Latents
+are handled by space name (`model.latent_spaces`), so any model's spaces are covered: synthetic
+rows come from `model.draw_prior`, completed rows from `model.encode` with noise drawn per block
+(`Noise`), and a fitted sampler supplies the spaces of the modalities a sample lacks.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from core.data.dataset import MultimodalDataset
-from core.models.base import Latent, MultimodalVAE
-from core.models.distributions import Diagonal, Mixture, standard
+from core.models.base import MultimodalVAE
+from core.models.distributions import Noise
+from core.models.latents import Latent
 from core.samplers.base import Sampler
 from core.samplers.prior import PriorSampler
 
@@ -53,16 +57,6 @@ class _Stream:
         return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
-class _Replay:
-    """A sampler that hands `model.sample` latents drawn beforehand."""
-
-    def __init__(self, latent: Latent) -> None:
-        self.latent = latent
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Latent:
-        return self.latent
-
-
 def _categorical(model: MultimodalVAE) -> list[str]:
     return [m.name for m in model.config.modalities if m.likelihood.kind == "categorical"]
 
@@ -79,25 +73,8 @@ def _one_hot(probs: Tensor, u: Tensor | None) -> Tensor:
 
 def _uniforms(model: MultimodalVAE, k: int, g: torch.Generator) -> dict[str, Tensor]:
     return {
-        f"u/{m}": torch.rand(k, *model.shapes[m][:-1], generator=g) for m in _categorical(model)
+        f"pick/{m}": torch.rand(k, *model.shapes[m][:-1], generator=g) for m in _categorical(model)
     }
-
-
-def _private(latent: Latent) -> dict[str, Tensor]:
-    return {f"w/{m}": w[0] for m, w in latent.private.items()}
-
-
-def _posterior_draw(post: Any, eps: Tensor, u: Tensor) -> Tensor | None:
-    """z [B, D] from the posterior with noise drawn beforehand; None for unknown posteriors."""
-    if isinstance(post, Diagonal):
-        return post.loc + post.scale * eps
-    if isinstance(post, Mixture):
-        cdf = post.log_weights.softmax(-1).cumsum(-1)  # [B, C]
-        comp = (cdf < u.unsqueeze(-1) * cdf[:, -1:]).sum(-1).clamp(max=cdf.shape[-1] - 1)
-        rows = torch.arange(len(comp), device=comp.device)
-        c = post.components
-        return c.loc[comp, rows] + c.scale[comp, rows] * eps
-    return None
 
 
 def _provenance(
@@ -137,8 +114,8 @@ def augment(
     """`n` fully synthetic samples (latents from `sampler`), or, with `given`, `given` with its
     missing modalities generated from each sample's observed ones (observed values kept exactly).
 
-    `sampler`: default `model.sampler` if attached, else the prior. Categorical modalities become
-    one-hot: a class drawn from the decoded probabilities ("sample") or their argmax. Labels:
+    `sampler`: default `model.sampler` if set, else the model's priors. Categorical modalities
+    become one-hot: a class drawn from the decoded probabilities ("sample") or their argmax. Labels:
     `given.labels`, else the class of a categorical modality named "label", else none. Every
     mask of the result is True; with `output`, it is also written as .npz.
     """
@@ -152,7 +129,7 @@ def augment(
         raise ValueError(f"seed: must be non-negative, got {seed}")
     if categorical not in ("sample", "argmax"):
         raise ValueError(f"categorical: 'sample' or 'argmax', got {categorical!r}")
-    sampler = sampler or getattr(model, "sampler", None) or PriorSampler().fit(model)
+    sampler = sampler or model.sampler or PriorSampler()
     sampler.to("cpu")
     total = len(given) if given is not None else int(n)
     was_training = model.training
@@ -198,20 +175,21 @@ def _synthetic(
     categorical: Categorical,
 ) -> dict[str, Tensor]:
     def draw(k: int, g: torch.Generator) -> dict[str, Tensor]:
-        latent = sampler.sample(k, generator=g)
-        return {"z": latent.z[0], **_private(latent), **_uniforms(model, k, g)}
+        latent = model.draw_prior(k, sampler, g)
+        codes = {f"z/{space}": c[0] for space, c in latent.codes.items()}
+        return {**codes, **_uniforms(model, k, g)}
 
     stream, out, device = _Stream(seed, n, draw), _empty(model, n), _device(model)
     with tqdm(total=n, disable=not progress, unit="sample", desc="augment") as bar:
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
             rows = {k: v.to(device) for k, v in stream.take(start, stop).items()}
-            private = {m: rows[f"w/{m}"][None] for m in model.names if f"w/{m}" in rows}
-            latent = Latent(rows["z"][None], None, private)
-            values = model.sample(stop - start, sampler=_Replay(latent))
+            codes = {space: rows[f"z/{space}"][None] for space in model.latent_spaces}
+            values = model.decode_mean(Latent(codes, primary=model.primary_space))
             for m, x in values.items():
+                x = x[0]
                 if m in _categorical(model):
-                    x = _one_hot(x, rows[f"u/{m}"] if categorical == "sample" else None)
+                    x = _one_hot(x, rows[f"pick/{m}"] if categorical == "sample" else None)
                 out[m][start:stop] = x.float().cpu()
             bar.update(stop - start)
     return out
@@ -237,12 +215,15 @@ def _complete(
                 f"given: {m} has shape {list(given.shapes[m])}, model expects "
                 f"{list(model.shapes[m])}"
             )
-    family = model.posterior_family
+    covered = sampler.covering(model.sampled_spaces)
 
     def draw(k: int, g: torch.Generator) -> dict[str, Tensor]:
-        eps = standard((k, model.latent_dim), family).rsample(1, g)[0]
-        mix = torch.rand(k, generator=g)
-        return {"eps": eps, "mix": mix, **_private(sampler.sample(k, g)), **_uniforms(model, k, g)}
+        rows: dict[str, Tensor] = {}
+        for name, space in model.latent_spaces.items():
+            noise = Noise.draw(1, k, space.dim, space.family, g)
+            rows[f"eps/{name}"], rows[f"mix/{name}"] = noise.eps[0], noise.u[0]
+        rows.update({f"w/{name}": sampler.sample_space(name, k, g) for name in covered})
+        return {**rows, **_uniforms(model, k, g)}
 
     n, device = len(given), _device(model)
     stream, out = _Stream(seed, n, draw), {m: x.clone() for m, x in given.data.items()}
@@ -253,17 +234,21 @@ def _complete(
             targets = [m for m in model.names if not bool(batch.masks[m].all())]
             if targets:
                 rows = {k: v.to(device) for k, v in stream.take(start, stop).items()}
-                latent = model.encode(batch, mean=True)
-                z = _posterior_draw(latent.posterior, rows["eps"], rows["mix"])
-                if z is None:  # a posterior type this module does not know: sample it directly
-                    g = torch.Generator(device).manual_seed(seed * 1_000_003 + start)
-                    z = latent.posterior.rsample(1, g)[0]
-                private = {m: rows[f"w/{m}"][None] for m in targets if f"w/{m}" in rows}
-                decoded = model.decode(Latent(z[None], latent.posterior, private), targets)
+                noise = {
+                    name: Noise(rows[f"eps/{name}"][None], rows[f"mix/{name}"][None])
+                    for name in model.latent_spaces
+                }
+                latent = model.encode(batch, noise=noise)
+                for name, observed in latent.observed.items():  # spaces of absent modalities
+                    if name in covered:
+                        keep = observed.view(1, -1, 1)
+                        drawn = rows[f"w/{name}"][None]
+                        latent.codes[name] = torch.where(keep, latent.codes[name], drawn)
+                decoded = model.decode_mean(latent, targets)
                 for m in targets:
-                    x = decoded[m].mean[0]
+                    x = decoded[m][0]
                     if m in _categorical(model):
-                        x = _one_hot(x, rows[f"u/{m}"] if categorical == "sample" else None)
+                        x = _one_hot(x, rows[f"pick/{m}"] if categorical == "sample" else None)
                     keep = batch.masks[m].view(-1, *([1] * (x.ndim - 1)))
                     out[m][start:stop] = torch.where(keep, batch.data[m], x).float().cpu()
             bar.update(stop - start)

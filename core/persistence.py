@@ -1,7 +1,8 @@
-"""Save and load models as folders: config.json + model.safetensors + README.md model card.
+"""The model folder format: config.json + model.safetensors + README.md card (+ training.json).
 
-Never unpickles: weights are safetensors only, the architecture is rebuilt from the config.
-A folder written here is what travels to and from the Hugging Face Hub (see `core.hub`).
+This module reads and writes folders and config documents only; it knows nothing of model
+classes (building a model from a folder is `core.models.pretrained`). Never unpickles: weights
+are safetensors only. A folder written here is what travels to and from the Hub (`core.hub`).
 """
 
 from __future__ import annotations
@@ -9,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-
-if TYPE_CHECKING:
-    from core.models.base import MultimodalVAE
+from torch import Tensor
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -39,46 +38,56 @@ def is_local_reference(source: str | os.PathLike) -> bool:
     return source.startswith(("/", "./", "../", "~")) or source in (".", "..")
 
 
-def save_model(
-    model: MultimodalVAE, directory: str | os.PathLike, training_info: dict[str, Any] | None = None
-) -> Path:
-    directory = Path(directory).expanduser()
-    directory.mkdir(parents=True, exist_ok=True)
+def config_document(
+    model_type: str, config: dict[str, Any], latent_spaces: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The content of config.json: what rebuilds the model, and its latent spaces by name."""
     from core import __version__
 
-    config = {
-        "model_type": model.model_type,
+    return {
+        "model_type": model_type,
         "format_version": FORMAT_VERSION,
         "library_name": LIBRARY_NAME,
         "library_version": __version__,
-        "config": model.config.model_dump(mode="json"),
+        "latent_spaces": latent_spaces,
+        "config": config,
     }
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    state = {k: v.detach().clone().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(
-        state, directory / WEIGHTS_FILE, metadata={"format": "pt", "model_type": model.model_type}
-    )
-    sampler = getattr(model, "sampler", None)
-    if sampler is not None:
-        from core.samplers.persistence import save_sampler
 
-        save_sampler(sampler, directory)
+
+def write_folder(
+    directory: str | os.PathLike,
+    document: dict[str, Any],
+    weights: dict[str, Tensor],
+    training_info: dict[str, Any] | None = None,
+) -> Path:
+    """Write config.json, model.safetensors, training.json (when given) and the card; a
+    training.json already in the folder is kept and described by the card."""
+    directory = Path(directory).expanduser()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
+    state = {k: v.detach().clone().contiguous().cpu() for k, v in weights.items()}
+    save_file(
+        state,
+        directory / WEIGHTS_FILE,
+        metadata={"format": "pt", "model_type": document["model_type"]},
+    )
     if training_info is not None:
         (directory / TRAINING_FILE).write_text(
             json.dumps(training_info, indent=2, default=str) + "\n"
         )
     elif (directory / TRAINING_FILE).exists():
         training_info = json.loads((directory / TRAINING_FILE).read_text())
-    (directory / CARD_FILE).write_text(model_card(model, training_info))
+    (directory / CARD_FILE).write_text(model_card(document, training_info))
     return directory
 
 
-def model_card(model: MultimodalVAE, training_info: dict[str, Any] | None) -> str:
+def model_card(document: dict[str, Any], training_info: dict[str, Any] | None) -> str:
     """README.md with Hub metadata (library_name, tags, datasets, metrics) in YAML front matter."""
     info = training_info or {}
+    model_type = document["model_type"]
     meta: dict[str, Any] = {
         "library_name": LIBRARY_NAME,
-        "tags": ["multimodal-vae", model.model_type, "pytorch", "safetensors"],
+        "tags": ["multimodal-vae", model_type, "pytorch", "safetensors"],
     }
     if info.get("dataset"):
         meta["datasets"] = [str(info["dataset"])]
@@ -86,8 +95,13 @@ def model_card(model: MultimodalVAE, training_info: dict[str, Any] | None) -> st
     if metrics:
         meta["metrics"] = sorted(metrics)
     mods = "\n".join(
-        f"| {m.name} | {m.kind} | {list(m.shape)} | {m.likelihood.kind} |"
-        for m in model.config.modalities
+        f"| {m['name']} | {m.get('kind')} | {list(m['shape'])} | "
+        f"{(m.get('likelihood') or {}).get('kind', 'normal')} |"
+        for m in document["config"]["modalities"]
+    )
+    spaces = "\n".join(
+        f"| {name} | {s['dim']} | {s['family']} | {'yes' if s['conditional'] else 'no'} |"
+        for name, s in document.get("latent_spaces", {}).items()
     )
     results = "\n".join(
         f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items()) if isinstance(v, int | float)
@@ -97,14 +111,18 @@ def model_card(model: MultimodalVAE, training_info: dict[str, Any] | None) -> st
         yaml.safe_dump(meta, sort_keys=False).strip(),
         "---",
         "",
-        f"# {model.model_type} multimodal VAE",
+        f"# {model_type} multimodal VAE",
         "",
-        f"A `{model.model_type}` model (latent dimension {model.latent_dim}), "
+        f"A `{model_type}` model (latent dimension {document['config'].get('latent_dim')}), "
         f"saved by {LIBRARY_NAME}.",
         "",
         "| modality | kind | shape | likelihood |",
         "|---|---|---|---|",
         mods,
+        "",
+        "| latent space | dim | prior family | conditional prior |",
+        "|---|---|---|---|",
+        spaces,
         "",
     ]
     if results:
@@ -121,10 +139,15 @@ def model_card(model: MultimodalVAE, training_info: dict[str, Any] | None) -> st
     return "\n".join(body)
 
 
+def _pickles(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("*") if p.suffix in PICKLE_SUFFIXES)
+
+
 def read_config(directory: Path) -> dict[str, Any]:
+    """config.json of a model folder, checked for the keys and format version it must have."""
     path = directory / CONFIG_FILE
     if not path.is_file():
-        pickles = sorted(p.name for p in directory.glob("*") if p.suffix in PICKLE_SUFFIXES)
+        pickles = _pickles(directory)
         if pickles:
             raise ModelFormatError(
                 f"{directory}: has no {CONFIG_FILE}, only pickle files {pickles}; refusing to "
@@ -145,61 +168,31 @@ def read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
-def load_local(directory: str | os.PathLike) -> MultimodalVAE:
-    """Rebuild the model from its config and load its weights strictly."""
-    from pydantic import ValidationError
-
-    from core.models.registry import get_model_class
-
-    directory = Path(directory).expanduser()
-    if not directory.is_dir():
-        raise ModelFormatError(f"{directory}: no such model folder")
-    config = read_config(directory)
-    cls = get_model_class(config["model_type"])
-    try:
-        model = cls(cls.config_class.model_validate(config["config"]))
-    except ValidationError as err:
-        raise ModelFormatError(f"{directory / CONFIG_FILE}: invalid config: {err}") from err
+def read_weights(directory: Path) -> dict[str, Tensor]:
+    """model.safetensors of a model folder (never a pickle)."""
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
-        pickles = sorted(p.name for p in directory.glob("*") if p.suffix in PICKLE_SUFFIXES)
+        pickles = _pickles(directory)
         hint = f"; found pickle files {pickles}, which are never loaded" if pickles else ""
         raise ModelFormatError(f"{directory}: no {WEIGHTS_FILE}{hint}")
     try:
-        state = load_file(weights)
+        return load_file(weights)
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelFormatError(f"{weights}: corrupted safetensors file ({err})") from err
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
+
+
+def check_weights(directory: Path, expected: dict[str, Tensor], found: dict[str, Tensor]) -> None:
+    """Strict loading: the file holds exactly the expected tensors, with the expected shapes."""
+    weights = directory / WEIGHTS_FILE
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
     if missing or extra:
         raise ModelFormatError(
             f"{weights}: missing weights {missing[:5]}, unexpected weights {extra[:5]}"
         )
-    wrong = [k for k in expected if expected[k].shape != state[k].shape]
+    wrong = [k for k in expected if expected[k].shape != found[k].shape]
     if wrong:
         raise ModelFormatError(
-            f"{weights}: shape mismatch for {wrong[0]}: {list(state[wrong[0]].shape)} in the file, "
+            f"{weights}: shape mismatch for {wrong[0]}: {list(found[wrong[0]].shape)} in the file, "
             f"{list(expected[wrong[0]].shape)} in the model"
         )
-    model.load_state_dict(state, strict=True)
-    model.eval()
-    if (directory / "sampler").is_dir():
-        from core.samplers.persistence import SamplerFormatError, load_sampler
-
-        try:
-            model.sampler = load_sampler(directory, model)
-        except SamplerFormatError as err:
-            raise ModelFormatError(str(err)) from err
-    return model
-
-
-def load_model(source: str | os.PathLike, revision: str | None = None) -> MultimodalVAE:
-    """A local folder (a `Path` or an explicit path string) or a Hub repo id at `revision`."""
-    if is_local_reference(source):
-        if revision is not None:
-            raise ValueError("revision: only applies to Hub repo ids, not local folders")
-        return load_local(source)
-    from core.hub import load_from_hub
-
-    return load_from_hub(str(source), revision=revision)

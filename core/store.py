@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.hub.ids import validate_store_name
-from core.persistence import CONFIG_FILE, load_local, read_config
+from core.models.pretrained import check_known, load_folder
+from core.persistence import CONFIG_FILE, read_config
 
 if TYPE_CHECKING:
     from core.models.base import MultimodalVAE
@@ -115,7 +116,7 @@ class ModelStore:
     def load(self, name: str, version: str = "latest") -> MultimodalVAE:
         """Load a stored model strictly; `model.source` is set for Hub imports."""
         info = self.info(name, version)
-        model = load_local(info.path)
+        model = load_folder(info.path)
         if info.source is not None:
             model.source = info.source
         return model
@@ -153,7 +154,7 @@ class ModelStore:
         from core.hub.pull import ALLOW_PATTERNS, IGNORE_PATTERNS
 
         folder = Path(folder)
-        load_local(folder)
+        load_folder(folder)
 
         def write(target: Path) -> None:
             shutil.copytree(
@@ -183,7 +184,7 @@ class ModelStore:
 
         validate_repo_id(repo_id)
         name = validate_store_name(name if name is not None else repo_id.split("/")[-1])
-        snapshot = download_snapshot(repo_id, revision, **hub_options)
+        snapshot = download_snapshot(repo_id, revision, check_config=check_known, **hub_options)
         existing = self.find_source(name, snapshot.sha)
         if existing is not None:
             return existing

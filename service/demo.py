@@ -85,7 +85,7 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     t0 = time.perf_counter()
     path = train_demo(ASSET_DIR)
-    from core.persistence import load_local
+    from core.models.pretrained import load_folder
 
-    acc = demo_accuracy(load_local(path))
+    acc = demo_accuracy(load_folder(path))
     print(f"saved {path} in {time.perf_counter() - t0:.1f}s; image→label test accuracy {acc:.3f}")

@@ -20,7 +20,6 @@ from torch import Tensor
 
 from core.data.batch import Batch
 from core.models.base import MultimodalVAE
-from core.models.distributions import Diagonal, Mixture
 from service.codecs import decode_merged
 
 Outputs = dict[str, tuple[Tensor, int]]  # name → (tensor, batch axis)
@@ -45,26 +44,24 @@ class Work:
     inputs: dict[str, Any] | None = None
 
 
-def posterior_std(post: Diagonal | Mixture) -> Tensor:
-    """Standard deviation of the posterior per dimension [B, D] (mixtures: of the whole mixture)."""
-    if isinstance(post, Diagonal):
-        return post.scale * (2**0.5 if post.family == "laplace" else 1.0)
-    comp = post.components
-    var = comp.scale**2 * (2.0 if comp.family == "laplace" else 1.0)
-    w = post.log_weights.softmax(-1).transpose(0, 1).unsqueeze(-1)  # [C, B, 1]
-    second = (w * (var + comp.loc**2)).sum(0)
-    return (second - post.mean**2).clamp_min(0).sqrt()
-
-
 def op_encode(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any], g: Any) -> Outputs:
+    """Per latent space, `spaces.<space>.mean` / `.scale` (the posterior's mean and standard
+    deviation, [B, D], or [S, B, D] where it depends on another space's draws) and `.samples`
+    [S, B, D]; `mean` / `scale` / `samples` repeat the primary space's."""
     assert batch is not None
     n = p["n_samples"]
     latent = model.encode(batch, None, n_samples=max(n, 1), mean=n == 0, generator=g)
-    post = latent.posterior
-    assert post is not None
-    out: Outputs = {"mean": (post.mean, 0), "scale": (posterior_std(post), 0)}
-    if n:
-        out["samples"] = (latent.z, 1)
+    out: Outputs = {}
+    for space, post in latent.posteriors.items():
+        mean = post.mean
+        axis = 1 if mean.ndim == 3 else 0
+        out[f"spaces.{space}.mean"] = (mean, axis)
+        out[f"spaces.{space}.scale"] = (post.stddev, axis)
+        if n:
+            out[f"spaces.{space}.samples"] = (latent.codes[space], 1)
+    for key in ("mean", "scale", "samples"):
+        if f"spaces.{latent.primary}.{key}" in out:
+            out[key] = out[f"spaces.{latent.primary}.{key}"]
     return out
 
 
@@ -98,7 +95,7 @@ def op_reconstruct(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any],
 
 
 def op_sample(model: MultimodalVAE, _: Batch | None, p: dict[str, Any], g: Any) -> Outputs:
-    sampler = None if p["sampler"] == "prior" else model.sampler  # type: ignore[attr-defined]
+    sampler = None if p["sampler"] == "prior" else model.sampler
     outs = model.sample(p["n"], sampler=sampler, modalities=p["modalities"], generator=g)
     return {m: (x, 0) for m, x in outs.items()}
 

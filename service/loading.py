@@ -95,14 +95,6 @@ def _hub_cache(settings: Settings) -> Path | None:
     return settings.data_dir / "hub"
 
 
-def _attach_sampler(model: MultimodalVAE, folder: Path) -> None:
-    """Attach the fitted sampler saved next to the model, unless the loader already did."""
-    from core.samplers import has_sampler, load_sampler
-
-    if getattr(model, "sampler", None) is None and has_sampler(folder):
-        model.sampler = load_sampler(folder, model)  # type: ignore[attr-defined]
-
-
 def load(request: LoadRequest, settings: Settings) -> LoadedModel:
     """Load (and warm up) the model `request` names; blocking, so call it off the event loop."""
     from core.hub import HubError, HubNotFoundError, UnsafeModelError
@@ -113,17 +105,16 @@ def load(request: LoadRequest, settings: Settings) -> LoadedModel:
     info: dict[str, Any]
     try:
         if isinstance(source, DemoSpec):
-            from core.persistence import load_local
+            from core.models.pretrained import load_folder
             from service.demo import demo_dir
 
-            folder = demo_dir(settings.data_dir)
-            model = load_local(folder)
+            model = load_folder(demo_dir(settings.data_dir))
             info = {"kind": "demo", "name": name}
         elif isinstance(source, StoreSpec):
             store = ModelStore(settings.resolved_store_dir)
-            folder = store.get(source.name, source.version)
-            model = store.load(source.name, folder.name)
-            info = {"kind": "store", "name": source.name, "version": folder.name}
+            version = store.get(source.name, source.version).name
+            model = store.load(source.name, version)
+            info = {"kind": "store", "name": source.name, "version": version}
             info.update(getattr(model, "source", None) or {})
             info["kind"] = "store"
         else:
@@ -136,7 +127,6 @@ def load(request: LoadRequest, settings: Settings) -> LoadedModel:
                 endpoint=settings.hub_endpoint,
                 cache_dir=_hub_cache(settings),
             )
-            folder = stored.path
             model = store.load(stored.name, stored.version)
             info = {"kind": "hub", "name": stored.name, "version": stored.version}
             info.update(getattr(model, "source", None) or stored.source or {})
@@ -149,7 +139,6 @@ def load(request: LoadRequest, settings: Settings) -> LoadedModel:
         raise ApiError(502, "hub_error", str(err), "source") from None
     except ValueError as err:
         raise ApiError(422, "invalid_model", str(err), "source") from None
-    _attach_sampler(model, folder)
     model.eval()
     entry = LoadedModel(name=name, model=model, source=info)
     if settings.warmup:
@@ -165,4 +154,4 @@ def warm_up(model: MultimodalVAE) -> None:
     data = {m.name: torch.zeros(1, *m.shape) for m in model.config.modalities}
     masks = {m: torch.ones(1, dtype=torch.bool) for m in data}
     model.generate(Batch(data, masks), n_samples=1)
-    model.sample(1, sampler=getattr(model, "sampler", None))
+    model.sample(1, sampler=model.sampler)

@@ -34,9 +34,9 @@ class LoadedModel:
 
     @property
     def samplers(self) -> list[str]:
-        fitted = getattr(self.model, "sampler", None)
+        fitted = self.model.sampler
         names = ["prior"]
-        if fitted is not None and getattr(fitted, "name", "prior") != "prior":
+        if fitted is not None and fitted.name != "prior":
             names.append(fitted.name)
         return names
 

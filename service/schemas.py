@@ -120,11 +120,21 @@ class TensorOut(BaseModel):
     classes: list[Any] | None = None
 
 
+class LatentOut(BaseModel):
+    mean: TensorOut = Field(
+        description="posterior mean [B, D] ([S, B, D] where it depends on another space's draws)"
+    )
+    scale: TensorOut = Field(description="posterior standard deviation, shaped like mean")
+    samples: TensorOut | None = Field(None, description="latent draws [S, B, D]")
+
+
 class EncodeResponse(BaseModel):
     model: str
-    mean: TensorOut = Field(description="posterior mean [B, D]")
-    scale: TensorOut = Field(description="posterior standard deviation [B, D]")
-    samples: TensorOut | None = Field(None, description="latent draws [S, B, D]")
+    space: str = Field(description="the model's primary latent space: mean, scale, samples")
+    mean: TensorOut = Field(description="posterior mean [B, D] of the primary space")
+    scale: TensorOut = Field(description="posterior standard deviation [B, D] of the primary space")
+    samples: TensorOut | None = Field(None, description="latent draws [S, B, D], primary space")
+    spaces: dict[str, LatentOut] = Field(description="every latent space of the model, by name")
 
 
 class GenerateResponse(BaseModel):
@@ -186,10 +196,18 @@ class ModelSource(BaseModel):
     sha: str | None = None
 
 
+class LatentSpaceInfo(BaseModel):
+    dim: int
+    family: str = Field(description="prior family: normal or laplace")
+    conditional: bool = Field(description="its prior depends on other spaces (a hierarchy)")
+
+
 class ModelInfo(BaseModel):
     name: str
     model_type: str
     latent_dim: int
+    latent_spaces: dict[str, LatentSpaceInfo] = Field(description="the model's latent spaces")
+    primary_space: str = Field(description="the space `encode` reports as mean/scale/samples")
     modalities: list[ModalityInfo]
     samplers: list[str] = Field(description="samplers `sample` accepts")
     source: ModelSource

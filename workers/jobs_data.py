@@ -14,21 +14,21 @@ from workers.tasks import JobContext
 
 
 def _load_model(ctx: JobContext, ref: str) -> tuple[Any, Path]:
-    from core.persistence import load_local
+    from core.models.pretrained import load_folder
     from core.store import ModelStore
 
     name, version = split_model_ref(ref)
     path = ModelStore(ctx.settings.resolved_store_dir).get(name, version)
-    return load_local(path), path
+    return load_folder(path), path
 
 
 def _sampler(ctx: JobContext, spec: AugmentSpec, model: Any, path: Path) -> Any:
     """The saved sampler when it is the one asked for; else a new one fitted on data."""
     import torch
 
-    from core.samplers import build_sampler, has_sampler, load_sampler
+    from core.samplers import build_sampler
 
-    saved = load_sampler(path, model) if has_sampler(path) else None
+    saved = model.sampler
     if saved is not None and spec.sampler in (None, saved.name):
         return saved
     sampler = build_sampler(spec.sampler or "prior")

@@ -33,12 +33,12 @@ def publish(ctx: JobContext, model_dir: Any, name: str) -> dict[str, Any]:
 
 
 def _push(spec: TrainSpec, path: str) -> dict[str, Any]:
-    from core.hub import push_to_hub
+    from core.models.pretrained import push
 
     target = spec.push_to_hub
     assert target is not None
     try:
-        pushed = push_to_hub(
+        pushed = push(
             path,
             target.repo_id,
             revision=target.revision,

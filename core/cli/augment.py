@@ -47,9 +47,9 @@ def _fit_dataset(reference: str):
 
 def resolve_sampler(args: argparse.Namespace, model):
     """The saved sampler if it is the one asked for; else a new one, fitted (and maybe saved)."""
-    from core.samplers import build_sampler, has_sampler, load_sampler, save_sampler
+    from core.samplers import build_sampler, save_sampler
 
-    saved = load_sampler(args.model_dir, model) if has_sampler(args.model_dir) else None
+    saved = model.sampler
     if saved is not None and args.sampler in (None, saved.name):
         return saved, "saved"
     sampler = build_sampler(args.sampler or "prior")
@@ -64,13 +64,13 @@ def resolve_sampler(args: argparse.Namespace, model):
 def run(args: argparse.Namespace) -> int:
     from core.augment import augment
     from core.data.npz import load_npz
-    from core.persistence import load_local
+    from core.models.pretrained import load_folder
 
     if args.complete is None and (args.n is None or args.n < 1):
         raise ValueError("--n: a positive number of samples is required (or use --complete)")
     if args.complete is not None and args.n is not None:
         raise ValueError("--n: not with --complete (the output has the dataset's size)")
-    model = load_local(args.model_dir)
+    model = load_folder(args.model_dir)
     if getattr(model, "source", None) is None:
         model.source = str(args.model_dir.resolve())
     sampler, origin = resolve_sampler(args, model)

@@ -30,9 +30,9 @@ def _metric_list(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from core.metrics.evaluate import evaluate
-    from core.persistence import load_local
+    from core.models.pretrained import load_folder
 
-    model = load_local(Path(args.model_dir))
+    model = load_folder(Path(args.model_dir))
     dataset = _load_dataset(args.dataset, args.split)
     options = {"conditional": args.conditional}
     if args.inception_weights:

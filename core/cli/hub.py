@@ -59,9 +59,9 @@ def register_models(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from core.hub import push_to_hub
+    from core.models.pretrained import push
 
-    result = push_to_hub(
+    result = push(
         args.model_dir,
         args.repo_id,
         revision=args.revision,

@@ -1,5 +1,7 @@
-"""Pull models from the Hugging Face Hub: resolve the revision to a commit sha, download only the
-safe files of a model folder, refuse pickles and unknown model types, load strictly.
+"""Pull model folders from the Hugging Face Hub: resolve the revision to a commit sha, download
+only the safe files of a model folder, refuse pickles, and let the caller refuse a config (an
+unknown model type) before the weights are downloaded. Building the model is the model side's
+job (`core.models.pretrained`); this module moves folders.
 
 Works offline from the cache (`HF_HUB_OFFLINE=1` or `offline=True`) when the sha, or a branch or
 tag pulled before, is cached.
@@ -8,9 +10,10 @@ tag pulled before, is cached.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.hub.errors import HubError, UnsafeModelError, hub_errors, where
 from core.hub.ids import is_commit_sha, validate_repo_id, validate_revision
@@ -21,12 +24,10 @@ from core.persistence import (
     PICKLE_SUFFIXES,
     TRAINING_FILE,
     WEIGHTS_FILE,
-    load_local,
     read_config,
 )
 
-if TYPE_CHECKING:
-    from core.models.base import MultimodalVAE
+ConfigCheck = Callable[[dict[str, Any]], None]
 
 # What travels between a model folder and the Hub, both ways; pickles never do.
 ALLOW_PATTERNS = [CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, TRAINING_FILE, "sampler/*"]
@@ -78,12 +79,14 @@ def _check_files(repo_id: str, revision: str | None, files: set[str]) -> None:
         raise HubError(f"{at}: has no {CONFIG_FILE}; not an {LIBRARY_NAME} model repository")
 
 
-def _check_config(repo_id: str, revision: str | None, directory: Path) -> None:
-    """Refuse an unknown `model_type` or a malformed config.json, naming the repo."""
-    from core.models.registry import get_model_class
-
+def _check_config(
+    repo_id: str, revision: str | None, directory: Path, check: ConfigCheck | None
+) -> None:
+    """Refuse a malformed config.json, or one `check` refuses (ValueError), naming the repo."""
     try:
-        get_model_class(read_config(directory)["model_type"])
+        config = read_config(directory)
+        if check is not None:
+            check(config)
     except ValueError as err:
         raise UnsafeModelError(f"{where(repo_id, revision)}: refused: {err}") from err
 
@@ -134,11 +137,13 @@ def download_snapshot(
     token: str | bool | None = None,
     cache_dir: str | os.PathLike | None = None,
     offline: bool | None = None,
+    check_config: ConfigCheck | None = None,
 ) -> Snapshot:
     """Download the safe files of a model repo at `revision` into the Hub cache.
 
-    Online: look up the commit and its files, refuse pickle-only repos and unknown model types
-    (config.json alone is fetched for that), then fetch the allowed files. Offline: the cache only.
+    Online: look up the commit and its files, refuse pickle-only repos and configs that
+    `check_config` refuses (config.json alone is fetched for that), then fetch the allowed
+    files. Offline: the cache only.
     """
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 
@@ -154,7 +159,7 @@ def download_snapshot(
             if info.siblings is not None:
                 _check_files(repo_id, revision, {s.rfilename for s in info.siblings})
             config = hf_hub_download(repo_id, CONFIG_FILE, revision=info.sha, **common)
-            _check_config(repo_id, revision, Path(config).parent)
+            _check_config(repo_id, revision, Path(config).parent, check_config)
         path = Path(
             snapshot_download(
                 repo_id,
@@ -171,24 +176,3 @@ def download_snapshot(
     if not (path / WEIGHTS_FILE).is_file():
         _check_files(repo_id, revision, {p.name for p in path.iterdir()})
     return Snapshot(path=path, repo_id=repo_id, revision=revision, sha=path.name)
-
-
-def load_from_hub(
-    repo_id: str,
-    revision: str | None = None,
-    *,
-    endpoint: str | None = None,
-    token: str | bool | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    offline: bool | None = None,
-) -> MultimodalVAE:
-    """Pull and load a model; `model.source` records `{"repo_id", "revision", "sha"}`."""
-    snapshot = download_snapshot(
-        repo_id, revision, endpoint=endpoint, token=token, cache_dir=cache_dir, offline=offline
-    )
-    try:
-        model = load_local(snapshot.path)
-    except ValueError as err:
-        raise HubError(f"{where(repo_id, revision)} (commit {snapshot.sha}): {err}") from err
-    model.source = snapshot.source()
-    return model

@@ -1,24 +1,20 @@
-"""Push a model (or a saved model folder) to the Hugging Face Hub as one commit.
+"""Push a saved model folder to the Hugging Face Hub as one commit.
 
 Only the files of a model folder travel (config.json, model.safetensors, README.md card,
-training.json, sampler/); a folder is loaded strictly first, so nothing broken or pickled is shared.
+training.json, sampler/), never pickles. Checking that the folder loads is the model side's job
+(`core.models.pretrained.push`, which calls this).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from core.hub.errors import HubError, hub_errors
 from core.hub.ids import is_commit_sha, validate_repo_id, validate_revision
 from core.hub.pull import ALLOW_PATTERNS, IGNORE_PATTERNS
-from core.persistence import LIBRARY_NAME, load_local
-
-if TYPE_CHECKING:
-    from core.models.base import MultimodalVAE
+from core.persistence import LIBRARY_NAME, read_config
 
 
 @dataclass(frozen=True)
@@ -31,8 +27,16 @@ class PushResult:
     url: str
 
 
-def push_to_hub(
-    model_or_dir: MultimodalVAE | str | os.PathLike,
+def check_target(repo_id: str, revision: str | None) -> None:
+    """A valid repo id and a branch name (not a commit sha) to push to, or an error."""
+    validate_repo_id(repo_id)
+    validate_revision(revision)
+    if is_commit_sha(revision):
+        raise HubError(f"revision {revision!r}: push to a branch name, not a commit sha")
+
+
+def push_folder(
+    folder: str | os.PathLike,
     repo_id: str,
     *,
     revision: str | None = None,
@@ -41,45 +45,14 @@ def push_to_hub(
     commit_message: str | None = None,
     endpoint: str | None = None,
     create_repo: bool = True,
-    training_info: dict[str, Any] | None = None,
 ) -> PushResult:
-    """Upload a model to `repo_id` on branch `revision` (default main; created if missing)."""
-    validate_repo_id(repo_id)
-    validate_revision(revision)
-    if is_commit_sha(revision):
-        raise HubError(f"revision {revision!r}: push to a branch name, not a commit sha")
-    opts: dict[str, Any] = {
-        "revision": revision,
-        "token": token,
-        "private": private,
-        "commit_message": commit_message,
-        "endpoint": endpoint,
-        "create_repo": create_repo,
-    }
-    if isinstance(model_or_dir, str | os.PathLike):
-        folder = Path(model_or_dir).expanduser()
-        model = load_local(folder)  # strict: refuses missing, extra or corrupted weights
-        return _upload(folder, model.model_type, repo_id, **opts)
-    with tempfile.TemporaryDirectory(prefix="mmvae-push-") as tmp:
-        model_or_dir.save_pretrained(tmp, training_info=training_info)
-        return _upload(Path(tmp), model_or_dir.model_type, repo_id, **opts)
-
-
-def _upload(
-    folder: Path,
-    model_type: str,
-    repo_id: str,
-    *,
-    revision: str | None,
-    token: str | bool | None,
-    private: bool,
-    commit_message: str | None,
-    endpoint: str | None,
-    create_repo: bool,
-) -> PushResult:
-    """create_repo (optional) + create_branch (when not main) + one upload_folder commit."""
+    """Upload a model folder to `repo_id` on branch `revision` (default main; created if
+    missing): create_repo (optional) + create_branch (when not main) + one upload_folder commit."""
     from huggingface_hub import HfApi
 
+    check_target(repo_id, revision)
+    folder = Path(folder).expanduser()
+    model_type = read_config(folder)["model_type"]
     api = HfApi(endpoint=endpoint, token=token, library_name=LIBRARY_NAME)
     branch = revision or "main"
     with hub_errors(repo_id, revision):

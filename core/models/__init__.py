@@ -1,13 +1,16 @@
 """Multimodal VAE models. Importing this package registers every built-in `model_type`."""
 
-from core.models.base import MODEL_REGISTRY, Latent, LossOutput, MultimodalVAE, Stage
+from core.models.base import Draw, Experts, MultimodalVAE
 from core.models.config import ModalitySpec, ModelConfig
+from core.models.distributions import Noise, Posterior
 from core.models.jmvae import JMVAE, JMVAEConfig
+from core.models.latents import SHARED, Latent, LatentSpace, level_space, private_space
 from core.models.mmvae import MMVAE, MMVAEConfig
 from core.models.mopoe import MoPoE, MoPoEConfig
 from core.models.mvae import MVAE, MVAEConfig
 from core.models.mvtcae import MVTCAE, MVTCAEConfig
-from core.models.registry import available_models, build_model, get_model_class
+from core.models.optimization import LossOutput, Optimizers, OptimizerSpec, Stage, Trainable
+from core.models.registry import MODEL_REGISTRY, available_models, build_model, get_model_class
 
 __all__ = [
     "JMVAE",
@@ -15,8 +18,12 @@ __all__ = [
     "MODEL_REGISTRY",
     "MVAE",
     "MVTCAE",
+    "SHARED",
+    "Draw",
+    "Experts",
     "JMVAEConfig",
     "Latent",
+    "LatentSpace",
     "LossOutput",
     "MMVAEConfig",
     "MVAEConfig",
@@ -26,8 +33,15 @@ __all__ = [
     "ModalitySpec",
     "ModelConfig",
     "MultimodalVAE",
+    "Noise",
+    "OptimizerSpec",
+    "Optimizers",
+    "Posterior",
     "Stage",
+    "Trainable",
     "available_models",
     "build_model",
     "get_model_class",
+    "level_space",
+    "private_space",
 ]

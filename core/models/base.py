@@ -1,68 +1,84 @@
 """`MultimodalVAE`: the API every model implements, and the machinery they share.
 
-A subclass declares `model_type`, its `config_class`, how the unimodal experts are fused into a
-posterior (`posterior`) and its training objective (`forward`). Encoding, decoding, generation,
-sampling, likelihood estimation and persistence are written once, here.
+A subclass declares `model_type`, its `config_class` and its training objective (`objective`),
+and usually how unimodal experts fuse into the shared posterior (`posterior`). A model with
+other latent structure (private spaces, levels, flows) declares its spaces
+(`declare_latent_spaces`, `decoder_inputs`) and how it infers them (`infer`) and its priors
+(`prior`). Encoding, decoding, generation, sampling, likelihood estimation, persistence and the
+training hooks (`core.models.optimization`) are written once, here; see docs/adding-a-model.md.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from core.data.batch import Batch
+from core.models import pretrained
 from core.models.config import ModelConfig
-from core.models.distributions import Diagonal, Family, Posterior, standard
+from core.models.distributions import Diagonal, Family, Noise, Posterior, standard
+from core.models.latents import SHARED, Latent, LatentSpace, private_space
+from core.models.optimization import LossOutput, Trainable
+from core.models.registry import register
 from core.nn.likelihoods import build_likelihood
 from core.nn.networks import build_network
 
-MODEL_REGISTRY: dict[str, type[MultimodalVAE]] = {}
+if TYPE_CHECKING:
+    from core.samplers.base import Sampler
+
 _LOGVAR_RANGE = (-30.0, 20.0)
 
 
 @dataclass
-class LossOutput:
-    """`loss`: scalar to minimise (mean over samples); `metrics`: detached scalars to log."""
+class Experts:
+    """Every modality's encoding: `shared` stacked [M, B, D] (fused into the shared posterior),
+    `private[m]` the posterior of modality m's own latent [B, D_m] (models with private spaces)."""
 
-    loss: Tensor
-    metrics: dict[str, Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class Latent:
-    """Latent codes with an explicit sample dimension: `z` [S, B, D]; `private[m]` [S, B, D_m]."""
-
-    z: Tensor
-    posterior: Posterior | None = None
-    private: dict[str, Tensor] = field(default_factory=dict)
+    shared: Diagonal
+    private: dict[str, Diagonal] = field(default_factory=dict)
 
 
-@dataclass
-class Stage:
-    """A training stage: `epochs` (None = until the end) and the parameters it trains."""
+@dataclass(frozen=True)
+class Draw:
+    """How `infer` turns each space's posterior into codes [S, B, D]: `n_samples` draws with
+    `generator`, the posterior mean (`mean`), or the noise drawn beforehand for a space."""
 
-    name: str
-    epochs: int | None = None
-    parameters: Callable[[nn.Module], Iterable[nn.Parameter]] | None = None
+    n_samples: int = 1
+    mean: bool = False
+    generator: torch.Generator | None = None
+    noise: Mapping[str, Noise] | None = None
+
+    def __call__(self, space: str, posterior: Posterior) -> Tensor:
+        if self.mean:
+            mean = posterior.mean
+            return mean.unsqueeze(0).expand(self.n_samples, *mean.shape)
+        if self.noise is not None and space in self.noise:
+            return posterior.reparameterize(self.noise[space])
+        return posterior.rsample(self.n_samples, self.generator)
 
 
-class MultimodalVAE(nn.Module):
+class MultimodalVAE(Trainable):
     model_type: ClassVar[str]
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
-    posterior_family: ClassVar[Family] = "normal"
-    sampler: Any = None  # a fitted latent sampler (core.samplers), saved in `sampler/`
+    posterior_family: Family = "normal"
+    primary_space: ClassVar[str] = SHARED  # the space `Latent.z` names (the representation)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__}: implement objective(batch, observed, experts), not forward(): "
+                "the base forward cleans the batch so no model depends on masked values"
+            )
         if "model_type" in cls.__dict__:
-            MODEL_REGISTRY[cls.model_type] = cls
+            register(cls)
 
     def __init__(self, config: ModelConfig | dict[str, Any]) -> None:
         super().__init__()
@@ -77,45 +93,83 @@ class MultimodalVAE(nn.Module):
         self.value_ranges = {m.name: m.value_range for m in config.modalities}
         self.latent_dim = config.latent_dim
         self.private_dims = {m: self._private_dim(m) for m in self.names}
+        self.latent_spaces = {s.name: s for s in self.declare_latent_spaces()}
+        self.decoder_spaces = {m: self.decoder_inputs(m) for m in self.names}
         self.encoders = nn.ModuleDict()
         self.decoders = nn.ModuleDict()
         self.likelihoods = nn.ModuleDict()
         for spec in config.modalities:
             m, shape = spec.name, tuple(spec.shape)
             enc_out = 2 * (self.latent_dim + self.private_dims[m])
-            dec_in = self.latent_dim + self.private_dims[m]
+            dec_in = sum(self.latent_spaces[s].dim for s in self.decoder_spaces[m])
             self.encoders[m] = build_network(spec.encoder or config.encoder, shape, (enc_out,))
             self.decoders[m] = build_network(spec.decoder or config.decoder, (dec_in,), shape)
             self.likelihoods[m] = build_likelihood(spec.likelihood, shape)
         self.register_buffer("rec_weights", torch.tensor(config.rec_weights()), persistent=False)
-        self.epoch = 0  # 1-based epoch set by the Trainer; drives KL annealing
+        self.sampler: Sampler | None = None  # a fitted latent sampler, saved in `sampler/`
 
     # ---- hooks for subclasses -------------------------------------------------------------
     def _private_dim(self, modality: str) -> int:
         """Size of the modality-specific latent (0 = the model has none)."""
         return 0
 
+    def declare_latent_spaces(self) -> list[LatentSpace]:
+        """The model's latent spaces, parents before the spaces whose priors depend on them.
+        Default: `shared`, and `private/<m>` for each modality with a private latent."""
+        spaces = [LatentSpace(SHARED, self.latent_dim, self.posterior_family)]
+        spaces += [
+            LatentSpace(private_space(m), d, self.posterior_family)
+            for m, d in self.private_dims.items()
+            if d
+        ]
+        return spaces
+
+    def decoder_inputs(self, modality: str) -> tuple[str, ...]:
+        """The spaces whose codes, concatenated in this order, modality's decoder reads."""
+        if self.private_dims[modality]:
+            return (SHARED, private_space(modality))
+        return (SHARED,)
+
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
-        """The joint posterior of each sample from its modalities marked in `mask` [M, B]."""
+        """The shared posterior of each sample from its modalities marked in `mask` [M, B]."""
         raise NotImplementedError
 
-    def forward(self, batch: Batch) -> LossOutput:
+    def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
+        """The training loss on a cleaned batch: `observed` [M, B] says which modalities each
+        sample has, `experts` are every modality's encodings."""
         raise NotImplementedError
 
-    @property
-    def stages(self) -> list[Stage]:
-        return [Stage("train")]
+    def prior(self, space: str = SHARED, latent: Latent | None = None) -> Posterior:
+        """p(space): parameters [D] for a space with an independent prior; a conditional space
+        reads its parents' codes from `latent` and has parameters [S, B, D]."""
+        found = self.latent_spaces[space]
+        return standard((found.dim,), found.family, like=self.rec_weights)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def annealing(self, warmup: int) -> float:
-        """min(1, epoch / warmup) while training; 1 at evaluation, so eval losses compare."""
-        if not self.training or warmup <= 0:
-            return 1.0
-        return min(1.0, max(self.epoch, 1) / warmup)
+    def infer(self, batch: Batch, mask: Tensor, experts: Experts, draw: Draw) -> Latent:
+        """Codes in every space from the modalities marked in `mask` [M, B]. Default: the shared
+        posterior (`posterior`), and each private space from its modality where the sample has
+        it, from its prior where not."""
+        shared = self.posterior(batch, mask, experts.shared)
+        latent = Latent({SHARED: draw(SHARED, shared)}, {SHARED: shared}, {}, self.primary_space)
+        for m, q in experts.private.items():
+            space, rows = private_space(m), mask[self.index[m]]
+            prior = self.prior(space)
+            keep = rows.unsqueeze(-1)
+            q = Diagonal(
+                torch.where(keep, q.loc, prior.loc),
+                torch.where(keep, q.scale, prior.scale),
+                q.family,
+            )
+            latent.codes[space], latent.posteriors[space] = draw(space, q), q
+            latent.observed[space] = rows
+        return latent
 
     # ---- shared machinery -----------------------------------------------------------------
+    def forward(self, batch: Batch) -> LossOutput:
+        """The training objective on `batch`, after zeroing every value under a False mask."""
+        batch = self.clean(batch)
+        return self.objective(batch, batch.mask_matrix(self.names), self.unimodal_experts(batch))
+
     def clean(self, batch: Batch) -> Batch:
         """Zero every value under a False mask: no model can depend on it."""
         data = {}
@@ -127,6 +181,12 @@ class MultimodalVAE(nn.Module):
                 torch.zeros((), dtype=x.dtype, device=x.device),
             )
         return Batch(data, {m: batch.masks[m] for m in self.names}, batch.labels)
+
+    def annealing(self, warmup: int) -> float:
+        """min(1, epoch / warmup) while training; 1 at evaluation, so eval losses compare."""
+        if not self.training or warmup <= 0:
+            return 1.0
+        return min(1.0, max(self.epoch, 1) / warmup)
 
     def expert_scale(self, raw: Tensor) -> Tensor:
         """Encoder output -> posterior scale (log-variance for Normal experts)."""
@@ -144,8 +204,8 @@ class MultimodalVAE(nn.Module):
             rest[..., :p], self.expert_scale(rest[..., p:]), self.posterior_family
         )
 
-    def encode_unimodal(self, batch: Batch) -> tuple[Diagonal, dict[str, Diagonal]]:
-        """Every modality's expert, stacked [M, B, D]; private posteriors per modality."""
+    def unimodal_experts(self, batch: Batch) -> Experts:
+        """Every modality's encoding (see `Experts`)."""
         locs, scales, private = [], [], {}
         for m in self.names:
             shared, own = self.split_encoding(m, self.encoders[m](batch.data[m]))
@@ -153,7 +213,8 @@ class MultimodalVAE(nn.Module):
             scales.append(shared.scale)
             if own is not None:
                 private[m] = own
-        return Diagonal(torch.stack(locs), torch.stack(scales), self.posterior_family), private
+        stacked = Diagonal(torch.stack(locs), torch.stack(scales), self.posterior_family)
+        return Experts(stacked, private)
 
     def availability(self, batch: Batch, given: Iterable[str] | None = None) -> Tensor:
         """Bool [M, B]: modality observed in the sample and among `given` (all when None)."""
@@ -173,34 +234,48 @@ class MultimodalVAE(nn.Module):
             )
         return mask
 
-    def prior(self) -> Diagonal:
-        """p(z) with parameters of shape [D]."""
-        return standard((self.latent_dim,), self.posterior_family, like=self.rec_weights)
+    @property
+    def sampled_spaces(self) -> dict[str, int]:
+        """Dimensions of the spaces with an independent prior: those a fitted sampler covers."""
+        return {n: s.dim for n, s in self.latent_spaces.items() if not s.conditional}
 
-    def private_prior(self, m: str) -> Diagonal:
-        return standard((self.private_dims[m],), self.posterior_family, like=self.rec_weights)
-
-    def sample_private(
-        self,
-        m: str,
-        posterior: Diagonal | None,
-        mask: Tensor | None,
-        n_samples: int,
-        batch_size: int,
-        generator: torch.Generator | None = None,
-        mean: bool = False,
+    def prior_draw(
+        self, space: str, latent: Latent, generator: torch.Generator | None = None
     ) -> Tensor:
-        """w_m [S, B, D_m]: from q(w|x_m) where available (mask [B]), else from the prior."""
-        prior = self.private_prior(m)
-        w = prior.rsample(n_samples * batch_size, generator).view(n_samples, batch_size, -1)
-        if posterior is None or mask is None:
-            return w
-        own = (
-            posterior.loc.expand(n_samples, -1, -1)
-            if mean
-            else posterior.rsample(n_samples, generator)
-        )
-        return torch.where(mask.view(1, -1, 1), own, w)
+        """Codes [S, B, D] of `space` from its prior, shaped like `latent`'s other codes."""
+        if self.latent_spaces[space].conditional:
+            return self.prior(space, latent).rsample(1, generator)[0]
+        s, b = latent.n_samples, latent.batch_size
+        return self.prior(space).rsample(s * b, generator).view(s, b, -1)
+
+    def draw_prior(
+        self, n: int, sampler: Sampler | None = None, generator: torch.Generator | None = None
+    ) -> Latent:
+        """Latents [1, n, D] in every space, parents first: from `sampler` in the spaces it
+        covers, from the model's priors elsewhere (conditional spaces from their parents)."""
+        covered = {} if sampler is None else sampler.covering(self.sampled_spaces)
+        latent = Latent({}, primary=self.primary_space)
+        for name, space in self.latent_spaces.items():
+            if name in covered and not space.conditional:
+                latent.codes[name] = sampler.sample_space(name, n, generator).unsqueeze(0)
+            elif space.conditional:
+                latent.codes[name] = self.prior_draw(name, latent, generator)
+            else:
+                latent.codes[name] = self.prior(name).rsample(n, generator).unsqueeze(0)
+        return latent
+
+    def complete(self, latent: Latent | Tensor, generator: torch.Generator | None = None) -> Latent:
+        """`latent` (or primary-space codes) with every absent space drawn from its prior."""
+        if isinstance(latent, Tensor):
+            latent = Latent({self.primary_space: latent}, primary=self.primary_space)
+        absent = [s for s in self.latent_spaces if s not in latent.codes]
+        if not absent:
+            return latent
+        full = Latent(dict(latent.codes), dict(latent.posteriors), dict(latent.observed))
+        full.primary = latent.primary
+        for space in absent:
+            full.codes[space] = self.prior_draw(space, full, generator)
+        return full
 
     def decoder_outputs(
         self,
@@ -208,21 +283,22 @@ class MultimodalVAE(nn.Module):
         modalities: Iterable[str] | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
-        """Raw decoder outputs [S, B, *shape] for each requested modality."""
-        if isinstance(latent, Tensor):
-            latent = Latent(latent)
-        z = latent.z
-        s, b = z.shape[:2]
-        outs = {}
-        for m in self.names if modalities is None else modalities:
+        """Raw decoder outputs [S, B, *shape] for each requested modality; spaces the latent
+        lacks are drawn from their priors."""
+        wanted = self.names if modalities is None else list(modalities)
+        for m in wanted:
             if m not in self.decoders:
                 raise ValueError(f"targets: unknown modality {m!r}; known: {self.names}")
-            inp = z
-            if self.private_dims[m]:
-                w = latent.private.get(m)
-                if w is None:
-                    w = self.sample_private(m, None, None, s, b, generator)
-                inp = torch.cat([z, w], dim=-1)
+        if isinstance(latent, Tensor) or any(
+            s not in latent.codes for m in wanted for s in self.decoder_spaces[m]
+        ):
+            latent = self.complete(latent, generator)
+        s, b = latent.n_samples, latent.batch_size
+        outs = {}
+        for m in wanted:
+            spaces = self.decoder_spaces[m]
+            codes = [latent.codes[sp] for sp in spaces]
+            inp = codes[0] if len(codes) == 1 else torch.cat(codes, dim=-1)
             out = self.decoders[m](inp.reshape(s * b, -1))
             outs[m] = out.reshape(s, b, *self.shapes[m])
         return outs
@@ -245,6 +321,19 @@ class MultimodalVAE(nn.Module):
         bounds = self.value_ranges[m]
         return mean if bounds is None else mean.clamp(*bounds)
 
+    def log_weights(self, batch: Batch, latent: Latent) -> Tensor:
+        """log p(x_observed, codes) − log q(codes | x) [S, B]: one importance weight per draw."""
+        log_w = torch.zeros(latent.n_samples, latent.batch_size, device=batch.device)
+        for space, codes in latent.codes.items():
+            posterior = latent.posteriors.get(space)
+            if posterior is not None:  # a space drawn from its prior has weight 1
+                prior = self.prior(space, latent)
+                log_w = log_w + (prior.log_prob(codes) - posterior.log_prob(codes))
+        outs = self.decoder_outputs(latent)
+        for lp in self.log_likelihoods(outs, batch, weighted=False).values():
+            log_w = log_w + lp
+        return log_w
+
     # ---- public API -----------------------------------------------------------------------
     def encode(
         self,
@@ -253,23 +342,14 @@ class MultimodalVAE(nn.Module):
         n_samples: int = 1,
         mean: bool = False,
         generator: torch.Generator | None = None,
+        noise: Mapping[str, Noise] | None = None,
     ) -> Latent:
-        """Posterior from the modalities in `given` that each sample has; z is [S, B, D]."""
+        """Codes in every latent space from the modalities in `given` that each sample has;
+        each is [S, B, D]. `noise`: per space, randomness drawn beforehand (`Noise.draw`)."""
         batch = self.clean(batch)
         mask = self.availability(batch, given)
-        experts, private = self.encode_unimodal(batch)
-        post = self.posterior(batch, mask, experts)
-        if mean:
-            z = post.mean.unsqueeze(0).expand(n_samples, -1, -1)
-        else:
-            z = post.rsample(n_samples, generator)
-        own = {
-            m: self.sample_private(
-                m, q, mask[self.index[m]], n_samples, batch.size, generator, mean
-            )
-            for m, q in private.items()
-        }
-        return Latent(z, post, own)
+        draw = Draw(n_samples, mean, generator, noise)
+        return self.infer(batch, mask, self.unimodal_experts(batch), draw)
 
     def decode(
         self, latent: Latent | Tensor, modalities: Iterable[str] | None = None
@@ -277,6 +357,16 @@ class MultimodalVAE(nn.Module):
         """p(x_m | z) for each requested modality, batch shape [S, B]."""
         outs = self.decoder_outputs(latent, modalities)
         return {m: self.likelihoods[m].distribution(o) for m, o in outs.items()}
+
+    def decode_mean(
+        self,
+        latent: Latent | Tensor,
+        modalities: Iterable[str] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Decoder means [S, B, *shape], clamped to each modality's value range."""
+        outs = self.decoder_outputs(latent, modalities, generator)
+        return {m: self.output_mean(m, o) for m, o in outs.items()}
 
     @torch.no_grad()
     def generate(
@@ -290,27 +380,19 @@ class MultimodalVAE(nn.Module):
     ) -> dict[str, Tensor]:
         """Cross-modal generation: decoder means [S, B, *shape] of `targets` from `given`."""
         latent = self.encode(batch, given, n_samples, mean=mean_latent, generator=generator)
-        outs = self.decoder_outputs(latent, targets, generator)
-        return {m: self.output_mean(m, o) for m, o in outs.items()}
+        return self.decode_mean(latent, targets, generator)
 
     @torch.no_grad()
     def sample(
         self,
         n: int,
-        sampler: Any = None,
+        sampler: Sampler | None = None,
         modalities: Iterable[str] | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
-        """Unconditional samples: decoder means [n, *shape], latents from the prior or `sampler`."""
-        if sampler is None:
-            z = self.prior().rsample(n, generator).unsqueeze(0)
-            latent = Latent(z)
-        else:
-            latent = sampler.sample(n, generator=generator)
-            if isinstance(latent, Tensor):
-                latent = Latent(latent.unsqueeze(0) if latent.ndim == 2 else latent)
-        outs = self.decoder_outputs(latent, modalities, generator)
-        return {m: self.output_mean(m, o)[0] for m, o in outs.items()}
+        """Unconditional samples: decoder means [n, *shape], latents from priors or `sampler`."""
+        latent = self.draw_prior(n, sampler, generator)
+        return {m: x[0] for m, x in self.decode_mean(latent, modalities, generator).items()}
 
     @torch.no_grad()
     def log_likelihood(
@@ -320,46 +402,42 @@ class MultimodalVAE(nn.Module):
         max_batch: int = 65536,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Importance-sampled log p(x_observed) [B] with the joint posterior as proposal.
+        """Importance-sampled log p(x_observed) [B] with the model's posteriors as proposal.
 
-        log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K. Draws come in
-        chunks of K (at most `max_batch` decoder evaluations each) for the same samples, and the
-        log-sum-exp is taken over all K at the end, so chunking never mixes samples.
+        log p(x) ≈ logsumexp_k [log p(x, z_k) − log q(z_k | x)] − log K over every latent space.
+        Draws come in chunks of K (at most `max_batch` decoder evaluations each) for the same
+        samples, and the log-sum-exp is taken over all K at the end, so chunking never mixes
+        samples.
         """
         batch = self.clean(batch)
         mask = self.availability(batch)
-        experts, private = self.encode_unimodal(batch)
-        post = self.posterior(batch, mask, experts)
-        prior = self.prior()
+        experts = self.unimodal_experts(batch)
         chunk = max(1, max_batch // batch.size)
         log_w = []
         for start in range(0, k, chunk):
-            kc = min(chunk, k - start)
-            z = post.rsample(kc, generator)
-            lw = prior.log_prob(z) - post.log_prob(z)
-            own = {}
-            for m, q in private.items():
-                w = q.rsample(kc, generator)
-                obs = batch.masks[m].to(w.dtype)
-                lw = lw + obs * (self.private_prior(m).log_prob(w) - q.log_prob(w))
-                own[m] = w
-            outs = self.decoder_outputs(Latent(z, post, own), generator=generator)
-            for lp in self.log_likelihoods(outs, batch, weighted=False).values():
-                lw = lw + lp
-            log_w.append(lw)
+            draw = Draw(min(chunk, k - start), generator=generator)
+            log_w.append(self.log_weights(batch, self.infer(batch, mask, experts, draw)))
         return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
 
-    # ---- persistence ----------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, training_info: dict | None = None) -> Path:
-        from core.persistence import save_model
+    def describe_latent_spaces(self) -> dict[str, dict[str, Any]]:
+        return {name: space.describe() for name, space in self.latent_spaces.items()}
 
-        return save_model(self, directory, training_info)
+    # ---- persistence (the folder format and transport live in core.persistence / core.hub) --
+    def save_pretrained(self, directory: str | Path, training_info: dict | None = None) -> Path:
+        """Write config.json, model.safetensors, the card, training.json and the sampler."""
+        return pretrained.save_folder(self, directory, training_info)
 
     @classmethod
-    def from_pretrained(cls, source: str | Path, revision: str | None = None) -> MultimodalVAE:
-        from core.persistence import load_model
-
-        model = load_model(source, revision=revision)
+    def from_pretrained(
+        cls, source: str | Path, revision: str | None = None, **hub_options: Any
+    ) -> MultimodalVAE:
+        """A local folder (a Path or an explicit path string) or a Hub repo id at `revision`;
+        `hub_options`: endpoint, token, cache_dir, offline."""
+        model = pretrained.load(source, revision, **hub_options)
         if cls is not MultimodalVAE and not isinstance(model, cls):
             raise TypeError(f"{source}: holds a {model.model_type!r} model, not {cls.model_type!r}")
         return model
+
+    def push_to_hub(self, repo_id: str, **options: Any) -> pretrained.PushResult:
+        """Upload this model (and its sampler) to `repo_id` as one commit."""
+        return pretrained.push(self, repo_id, **options)

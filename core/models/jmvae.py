@@ -17,10 +17,11 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from core.data.batch import Batch
-from core.models.base import LossOutput, MultimodalVAE
+from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig, NetworkSpec
 from core.models.distributions import Diagonal, Posterior, kl_divergence
 from core.models.fusion import product_of_experts
+from core.models.optimization import LossOutput
 from core.nn.networks import build_network, validate_network_spec
 
 
@@ -82,11 +83,9 @@ class JMVAE(MultimodalVAE):
             "normal",
         )
 
-    def forward(self, batch: Batch) -> LossOutput:
-        batch = self.clean(batch)
-        observed = batch.mask_matrix(self.names)  # [M, B]
+    def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         complete = observed.all(0)  # [B]
-        experts, _ = self.encode_unimodal(batch)
+        experts = experts.shared
         joint = self.joint_encode(batch)
         subset = product_of_experts(experts.loc, experts.scale, observed, prior_expert=False)
         # one draw from each posterior, decoded together: z [2, B, D]

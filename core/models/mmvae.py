@@ -16,10 +16,12 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from core.data.batch import Batch
-from core.models.base import LossOutput, MultimodalVAE
+from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig
-from core.models.distributions import Diagonal, Posterior, log_mean_exp
+from core.models.distributions import Diagonal, Family, Posterior, log_mean_exp
 from core.models.fusion import mixture_of_experts
+from core.models.latents import SHARED, Latent
+from core.models.optimization import LossOutput
 
 _SCALE_EPS = 1e-6
 
@@ -39,29 +41,30 @@ class MMVAE(MultimodalVAE):
 
     def __init__(self, config: MMVAEConfig | dict) -> None:
         super().__init__(config)
-        laplace = self.config.prior_and_posterior_dist == "laplace_with_softmax"
-        self.posterior_family = "laplace" if laplace else "normal"
         # zeros give Laplace(0, 1) through softmax·D and N(0, 1) through exp(0.5·logvar)
         self.prior_raw_scale = nn.Parameter(
             torch.zeros(self.latent_dim), requires_grad=self.config.learn_prior
         )
+
+    @property
+    def posterior_family(self) -> Family:  # type: ignore[override]
+        laplace = self.config.prior_and_posterior_dist == "laplace_with_softmax"
+        return "laplace" if laplace else "normal"
 
     def expert_scale(self, raw: Tensor) -> Tensor:
         if self.config.prior_and_posterior_dist == "laplace_with_softmax":
             return torch.softmax(raw, dim=-1) * raw.shape[-1] + _SCALE_EPS
         return super().expert_scale(raw)
 
-    def prior(self) -> Diagonal:
+    def prior(self, space: str = SHARED, latent: Latent | None = None) -> Diagonal:
         scale = self.expert_scale(self.prior_raw_scale)
         return Diagonal(torch.zeros_like(scale), scale, self.posterior_family)
 
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return mixture_of_experts(experts.loc, experts.scale, mask, self.posterior_family)
 
-    def forward(self, batch: Batch) -> LossOutput:
-        batch = self.clean(batch)
-        observed = batch.mask_matrix(self.names)  # [M, B]
-        experts, _ = self.encode_unimodal(batch)
+    def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
+        experts = experts.shared
         n_mod, k = len(self.names), self.config.K
         dreg = self.training and self.config.loss == "dreg_looser"
         z = experts.rsample(k)  # [K, M, B, D]: K draws from every expert

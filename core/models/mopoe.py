@@ -14,10 +14,12 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from core.data.batch import Batch
-from core.models.base import Latent, LossOutput, MultimodalVAE
+from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig
 from core.models.distributions import Diagonal, Posterior, kl_divergence
 from core.models.fusion import mixture_of_subsets, subset_products, subsets_matrix
+from core.models.latents import SHARED, Latent, private_space
+from core.models.optimization import LossOutput
 
 
 class MoPoEConfig(ModelConfig):
@@ -67,21 +69,19 @@ class MoPoE(MultimodalVAE):
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return mixture_of_subsets(*self._subset_posteriors(mask, experts))
 
-    def forward(self, batch: Batch) -> LossOutput:
-        batch = self.clean(batch)
-        observed = batch.mask_matrix(self.names)
-        experts, private = self.encode_unimodal(batch)
-        joint, valid = self._subset_posteriors(observed, experts)
+    def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
+        private = experts.private
+        joint, valid = self._subset_posteriors(observed, experts.shared)
         mixture = mixture_of_subsets(joint, valid)
-        z = mixture.rsample(1)  # one component per sample
-        own = {m: q.rsample(1) for m, q in private.items()}
-        rec = sum(self.log_likelihoods(self.decoder_outputs(Latent(z, None, own)), batch).values())
+        codes = {SHARED: mixture.rsample(1)}  # one component per sample
+        codes.update({private_space(m): q.rsample(1) for m, q in private.items()})
+        rec = sum(self.log_likelihoods(self.decoder_outputs(Latent(codes)), batch).values())
         kl = kl_divergence(joint, self.prior())  # [S, B]
         w = valid.to(kl.dtype) / valid.sum(0).to(kl.dtype)
         kl = (kl * w).sum(0)
         kl_style = torch.zeros_like(kl)
         for m, q in private.items():
-            kl_m = kl_divergence(q, self.private_prior(m))
+            kl_m = kl_divergence(q, self.prior(private_space(m)))
             kl_style = kl_style + kl_m * batch.masks[m].to(kl.dtype)
         loss = (-rec[0] + self.config.beta * kl + self.config.beta_style * kl_style).mean()
         metrics = {"rec": -rec.mean().detach(), "kl": kl.mean().detach()}

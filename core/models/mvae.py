@@ -7,10 +7,11 @@ from pydantic import Field
 from torch import Tensor
 
 from core.data.batch import Batch
-from core.models.base import LossOutput, MultimodalVAE
+from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig
 from core.models.distributions import Diagonal, Posterior, kl_divergence
 from core.models.fusion import product_of_experts, subsets_matrix
+from core.models.optimization import LossOutput
 
 
 class MVAEConfig(ModelConfig):
@@ -49,13 +50,11 @@ class MVAE(MultimodalVAE):
             terms.append(middle[pick])
         return torch.cat(terms).to(self.rec_weights.device)
 
-    def forward(self, batch: Batch) -> LossOutput:
-        batch = self.clean(batch)
-        observed = batch.mask_matrix(self.names)  # [M, B]
-        experts, _ = self.encode_unimodal(batch)
+    def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         terms = self._terms()  # [T, M]
         term_masks = terms.unsqueeze(-1) & observed.unsqueeze(0)  # [T, M, B]
-        q = product_of_experts(experts.loc, experts.scale, term_masks, prior_expert=True)
+        shared = experts.shared
+        q = product_of_experts(shared.loc, shared.scale, term_masks, prior_expert=True)
         z = q.rsample(1)[0]  # [T, B, D]: one draw per term and sample
         outs = self.decoder_outputs(z)
         rec = torch.zeros_like(z[..., 0])

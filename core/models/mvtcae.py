@@ -11,10 +11,11 @@ from pydantic import Field
 from torch import Tensor
 
 from core.data.batch import Batch
-from core.models.base import LossOutput, MultimodalVAE
+from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig
 from core.models.distributions import Diagonal, Posterior, kl_divergence
 from core.models.fusion import product_of_experts
+from core.models.optimization import LossOutput
 
 
 class MVTCAEConfig(ModelConfig):
@@ -31,10 +32,8 @@ class MVTCAE(MultimodalVAE):
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return product_of_experts(experts.loc, experts.scale, mask, prior_expert=False)
 
-    def forward(self, batch: Batch) -> LossOutput:
-        batch = self.clean(batch)
-        observed = batch.mask_matrix(self.names)
-        experts, _ = self.encode_unimodal(batch)
+    def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
+        experts = experts.shared
         q = product_of_experts(experts.loc, experts.scale, observed, prior_expert=False)
         z = q.rsample(1)
         rec = sum(self.log_likelihoods(self.decoder_outputs(z), batch).values())[0]

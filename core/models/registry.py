@@ -1,19 +1,27 @@
-"""`model_type` -> model class. Importing `core.models` registers every built-in model."""
+"""`model_type` -> model class. Every `MultimodalVAE` subclass that sets `model_type` registers
+itself here; importing `core.models` (which any import of this module does first) registers the
+built-in models."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.models.base import MODEL_REGISTRY, MultimodalVAE
+if TYPE_CHECKING:
+    from core.models.base import MultimodalVAE
+
+MODEL_REGISTRY: dict[str, type[MultimodalVAE]] = {}
 
 
 class UnknownModelError(ValueError):
     pass
 
 
-def get_model_class(model_type: str) -> type[MultimodalVAE]:
-    import core.models  # noqa: F401  (registers the built-in models)
+def register(cls: type[MultimodalVAE]) -> None:
+    """Make `cls` buildable by its `model_type` (called by `MultimodalVAE.__init_subclass__`)."""
+    MODEL_REGISTRY[cls.model_type] = cls
 
+
+def get_model_class(model_type: str) -> type[MultimodalVAE]:
     try:
         return MODEL_REGISTRY[model_type]
     except KeyError:
@@ -23,8 +31,6 @@ def get_model_class(model_type: str) -> type[MultimodalVAE]:
 
 
 def available_models() -> list[str]:
-    import core.models  # noqa: F401
-
     return sorted(MODEL_REGISTRY)
 
 

@@ -1,8 +1,9 @@
 """Latent samplers: the prior, a Gaussian mixture, and MAF / IAF flows fitted on posterior latents.
 
 `sampler = build_sampler("gmm", n_components=10).fit(model, dataset)`, then
-`model.sample(n, sampler=sampler, generator=g)`; `save_sampler` / `load_sampler` keep it
-next to the model in `<model_dir>/sampler/`.
+`model.sample(n, sampler=sampler, generator=g)`. Set `model.sampler = sampler` to compose it
+with the model: `save_pretrained` writes it in `<model_dir>/sampler/` and `from_pretrained` loads
+it back (`save_sampler` / `load_sampler` do that folder alone).
 """
 
 from core.samplers.base import (
@@ -16,7 +17,7 @@ from core.samplers.base import (
 )
 from core.samplers.flows import FlowOptions, IAFSampler, MAFSampler
 from core.samplers.gmm import GaussianMixtureSampler, GMMOptions
-from core.samplers.latents import collect_latents, latent_dims
+from core.samplers.latents import collect_latents
 from core.samplers.persistence import (
     SamplerFormatError,
     has_sampler,
@@ -42,7 +43,6 @@ __all__ = [
     "collect_latents",
     "get_sampler_class",
     "has_sampler",
-    "latent_dims",
     "load_sampler",
     "save_sampler",
 ]

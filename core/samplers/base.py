@@ -1,26 +1,26 @@
-"""The `Sampler` contract: a density over a model's latent spaces, fitted on posterior latents.
+"""The `Sampler` contract: densities over a model's latent spaces, fitted on posterior latents.
 
-A sampler holds one fitted `Density` per latent space: "shared" (the joint latent z) and
-"private.<m>" for each modality with its own latent. It is a plain object, not an `nn.Module`,
-so attaching it to a model (`model.sampler`) never changes the model's weights.
+A sampler holds one fitted `Density` per latent space the model samples independently
+(`model.sampled_spaces`: "shared", "private/<m>", the top level of a hierarchy, ...), keyed by the
+space's name; the model draws every other space itself (`MultimodalVAE.draw_prior`). It is a
+plain object, not an `nn.Module`, so composing it with a model (`model.sampler`, saved in the
+model's `sampler/` folder) never changes the model's weights. This package knows models only
+by that interface (`sampled_spaces`, `encode`), so it imports nothing from `core.models`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from core.models.base import Latent
-
 if TYPE_CHECKING:
     from core.data.dataset import MultimodalDataset
     from core.models.base import MultimodalVAE
 
-SHARED = "shared"
-PRIVATE = "private."
 SAMPLER_REGISTRY: dict[str, type[Sampler]] = {}
 
 
@@ -48,10 +48,6 @@ class Density(nn.Module):
         raise NotImplementedError
 
 
-def private_space(modality: str) -> str:
-    return PRIVATE + modality
-
-
 def seed_from(generator: torch.Generator | None) -> int:
     """A 31-bit seed drawn from `generator` (or the global RNG), for libraries that want ints."""
     return int(torch.randint(2**31 - 1, (1,), generator=generator).item())
@@ -62,7 +58,7 @@ class Sampler:
 
     name: ClassVar[str]
     options_class: ClassVar[type[SamplerOptions]] = SamplerOptions
-    needs_data: ClassVar[bool] = True
+    needs_data: ClassVar[bool] = True  # False: covers no space (the model's own priors)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -72,6 +68,7 @@ class Sampler:
     def __init__(self, **options: Any) -> None:
         self.options = self.options_class.model_validate(options)
         self.spaces: dict[str, Density] = {}
+        self.fitted = not self.needs_data
 
     def __repr__(self) -> str:
         dims = {s: d.dim for s, d in self.spaces.items()}
@@ -82,14 +79,7 @@ class Sampler:
         """A new, unfitted density for a latent space of dimension `dim`."""
         raise NotImplementedError
 
-    def prepare(self, model: MultimodalVAE) -> None:
-        """Take what the sampler needs from the model before fitting (e.g. the prior family)."""
-
     # ---- API ------------------------------------------------------------------------------
-    @property
-    def fitted(self) -> bool:
-        return SHARED in self.spaces
-
     def fit(
         self,
         model: MultimodalVAE,
@@ -98,54 +88,72 @@ class Sampler:
         generator: torch.Generator | None = None,
         **options: Any,
     ) -> Sampler:
-        """Fit one density per latent space on `model.encode(batch, mean=True)` of `dataset`.
+        """Fit one density per space in `model.sampled_spaces` on the posterior means
+        (`model.encode(batch, mean=True)`) of the samples of `dataset` observing that space.
 
         `options` override the sampler's options for this and later fits.
         """
-        from core.samplers.latents import collect_latents, latent_dims
+        from core.samplers.latents import collect_latents
 
         if options:
             merged = {**self.options.model_dump(), **options}
             self.options = self.options_class.model_validate(merged)
-        self.prepare(model)
-        dims = latent_dims(model)
-        if self.needs_data:
-            if dataset is None:
-                raise ValueError(f"dataset: the {self.name!r} sampler is fitted on data")
-            latents = collect_latents(model, dataset, batch_size, generator)
-        else:
-            latents = dict.fromkeys(dims)
+        if not self.needs_data:
+            self.fitted = True
+            return self
+        if dataset is None:
+            raise ValueError(f"dataset: the {self.name!r} sampler is fitted on data")
+        dims = dict(model.sampled_spaces)
+        latents = collect_latents(model, dataset, list(dims), batch_size, generator)
         spaces = {}
         for space, dim in dims.items():
-            density = self.density(dim)
             z = latents[space]
-            if self.needs_data and (z is None or len(z) == 0):
+            if len(z) == 0:
                 raise ValueError(f"dataset: no sample observes the modality of space {space!r}")
+            density = self.density(dim)
             density.fit(z, generator)
             spaces[space] = density.eval()
-        self.spaces = spaces
+        self.spaces, self.fitted = spaces, True
         return self
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Latent:
-        """Latents for `model.sample`: z [1, n, D], private {m: [1, n, D_m]}; shared space first,
-        then private spaces in model order, so a seeded generator gives identical draws."""
+    def sample_space(self, space: str, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n codes [n, D] of `space` from its fitted density."""
         if not self.fitted:
             raise RuntimeError(f"{self.name} sampler: call fit(model, dataset) first")
-        z = self.spaces[SHARED].sample(n, generator).unsqueeze(0)
-        private = {
-            s[len(PRIVATE) :]: d.sample(n, generator).unsqueeze(0)
-            for s, d in self.spaces.items()
-            if s != SHARED
-        }
-        return Latent(z, None, private)
+        if space not in self.spaces:
+            raise KeyError(f"space: {space!r} not among {sorted(self.spaces)}")
+        return self.spaces[space].sample(n, generator)
 
     @torch.no_grad()
-    def log_prob(self, z: Tensor, space: str = SHARED) -> Tensor:
-        """log density of latents z [..., D] in `space` ("shared" or "private.<m>")."""
+    def sample(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """n codes [n, D] of every covered space, in the model's space order."""
+        if not self.fitted:
+            raise RuntimeError(f"{self.name} sampler: call fit(model, dataset) first")
+        return {space: self.sample_space(space, n, generator) for space in self.spaces}
+
+    @torch.no_grad()
+    def log_prob(self, z: Tensor, space: str = "shared") -> Tensor:
+        """log density of codes z [..., D] in `space`."""
         if space not in self.spaces:
             raise KeyError(f"space: {space!r} not among {sorted(self.spaces)}")
         return self.spaces[space].log_prob(z)
+
+    def covering(self, spaces: Mapping[str, int]) -> dict[str, Density]:
+        """The densities to draw the model's `spaces` (name -> dim) from: none (the prior) or
+        one per space; an unfitted sampler or one fitted for other spaces is an error."""
+        if not self.fitted:
+            raise RuntimeError(f"{self.name} sampler: call fit(model, dataset) first")
+        self.check_spaces(spaces)
+        return self.spaces
+
+    def check_spaces(self, spaces: Mapping[str, int]) -> None:
+        """ValueError unless the sampler covers no space or exactly `spaces` (name -> dim)."""
+        own = {s: d.dim for s, d in self.spaces.items()}
+        if own and own != dict(spaces):
+            raise ValueError(
+                f"sampler spaces {own} do not match the model's latent spaces {dict(spaces)}"
+            )
 
     def to(self, device: torch.device | str) -> Sampler:
         for density in self.spaces.values():
@@ -175,6 +183,9 @@ class Sampler:
         if cls is Sampler:
             return get_sampler_class(config["name"]).from_state(config, tensors)
         sampler = cls(**config.get("options", {}))
+        sampler.fitted = True
+        if not cls.needs_data:  # the prior: nothing stored (older files listed its spaces)
+            return sampler
         known = set()
         for space, dim in config.get("spaces", {}).items():
             density = sampler.density(int(dim))

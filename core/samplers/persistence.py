@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 
 from core.samplers.base import Sampler
-from core.samplers.latents import latent_dims
-
-if TYPE_CHECKING:
-    from core.models.base import MultimodalVAE
 
 SAMPLER_DIR = "sampler"
 CONFIG_FILE = "config.json"
@@ -49,8 +47,21 @@ def save_sampler(sampler: Sampler, model_dir: str | os.PathLike) -> Path:
     return folder
 
 
-def load_sampler(model_dir: str | os.PathLike, model: MultimodalVAE | None = None) -> Sampler:
-    """Rebuild the sampler saved in `<model_dir>/sampler/`; with `model`, check its spaces match."""
+def _legacy_names(config: dict[str, Any], tensors: dict[str, Tensor]) -> None:
+    """Samplers saved before spaces had their model's names called "private/<m>" "private.<m>"."""
+    spaces = config.get("spaces")
+    if not isinstance(spaces, dict):
+        return
+    for old in [s for s in spaces if isinstance(s, str) and s.startswith("private.")]:
+        new = "private/" + old[len("private.") :]
+        spaces[new] = spaces.pop(old)
+        for key in [k for k in tensors if k.startswith(old + "/")]:
+            tensors[new + key[len(old) :]] = tensors.pop(key)
+
+
+def load_sampler(model_dir: str | os.PathLike, spaces: Mapping[str, int] | None = None) -> Sampler:
+    """Rebuild the sampler saved in `<model_dir>/sampler/`; with `spaces` (the model's
+    `sampled_spaces`), check it covers exactly those, or none (the prior)."""
     folder = Path(model_dir).expanduser() / SAMPLER_DIR
     if not folder.is_dir():
         raise SamplerFormatError(f"{folder}: no such sampler folder")
@@ -72,14 +83,11 @@ def load_sampler(model_dir: str | os.PathLike, model: MultimodalVAE | None = Non
         tensors = load_file(folder / WEIGHTS_FILE)
     except (SafetensorError, OSError, ValueError) as err:
         raise SamplerFormatError(f"{folder / WEIGHTS_FILE}: unreadable ({err})") from err
-    if model is not None:
-        expected = latent_dims(model)
-        if {k: int(v) for k, v in config.get("spaces", {}).items()} != expected:
-            raise SamplerFormatError(
-                f"{folder / CONFIG_FILE}: spaces {config.get('spaces')} do not match the "
-                f"model's latent spaces {expected}"
-            )
+    _legacy_names(config, tensors)
     try:
-        return Sampler.from_state(config, tensors)
+        sampler = Sampler.from_state(config, tensors)
+        if spaces is not None:
+            sampler.check_spaces(spaces)
     except (KeyError, ValueError, RuntimeError) as err:
         raise SamplerFormatError(f"{folder}: {err}") from err
+    return sampler

@@ -36,7 +36,8 @@ class TrainerState:
     step_in_epoch: int = 0
     stage: int = 0
     stage_name: str = "train"
-    lr: float = 0.0
+    lr: float = 0.0  # the "main" optimizer's (or the first one's)
+    lrs: dict[str, float] = field(default_factory=dict)  # every optimizer's, by name
     elapsed: float = 0.0
     train_metrics: dict[str, float] = field(default_factory=dict)
     eval_metrics: dict[str, float] = field(default_factory=dict)
@@ -128,7 +129,8 @@ class ProgressBar(Callback):
 class MetricsLogger(Callback):
     """Appends one JSON line per epoch to `path` (default `<output_dir>/metrics.jsonl`).
 
-    Fields: epoch, step, stage, lr, elapsed (seconds), train_<metric>, eval_<metric>. On a fresh
+    Fields: epoch, step, stage, lr, lrs (every optimizer's, by name, when the model has several),
+    elapsed (seconds), train_<metric>, eval_<metric>. On a fresh
     run the file is emptied; on a resume, lines for epochs after the checkpoint are dropped.
     """
 
@@ -161,6 +163,8 @@ class MetricsLogger(Callback):
             "lr": state.lr,
             "elapsed": round(state.elapsed, 3),
         }
+        if len(state.lrs) > 1:
+            record["lrs"] = dict(state.lrs)
         record.update({f"train_{k}": v for k, v in state.train_metrics.items()})
         record.update({f"eval_{k}": v for k, v in state.eval_metrics.items()})
         with open(self.path, "a") as f:

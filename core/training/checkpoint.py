@@ -190,6 +190,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return unflatten(structure["state"], tensors)
 
 
+def optimizer_states(data: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer, scheduler and scaler states of a checkpoint, by optimizer name (a
+    checkpoint written before models could have several holds one, the "main" optimizer)."""
+    if "optimizers" in data:
+        return {k: data[k] for k in ("optimizers", "schedulers", "scalers")}
+    return {
+        "optimizers": {"main": data["optimizer"]},
+        "schedulers": {"main": data["scheduler"]},
+        "scalers": {"main": data["scaler"]},
+    }
+
+
 def save_pretrained_atomic(model: Any, target: Path, training_info: dict[str, Any]) -> Path:
     """`model.save_pretrained` into a temporary folder, then swapped in for `target`."""
     tmp, old = target.with_name(f".{target.name}.tmp"), target.with_name(f".{target.name}.old")

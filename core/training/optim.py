@@ -1,13 +1,14 @@
-"""Builders the Trainer needs: device, optimizer, scheduler and the epoch plan of model stages."""
+"""Builders the Trainer needs: device, optimizers, schedulers and the epoch plan of model stages."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from core.models.base import Stage
+from core.models.optimization import OptimizerSpec, Stage
 from core.training.config import (
     OPTIMIZERS,
     CosineScheduler,
@@ -91,19 +92,35 @@ def span_of(spans: list[StageSpan], epoch: int) -> StageSpan:
     raise ValueError(f"epoch {epoch} is outside the planned stages")
 
 
-def stage_parameters(model: nn.Module, stage: Stage) -> list[nn.Parameter]:
-    params = model.parameters() if stage.parameters is None else stage.parameters(model)
+def trainable_parameters(params: Iterable[nn.Parameter], where: str) -> list[nn.Parameter]:
+    """The parameters that require gradients, each once; none at all is an error."""
     unique: dict[int, nn.Parameter] = {}
     for p in params:
         if p.requires_grad:
             unique.setdefault(id(p), p)
     if not unique:
-        raise ValueError(f"stage {stage.name!r}: has no trainable parameters")
+        raise ValueError(f"{where}: has no trainable parameters")
     return list(unique.values())
 
 
-def build_optimizer(params: list[nn.Parameter], config: TrainerConfig) -> torch.optim.Optimizer:
-    return OPTIMIZERS[config.optimizer](params, lr=config.learning_rate, **config.optimizer_kwargs)
+def build_optimizer(
+    spec: OptimizerSpec, config: TrainerConfig, where: str
+) -> torch.optim.Optimizer:
+    """An optimizer over `spec`'s parameters; kind, learning rate and keyword arguments from
+    `spec` where it sets them, else from the config (its kwargs only for its own kind)."""
+    kind = spec.optimizer or config.optimizer
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"{where}: unknown optimizer {kind!r}; known: {sorted(OPTIMIZERS)}")
+    if spec.options is not None:
+        options = spec.options
+    else:
+        options = config.optimizer_kwargs if kind == config.optimizer else {}
+    lr = config.learning_rate if spec.learning_rate is None else spec.learning_rate
+    params = trainable_parameters(spec.parameters, where)
+    try:
+        return OPTIMIZERS[kind](params, lr=lr, **options)
+    except TypeError as err:
+        raise ValueError(f"{where}: {kind} does not accept options {options} ({err})") from None
 
 
 def build_scheduler(
@@ -135,7 +152,3 @@ def step_scheduler(scheduler: Scheduler | None, monitored_loss: float) -> None:
         scheduler.step(monitored_loss)
     else:
         scheduler.step()
-
-
-def current_lr(optimizer: torch.optim.Optimizer) -> float:
-    return float(optimizer.param_groups[0]["lr"])

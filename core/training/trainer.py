@@ -1,8 +1,11 @@
 """`Trainer`: one training loop for every model, with stages, checkpoints and exact resume.
 
-Losses are means over samples; epoch metrics are batch-size-weighted means of step metrics.
-Shuffling uses a generator seeded from (seed, epoch), and checkpoints hold every RNG state, so
-2 epochs + resume + 2 epochs gives the same weights as 4 epochs straight (also mid-epoch).
+The model owns its optimisation (`core.models.optimization`): its stages, its named optimizers
+and its step; the Trainer builds, checkpoints and restores every optimizer, scheduler and
+gradient scaler by name, and tells the model its epoch and stage. Losses are means over samples;
+epoch metrics are batch-size-weighted means of step metrics. Shuffling uses a generator seeded
+from (seed, epoch), and checkpoints hold every RNG state, so 2 epochs + resume + 2 epochs gives
+the same weights as 4 epochs straight (also mid-epoch, also across a stage boundary).
 """
 
 from __future__ import annotations
@@ -21,23 +24,13 @@ import torch
 from torch.utils.data import Dataset
 
 from core.data.batch import Batch
-from core.models.base import MultimodalVAE
+from core.models.optimization import MAIN, Trainable
 from core.training import checkpoint as ckpt
 from core.training.batches import epoch_seed, iterate, sequential_batches, shuffled_batches
 from core.training.callbacks import Callback, MetricsLogger, ProgressBar, TrainerState
 from core.training.config import TrainerConfig
-from core.training.optim import (
-    StageSpan,
-    autocast_dtype,
-    build_optimizer,
-    build_scheduler,
-    current_lr,
-    plan_stages,
-    resolve_device,
-    span_of,
-    stage_parameters,
-    step_scheduler,
-)
+from core.training.optim import StageSpan, autocast_dtype, plan_stages, resolve_device, span_of
+from core.training.optimizers import StageOptimizers
 from core.training.result import TrainResult, flat_metrics
 
 CHECKPOINTS, BEST, MODEL = "checkpoints", "best", "model"
@@ -52,7 +45,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: MultimodalVAE,
+        model: Trainable,
         train: Dataset,
         eval: Dataset | None = None,
         config: TrainerConfig | dict[str, Any] | None = None,
@@ -84,9 +77,7 @@ class Trainer:
         full, rest = divmod(n, cfg.batch_size)
         self.steps_per_epoch = full + (1 if rest and not (cfg.drop_last and full) else 0)
         self.spans: list[StageSpan] = []
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: Any = None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.mixed_precision == "fp16")
+        self.optimizers: StageOptimizers | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
 
     # ---- public -----------------------------------------------------------------------------
@@ -126,7 +117,8 @@ class Trainer:
             span = span_of(self.spans, epoch)
             if span.index != st.stage:
                 self._start_stage(span)
-            st.epoch, st.lr = epoch, current_lr(self.optimizer)
+            st.epoch = epoch
+            self._publish_lrs()
             self.model.set_epoch(epoch)
             self._fire("on_epoch_start")
             if st.should_stop or self._train_epoch(epoch):
@@ -143,6 +135,18 @@ class Trainer:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _no_autocast(self) -> contextlib.AbstractContextManager:
+        """Backward passes run outside autocast (the forward's dtypes are kept by autograd)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, enabled=False)
+
+    def _publish_lrs(self) -> None:
+        assert self.optimizers is not None
+        st = self.state
+        st.lrs = self.optimizers.learning_rates()
+        st.lr = st.lrs.get(MAIN, next(iter(st.lrs.values())))
 
     def _train_epoch(self, epoch: int) -> bool:
         """Run the epoch's remaining steps; True when a callback asked to stop mid-epoch."""
@@ -179,21 +183,13 @@ class Trainer:
         return False
 
     def _step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        cfg, opt = self.config, self.optimizer
-        assert opt is not None
+        """The model's own step (default: loss, backward, clip, step) on `batch`."""
+        optimizers = self.optimizers
+        assert optimizers is not None
         self.model.zero_grad(set_to_none=True)
         with self._autocast():
-            out = self.model(batch)
-        metrics = {"loss": out.loss.detach(), **out.metrics}
-        self.scaler.scale(out.loss).backward()
-        if cfg.grad_clip_norm is not None:
-            self.scaler.unscale_(opt)  # clip the true gradients, after backward
-            params = [p for g in opt.param_groups for p in g["params"]]
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
-            metrics["grad_norm"] = norm.detach()
-        self.scaler.step(opt)
-        self.scaler.update()
-        return metrics
+            out = self.model.training_step(batch, optimizers)
+        return {"loss": out.loss.detach(), **out.metrics, **optimizers.take_metrics()}
 
     @torch.no_grad()
     def evaluate(self, dataset: Dataset | None = None) -> dict[str, float]:
@@ -232,7 +228,8 @@ class Trainer:
         self._sums, self._count, self._epoch_samples = {}, 0, 0
         st.eval_metrics = self.evaluate() if self.eval_data is not None else {}
         monitored = st.eval_metrics.get("loss", st.train_metrics["loss"])
-        step_scheduler(self.scheduler, monitored)
+        assert self.optimizers is not None
+        self.optimizers.end_epoch(monitored)
         if cfg.keep_best and (st.best_eval_loss is None or monitored < st.best_eval_loss):
             st.best_eval_loss, st.best_epoch = monitored, epoch
             self._best_metrics = {
@@ -249,10 +246,11 @@ class Trainer:
 
     # ---- stages, seeding, callbacks ------------------------------------------------------------
     def _start_stage(self, span: StageSpan) -> None:
-        """A fresh optimizer (and scheduler) over the stage's parameters."""
-        params = stage_parameters(self.model, span.stage)
-        self.optimizer = build_optimizer(params, self.config)
-        self.scheduler = build_scheduler(self.optimizer, self.config, span.length)
+        """Tell the model its stage; fresh optimizers (and schedulers, scalers) for it."""
+        self.model.set_stage(span.stage.name)
+        self.optimizers = StageOptimizers(
+            self.model, span.stage, self.config, span.length, self._no_autocast
+        )
         self.state.stage, self.state.stage_name = span.index, span.stage.name
 
     def _seed_everything(self) -> None:
@@ -291,14 +289,12 @@ class Trainer:
 
     def _checkpoint_state(self) -> dict[str, Any]:
         st = self.state
-        assert self.optimizer is not None
+        assert self.optimizers is not None
         return {
             "model_type": getattr(self.model, "model_type", type(self.model).__name__),
             "config": self.config.model_dump(mode="json"),
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            **self.optimizers.state_dict(),
             "rng": ckpt.rng_state(),
             "progress": {
                 "completed_epochs": st.completed_epochs,
@@ -340,12 +336,11 @@ class Trainer:
         self._epoch_samples = progress["epoch_samples"]
         span = self.spans[min(progress["stage"], len(self.spans) - 1)]
         self._start_stage(span)
-        assert self.optimizer is not None
-        self.optimizer.load_state_dict(data["optimizer"])
-        if self.scheduler is not None and data["scheduler"] is not None:
-            self.scheduler.load_state_dict(data["scheduler"])
-        if data["scaler"] is not None and self.scaler.is_enabled():
-            self.scaler.load_state_dict(data["scaler"])
+        assert self.optimizers is not None
+        try:
+            self.optimizers.load_state_dict(ckpt.optimizer_states(data))
+        except ValueError as err:
+            raise ckpt.CheckpointError(str(err)) from err
         self._sums = {k: v.to(self.device) for k, v in data["sums"].items()}
         self._count = data["count"]
         best = data["best"]

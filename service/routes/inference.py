@@ -36,6 +36,7 @@ from service.schemas import (
     EncodeResponse,
     GenerateRequest,
     GenerateResponse,
+    LatentOut,
     LogLikelihoodRequest,
     LogLikelihoodResponse,
     ReconstructRequest,
@@ -156,19 +157,27 @@ def _images(entry: LoadedModel, arrays: dict[str, Tensor]) -> dict[str, Tensor]:
 @router.post("/encode", response_model=EncodeResponse, responses=WITH_BINARY)
 async def encode(body: EncodeRequest, entry: ModelDep, request: Request) -> Any:
     """Posterior mean and standard deviation [B, D] from the given modalities, and optionally
-    `n_samples` latent draws [S, B, D]."""
+    `n_samples` latent draws [S, B, D], for every latent space of the model (`spaces`) and, at
+    the top level, for its primary space."""
     settings: Settings = request.app.state.settings
     rows = _rows(entry, body.inputs, settings)
     _check_samples(body.n_samples, rows, settings)
 
     def as_json(out: dict[str, Tensor]) -> EncodeResponse:
-        samples = out.get("samples")
-        return EncodeResponse(
-            model=entry.name,
-            mean=encode_tensor(out["mean"], None, body.encoding),
-            scale=encode_tensor(out["scale"], None, body.encoding),
-            samples=None if samples is None else encode_tensor(samples, None, body.encoding),
-        )
+        def tensors(prefix: str) -> dict[str, Any]:
+            found = {k: out.get(f"{prefix}{k}") for k in ("mean", "scale", "samples")}
+            return {
+                k: None if x is None else encode_tensor(x, None, body.encoding)
+                for k, x in found.items()
+            }
+
+        spaces = {
+            space: LatentOut(**tensors(f"spaces.{space}."))
+            for space in entry.model.latent_spaces
+            if f"spaces.{space}.mean" in out
+        }
+        primary = entry.model.primary_space
+        return EncodeResponse(model=entry.name, space=primary, spaces=spaces, **tensors(""))
 
     finish = _finisher(request, entry, "encode", body.png_scale, as_json)
     params = {"n_samples": body.n_samples}

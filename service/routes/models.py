@@ -52,6 +52,8 @@ def model_info(entry: LoadedModel) -> ModelInfo:
         name=entry.name,
         model_type=entry.model.model_type,
         latent_dim=config.latent_dim,
+        latent_spaces=entry.model.describe_latent_spaces(),
+        primary_space=entry.model.primary_space,
         modalities=[modality_info(m) for m in config.modalities],
         samplers=entry.samplers,
         source=ModelSource.model_validate(

@@ -98,10 +98,9 @@ def other_model_dir(other_model: MultimodalVAE, tmp_path_factory: pytest.TempPat
 def sampler_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of `tiny_model` with a fitted GMM sampler saved in its `sampler/` folder."""
     from core.data.dataset import MultimodalDataset
-    from core.persistence import load_local
     from core.samplers import build_sampler
 
-    model = load_local(tiny_model_dir)
+    model = MultimodalVAE.from_pretrained(tiny_model_dir)
     batch = tiny_batch(n=12, seed=5)
     data = MultimodalDataset(batch.data, batch.masks)
     g = torch.Generator().manual_seed(0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import functools
 import json
 import pickle
 from collections.abc import Iterator
@@ -23,19 +22,17 @@ import yaml
 from huggingface_hub import close_session, constants, set_client_factory
 from huggingface_hub.utils._http import default_client_factory
 
-import core.hub
 from core.cli.hub import register_pull, register_push
 from core.hub import (
     HubError,
     HubNotFoundError,
     InvalidModelIdError,
     UnsafeModelError,
-    load_from_hub,
-    push_to_hub,
     resolve_revision,
 )
 from core.models import MultimodalVAE
-from core.persistence import load_model
+from core.models.pretrained import load_from_hub
+from core.models.pretrained import push as push_to_hub
 from core.store import ModelStore
 from tests.core.conftest import TRAINING_INFO, assert_same_outputs
 from tests.core.hub_server import GitRepo, HubServer, Listener
@@ -81,21 +78,20 @@ def test_pull_at_branch_tag_and_sha(
     assert resolve_revision(repo_id, endpoint=hub_server.endpoint) == second
 
 
-def test_load_model_routes_repo_ids_to_the_hub(
+def test_from_pretrained_routes_repo_ids_to_the_hub(
     new_repo: tuple[str, GitRepo],
     hub_server: HubServer,
     tiny_model_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    """`core.persistence.load_model("org/name")` pulls; a same-named local folder is ignored."""
+    """`from_pretrained("org/name")` pulls; a same-named local folder is ignored."""
     repo_id, repo = new_repo
     sha = repo.commit(tiny_model_dir)
     (tmp_path / repo_id).mkdir(parents=True)  # a decoy folder named like the repo id
     monkeypatch.chdir(tmp_path)
-    pull = functools.partial(load_from_hub, endpoint=hub_server.endpoint, cache_dir=tmp_path / "c")
-    monkeypatch.setattr(core.hub, "load_from_hub", pull)  # HF_ENDPOINT is read at import
-    model = load_model(repo_id, revision="main")
+    opts = {"endpoint": hub_server.endpoint, "cache_dir": tmp_path / "c"}
+    model = MultimodalVAE.from_pretrained(repo_id, revision="main", **opts)
     assert model.source["sha"] == sha
 
 
@@ -117,7 +113,7 @@ def test_only_safe_files_are_downloaded(
     assert "sampler/sampler.safetensors" in got
     assert model.source["sha"] == snapshot.name
     assert not marker.exists()
-    original = load_model(sampler_model_dir)
+    original = MultimodalVAE.from_pretrained(sampler_model_dir)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     mine = original.sample(4, sampler=original.sampler, generator=g1)
     theirs = model.sample(4, sampler=model.sampler, generator=g2)

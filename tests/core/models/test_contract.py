@@ -101,8 +101,9 @@ def test_shapes_of_encode_decode_sample_and_likelihood(variant):
     batch = make_batch(config, n=5)
     latent = model.encode(batch, n_samples=3)
     assert latent.z.shape == (3, 5, model.latent_dim)
-    for m, w in latent.private.items():
-        assert w.shape == (3, 5, model.private_dims[m])
+    assert list(latent.codes) == list(model.latent_spaces)
+    for space, codes in latent.codes.items():
+        assert codes.shape == (3, 5, model.latent_spaces[space].dim)
     dists = model.decode(latent)
     for m, shape in model.shapes.items():
         assert dists[m].batch_shape == (3, 5)

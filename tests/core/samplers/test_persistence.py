@@ -47,28 +47,30 @@ def test_round_trip_gives_identical_samples(name, fitted, mvae, tmp_path) -> Non
     folder = save_sampler(sampler, tmp_path)
     assert folder == tmp_path / "sampler" and has_sampler(tmp_path)
     assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".safetensors"]
-    loaded = load_sampler(tmp_path, mvae)
+    loaded = load_sampler(tmp_path, mvae.sampled_spaces)
     assert type(loaded) is type(sampler) and loaded.config() == sampler.config()
     a = mvae.sample(9, sampler=sampler, generator=torch.Generator().manual_seed(5))
     b = mvae.sample(9, sampler=loaded, generator=torch.Generator().manual_seed(5))
     c = mvae.sample(9, sampler=loaded, generator=torch.Generator().manual_seed(5))
     for m in a:
         assert torch.equal(a[m], b[m]) and torch.equal(b[m], c[m])
-    z = sampler.sample(3, generator=torch.Generator().manual_seed(0)).z[0]
-    torch.testing.assert_close(loaded.log_prob(z), sampler.log_prob(z))
+    codes = sampler.sample(3, generator=torch.Generator().manual_seed(0))
+    assert list(codes) == ([] if name == "prior" else ["shared"])
+    for space, z in codes.items():
+        torch.testing.assert_close(loaded.log_prob(z, space), sampler.log_prob(z, space))
 
 
 def test_load_refuses_other_files(fitted, mvae, tmp_path) -> None:
     folder = save_sampler(fitted["gmm"], tmp_path)
     (folder / "sampler.pkl").write_bytes(b"\x80\x04")
     with pytest.raises(SamplerFormatError, match=r"sampler\.pkl"):
-        load_sampler(tmp_path, mvae)
+        load_sampler(tmp_path, mvae.sampled_spaces)
 
 
 def test_load_refuses_a_sampler_for_other_latent_spaces(fitted, mopoe, tmp_path) -> None:
     save_sampler(fitted["gmm"], tmp_path)
     with pytest.raises(SamplerFormatError, match="latent spaces"):
-        load_sampler(tmp_path, mopoe)
+        load_sampler(tmp_path, mopoe.sampled_spaces)
 
 
 def test_load_is_strict_about_tensors(fitted, mvae, tmp_path) -> None:
@@ -77,7 +79,7 @@ def test_load_is_strict_about_tensors(fitted, mvae, tmp_path) -> None:
     config["options"]["n_components"] = 5
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(SamplerFormatError):
-        load_sampler(tmp_path, mvae)
+        load_sampler(tmp_path, mvae.sampled_spaces)
 
 
 def test_unfitted_sampler_cannot_be_saved_or_sampled(tmp_path) -> None:

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from core.data import MultimodalDataset
-from core.models import MVAE, LossOutput, Stage
+from core.models import MVAE, LossOutput, Stage, Trainable
 
 MODALITIES = [
     {"name": "a", "shape": [6], "likelihood": {"kind": "normal"}},
@@ -49,7 +49,7 @@ class TwoStageMVAE(MVAE):
         ]
 
 
-class MeanModel(nn.Module):
+class MeanModel(Trainable):
     """Deterministic toy model: loss = mean over samples of ||x_a - w||²."""
 
     model_type = "mean"
@@ -58,10 +58,6 @@ class MeanModel(nn.Module):
         super().__init__()
         self.w = nn.Parameter(torch.zeros(dim))
         self.nan = nan
-        self.stages = [Stage("train")]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def forward(self, batch) -> LossOutput:
         per_sample: Tensor = (batch.data["a"] - self.w).pow(2).sum(-1)
