@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from workers import datasets
+from workers.context import JobContext
 from workers.jobs import artifact_files
 from workers.specs import AugmentSpec, EvaluateSpec, split_model_ref
-from workers.tasks import JobContext
 
 
 def _load_model(ctx: JobContext, ref: str) -> tuple[Any, Path]:

@@ -11,9 +11,9 @@ import os
 from typing import Any
 
 from workers import datasets
+from workers.context import JobContext
 from workers.jobs import artifact_files
 from workers.specs import TrainSpec
-from workers.tasks import JobContext
 
 TIME_LIMIT_MARGIN_S = 60.0
 

@@ -10,17 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 import workers.recovery  # noqa: F401  (connects the worker_ready recovery hook)
+from workers.context import JobContext
 from workers.jobs import (
     TERMINAL,
     JobNotFound,
@@ -34,18 +32,6 @@ from workers.jobs import (
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.tasks")
-
-
-@dataclass
-class JobContext:
-    """What a job body gets: settings, the store, its record, folder and cancel event."""
-
-    settings: WorkerSettings
-    store: JobStore
-    job: dict[str, Any]
-    folder: Path
-    cancel: threading.Event
-    attempt: dict[str, Any]
 
 
 Body = Callable[[JobContext], dict[str, Any]]

@@ -48,7 +48,8 @@ class Experts:
 @dataclass(frozen=True)
 class Draw:
     """How `infer` turns each space's posterior into codes [S, B, D]: `n_samples` draws with
-    `generator`, the posterior mean (`mean`), or the noise drawn beforehand for a space."""
+    `generator`, the posterior mean (`mean`), or the noise drawn beforehand for a space. A
+    posterior conditional on another space's draws (batch shape [S, B]) gives one draw each."""
 
     n_samples: int = 1
     mean: bool = False
@@ -56,11 +57,14 @@ class Draw:
     noise: Mapping[str, Noise] | None = None
 
     def __call__(self, space: str, posterior: Posterior) -> Tensor:
+        per_draw = len(posterior.batch_shape) == 2
         if self.mean:
             mean = posterior.mean
-            return mean.unsqueeze(0).expand(self.n_samples, *mean.shape)
+            return mean if per_draw else mean.unsqueeze(0).expand(self.n_samples, *mean.shape)
         if self.noise is not None and space in self.noise:
             return posterior.reparameterize(self.noise[space])
+        if per_draw:
+            return posterior.rsample(1, self.generator)[0]
         return posterior.rsample(self.n_samples, self.generator)
 
 

@@ -95,6 +95,12 @@ class Posterior(ABC):
 
     @property
     @abstractmethod
+    def batch_shape(self) -> torch.Size:
+        """[..., B]: [B] for one posterior per sample, [S, B] for one per draw of another
+        space (the conditional posteriors of a hierarchy)."""
+
+    @property
+    @abstractmethod
     def mean(self) -> Tensor:
         """[..., B, D]."""
 
@@ -119,6 +125,10 @@ class Diagonal(Posterior):
     loc: Tensor
     scale: Tensor
     family: Family = "normal"
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.loc.shape[:-1]
 
     @property
     def mean(self) -> Tensor:
@@ -188,6 +198,10 @@ class Mixture(Posterior):
     def family(self) -> Family:  # type: ignore[override]
         return self.components.family
 
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.log_weights.shape[:-1]
+
     def _weights(self) -> Tensor:
         return self.log_weights.softmax(-1).transpose(0, 1).unsqueeze(-1)  # [C, B, 1]
 
@@ -249,6 +263,10 @@ class FlowPosterior(Posterior):
         self.transform = transform
         self.family = base.family
 
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.base.batch_shape
+
     def _to_latent(self, u: Tensor) -> Tensor:
         return self.transform.inv(u)
 
@@ -263,8 +281,12 @@ class FlowPosterior(Posterior):
         return self.base.log_prob(u) + ladj
 
     def _moments(self) -> tuple[Tensor, Tensor]:
-        g = torch.Generator(device=self.base.loc.device).manual_seed(0)
-        draws = self.rsample(_MOMENT_DRAWS, g)
+        """Mean and std from the same fixed draws of base noise for every sample, so a
+        sample's moments do not depend on the rest of its batch."""
+        loc = self.base.loc
+        g = torch.Generator(device=loc.device).manual_seed(0)
+        shape = (_MOMENT_DRAWS, *([1] * len(self.batch_shape)), loc.shape[-1])
+        draws = self._to_latent(loc + self.base.scale * standard_noise(shape, self.family, loc, g))
         return draws.mean(0), draws.std(0)
 
     @property

@@ -11,7 +11,6 @@ from typing import Literal
 import numpy as np
 import torch
 from pydantic import Field
-from sklearn.mixture import GaussianMixture
 from torch import Tensor
 
 from core.samplers.base import Density, Sampler, SamplerOptions, seed_from
@@ -36,6 +35,8 @@ class GaussianMixtureDensity(Density):
         self.register_buffer("scale_tril", torch.eye(dim).expand(k, dim, dim).clone())
 
     def fit(self, z: Tensor, generator: torch.Generator | None = None) -> None:
+        from sklearn.mixture import GaussianMixture  # 2 s to import: only when fitting
+
         o = self.options
         if len(z) < o.n_components:
             raise ValueError(

@@ -8,12 +8,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 import torch
+from huggingface_hub import close_session, set_client_factory
+from huggingface_hub.utils._http import default_client_factory
 
 from core.data.batch import Batch
 from core.models import MVAE, MultimodalVAE
-from tests.core.hub_server import GitRepo, HubServer, Listener
+from tests.core.hub_server import GitRepo, HubServer, Listener, RecordedHub
 
 TINY = {
     "modalities": [
@@ -139,3 +142,20 @@ def new_repo(hub_server: HubServer) -> tuple[str, GitRepo]:
     """An empty git repository served by `hub_server`, under a fresh `org/<name>` id."""
     repo_id = f"org/model-{uuid.uuid4().hex[:8]}"
     return repo_id, hub_server.create_repo(repo_id)
+
+
+@pytest.fixture
+def recorded_hub() -> Iterator[RecordedHub]:
+    hub = RecordedHub()
+
+    def factory() -> httpx2.Client:
+        default = default_client_factory()
+        return httpx2.Client(
+            transport=httpx2.MockTransport(hub), event_hooks=default.event_hooks, timeout=5
+        )
+
+    set_client_factory(factory)
+    close_session()
+    yield hub
+    set_client_factory(default_client_factory)
+    close_session()

@@ -8,6 +8,8 @@ tells whether anything connected to it (to prove a request never left the proces
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import socket
@@ -18,6 +20,8 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx2
 
 _GIT_ENV = {
     "GIT_AUTHOR_NAME": "test",
@@ -160,3 +164,47 @@ class Listener:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class RecordedHub:
+    """Answers the requests `upload_folder` makes, as the Hub does, and records them."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx2.Request] = []
+        self.commit_sha = "c0ffee" + "0" * 34
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/api/repos/create":
+            return httpx2.Response(200, json={"url": "http://hub.test/org/shared"})
+        if path == "/api/validate-yaml":
+            return httpx2.Response(200, json={"errors": [], "warnings": []})
+        if "/branch/" in path:
+            return httpx2.Response(200, json={})
+        if "/preupload/" in path:
+            files = json.loads(request.content)["files"]
+            modes = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+            ]
+            return httpx2.Response(200, json={"files": modes})
+        if "/commit/" in path:
+            url = f"http://hub.test/org/shared/commit/{self.commit_sha}"
+            return httpx2.Response(200, json={"commitUrl": url, "commitOid": self.commit_sha})
+        return httpx2.Response(404, json={"error": f"unexpected {request.method} {path}"})
+
+    def to(self, host: str) -> list[httpx2.Request]:
+        return [r for r in self.requests if r.url.host == host]
+
+    def commit(self) -> tuple[dict, dict[str, bytes]]:
+        """The commit request's header and the files it carried (path -> bytes)."""
+        (request,) = [r for r in self.requests if "/commit/" in r.url.path]
+        lines = [json.loads(line) for line in request.content.decode().splitlines()]
+        header = next(line["value"] for line in lines if line["key"] == "header")
+        files = {
+            line["value"]["path"]: base64.b64decode(line["value"]["content"])
+            for line in lines
+            if line["key"] == "file"
+        }
+        return header, files

@@ -8,13 +8,10 @@ exchange (an httpx2 mock transport installed with `huggingface_hub.set_client_fa
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import pytest
 import safetensors.torch
 import torch
@@ -35,7 +32,7 @@ from core.models.pretrained import load_from_hub
 from core.models.pretrained import push as push_to_hub
 from core.store import ModelStore
 from tests.core.conftest import TRAINING_INFO, assert_same_outputs
-from tests.core.hub_server import GitRepo, HubServer, Listener
+from tests.core.hub_server import GitRepo, HubServer, Listener, RecordedHub
 
 BAD_IDS = ["../x", "a--b", "x.git", "a" * 97, "a/b/c", "a b", "", "org/..", "/abs", "-x"]
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -245,67 +242,6 @@ def test_hub_errors_are_value_errors() -> None:
 
 
 # ---- pushes (recorded HTTP exchange with the real client) -----------------------------------
-class RecordedHub:
-    """Answers the requests `upload_folder` makes, as the Hub does, and records them."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx2.Request] = []
-        self.commit_sha = "c0ffee" + "0" * 34
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        request.read()
-        self.requests.append(request)
-        path = request.url.path
-        if path == "/api/repos/create":
-            return httpx2.Response(200, json={"url": "http://hub.test/org/shared"})
-        if path == "/api/validate-yaml":
-            return httpx2.Response(200, json={"errors": [], "warnings": []})
-        if "/branch/" in path:
-            return httpx2.Response(200, json={})
-        if "/preupload/" in path:
-            files = json.loads(request.content)["files"]
-            modes = [
-                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
-            ]
-            return httpx2.Response(200, json={"files": modes})
-        if "/commit/" in path:
-            url = f"http://hub.test/org/shared/commit/{self.commit_sha}"
-            return httpx2.Response(200, json={"commitUrl": url, "commitOid": self.commit_sha})
-        return httpx2.Response(404, json={"error": f"unexpected {request.method} {path}"})
-
-    def to(self, host: str) -> list[httpx2.Request]:
-        return [r for r in self.requests if r.url.host == host]
-
-    def commit(self) -> tuple[dict, dict[str, bytes]]:
-        """The commit request's header and the files it carried (path -> bytes)."""
-        (request,) = [r for r in self.requests if "/commit/" in r.url.path]
-        lines = [json.loads(line) for line in request.content.decode().splitlines()]
-        header = next(line["value"] for line in lines if line["key"] == "header")
-        files = {
-            line["value"]["path"]: base64.b64decode(line["value"]["content"])
-            for line in lines
-            if line["key"] == "file"
-        }
-        return header, files
-
-
-@pytest.fixture
-def recorded_hub() -> Iterator[RecordedHub]:
-    hub = RecordedHub()
-
-    def factory() -> httpx2.Client:
-        default = default_client_factory()
-        return httpx2.Client(
-            transport=httpx2.MockTransport(hub), event_hooks=default.event_hooks, timeout=5
-        )
-
-    set_client_factory(factory)
-    close_session()
-    yield hub
-    set_client_factory(default_client_factory)
-    close_session()
-
-
 def test_push_model_sends_the_model_files_and_message(
     recorded_hub: RecordedHub, tiny_model: MultimodalVAE, tmp_path: Path
 ) -> None:

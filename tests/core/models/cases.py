@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from core.data.batch import Batch
+from tests.core.models.hook_models import HOOK_MODELS
 
 MODALITIES = [
     {"name": "image", "shape": [1, 8, 8], "likelihood": {"kind": "bernoulli"}},
@@ -39,6 +40,7 @@ VARIANTS = {
     "mopoe": {"model_type": "mopoe"},
     "mopoe_private": {"model_type": "mopoe", "modalities_specific_dim": 2, "beta_style": 0.5},
     "mvtcae": {"model_type": "mvtcae"},
+    **{f"hook_{name}": config for name, config in HOOK_MODELS.items()},
 }
 
 
