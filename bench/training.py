@@ -7,13 +7,17 @@ tracemalloc does not see torch's CPU allocations. Throughput is timed through th
 and also for a bare forward/backward/Adam loop on the same batches; the ratio is the Trainer's
 own overhead. Figures are medians over the repeats.
 
-    python -m bench.training [--quick] [--out DIR]
+    python -m bench.training [--quick] [--out DIR] [--root TREE]
+
+`--root` times another source tree (a checkout of an older commit) with this driver, for
+before/after comparisons (`bench.before_after`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -129,14 +133,19 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_config(spec: dict[str, Any]) -> dict[str, Any]:
-    """`worker(spec)` in a fresh interpreter (its own peak RSS)."""
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_config(spec: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
+    """`worker(spec)` in a fresh interpreter (its own peak RSS), on the source tree `root`."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run(
         [sys.executable, "-m", "bench.training", "--worker", json.dumps(spec)],
         capture_output=True,
         text=True,
         check=False,
-        cwd=Path(__file__).parent.parent,
+        cwd=root,
+        env=env,
     )
     if out.returncode != 0:
         raise RuntimeError(f"training benchmark {spec} failed:\n{out.stderr[-3000:]}")
@@ -246,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs (median)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output folder")
+    parser.add_argument("--root", type=Path, default=ROOT, help="source tree to time")
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -268,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     runs = []
     for spec in plan(args):
-        runs.append(run_config(spec))
+        runs.append(run_config(spec, args.root.resolve()))
         r = runs[-1]
         print(
             f"{r['model']:7} {r['dataset']:12} M={r['modalities']} bs={r['batch_size']:4} "
@@ -278,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "machine": finish(info),
         "params": {k: getattr(args, k) for k in ("warmup", "steps", "repeats", "size")},
+        "root": str(args.root.resolve()),
         "runs": runs,
     }
     write("training", results, markdown(results), args.out)

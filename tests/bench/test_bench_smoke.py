@@ -78,3 +78,17 @@ def test_memory(tmp_path: Path, models: str) -> None:
     points = _load(tmp_path, "memory")["points"]
     assert [p["models_loaded"] for p in points] == [0, 1, 2]
     assert all(p["rss_mib"] > 0 for p in points)
+
+
+@pytest.mark.slow
+def test_before_after_alternates_two_trees(tmp_path: Path) -> None:
+    from bench import before_after
+
+    tiny = "--models mopoe --batch-sizes 32 --size 256 --warmup 1 --steps 2 --repeats 1"
+    args = ["--before", str(before_after.ROOT), "--rounds", "2", "--parts", "training"]
+    assert before_after.main([*args, "--training-args", tiny, "--out", str(tmp_path)]) == 0
+    data = _load(tmp_path, "before_after")
+    (key,) = data["ratios"]["training"]
+    assert key == "mopoe bs 32 samples/s" and len(data["ratios"]["training"][key]) == 2
+    assert all(r > 0 for r in data["ratios"]["training"][key])
+    assert len(data["figures"]["training"]["before"][key]) == 2
