@@ -1,4 +1,4 @@
-"""Training and serving speed of two source trees, alternated in one run.
+"""Training and serving speed (and Python calls per step) of two source trees, alternated.
 
 Each round times the `before` tree and this one (the order flips every round, so drift in the
 machine's load hits both alike), with `bench.training --root` and `bench.serving --root`; ratios
@@ -49,7 +49,18 @@ def serving_figures(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-PARTS = {"training": (TRAINING, training_figures), "serving": (SERVING, serving_figures)}
+def calls_figures(result: dict[str, Any]) -> dict[str, float]:
+    return {
+        f"{r['model']} bs {r['batch_size']} Python calls/step": r["calls_per_step"]
+        for r in result["runs"]
+    }
+
+
+PARTS = {
+    "training": (TRAINING, training_figures),
+    "serving": (SERVING, serving_figures),
+    "calls": ([], calls_figures),
+}
 
 
 def run(
@@ -114,14 +125,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, required=True, help="the other source tree")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--parts", default="training,serving")
+    parser.add_argument("--parts", default="training,serving,calls")
     parser.add_argument("--training-args", default="", help="more bench.training options")
     parser.add_argument("--serving-args", default="--duration 3", help="more bench.serving options")
+    parser.add_argument("--calls-args", default="", help="more bench.calls options")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output folder")
     args = parser.parse_args(argv)
     info = machine()
     parts = [p for p in args.parts.split(",") if p]
-    options = {"training": args.training_args.split(), "serving": args.serving_args.split()}
+    options = {
+        "training": args.training_args.split(),
+        "serving": args.serving_args.split(),
+        "calls": args.calls_args.split(),
+    }
     results = run(args.before, args.rounds, parts, options)
     results["machine"] = finish(info)
     write("before_after", results, markdown(results), args.out)

@@ -244,12 +244,17 @@ class MultimodalVAE(Trainable):
         return {n: s.dim for n, s in self.latent_spaces.items() if not s.conditional}
 
     def prior_draw(
-        self, space: str, latent: Latent, generator: torch.Generator | None = None
+        self,
+        space: str,
+        shape: tuple[int, int],
+        latent: Latent,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Codes [S, B, D] of `space` from its prior, shaped like `latent`'s other codes."""
+        """Codes [S, B, D] (`shape` = (S, B)) of `space` from its prior; a conditional space's
+        prior reads its parents' codes in `latent`."""
         if self.latent_spaces[space].conditional:
             return self.prior(space, latent).rsample(1, generator)[0]
-        s, b = latent.n_samples, latent.batch_size
+        s, b = shape
         return self.prior(space).rsample(s * b, generator).view(s, b, -1)
 
     def draw_prior(
@@ -259,13 +264,11 @@ class MultimodalVAE(Trainable):
         covers, from the model's priors elsewhere (conditional spaces from their parents)."""
         covered = {} if sampler is None else sampler.covering(self.sampled_spaces)
         latent = Latent({}, primary=self.primary_space)
-        for name, space in self.latent_spaces.items():
-            if name in covered and not space.conditional:
-                latent.codes[name] = sampler.sample_space(name, n, generator).unsqueeze(0)
-            elif space.conditional:
-                latent.codes[name] = self.prior_draw(name, latent, generator)
+        for space in self.latent_spaces:
+            if space in covered:
+                latent.codes[space] = sampler.sample_space(space, n, generator).unsqueeze(0)
             else:
-                latent.codes[name] = self.prior(name).rsample(n, generator).unsqueeze(0)
+                latent.codes[space] = self.prior_draw(space, (1, n), latent, generator)
         return latent
 
     def complete(self, latent: Latent | Tensor, generator: torch.Generator | None = None) -> Latent:
@@ -277,8 +280,9 @@ class MultimodalVAE(Trainable):
             return latent
         full = Latent(dict(latent.codes), dict(latent.posteriors), dict(latent.observed))
         full.primary = latent.primary
+        shape = (latent.n_samples, latent.batch_size)
         for space in absent:
-            full.codes[space] = self.prior_draw(space, full, generator)
+            full.codes[space] = self.prior_draw(space, shape, full, generator)
         return full
 
     def decoder_outputs(

@@ -53,6 +53,13 @@ class StageOptimizers:
         fp16 = config.mixed_precision == "fp16"
         self.scalers = {name: torch.amp.GradScaler("cuda", enabled=fp16) for name in specs}
         self.metrics: dict[str, Tensor] = {}  # gradient norms of the current step
+        self.model = model
+        self._fresh = False  # no backward since every gradient was cleared
+
+    def start_step(self) -> None:
+        """Clear every gradient of the model before a training step."""
+        self.model.zero_grad(set_to_none=True)
+        self._fresh = True
 
     @property
     def names(self) -> list[str]:
@@ -62,7 +69,9 @@ class StageOptimizers:
         if name not in self.optimizers:
             raise KeyError(f"optimizer: unknown {name!r}; this stage has {self.names}")
         opt, scaler = self.optimizers[name], self.scalers[name]
-        opt.zero_grad(set_to_none=True)
+        if not self._fresh:  # an earlier phase of this step may have left gradients here
+            opt.zero_grad(set_to_none=True)
+        self._fresh = False
         with self.no_autocast():
             scaler.scale(loss).backward()
         if self.config.grad_clip_norm is not None:

@@ -186,7 +186,7 @@ class Trainer:
         """The model's own step (default: loss, backward, clip, step) on `batch`."""
         optimizers = self.optimizers
         assert optimizers is not None
-        self.model.zero_grad(set_to_none=True)
+        optimizers.start_step()
         with self._autocast():
             out = self.model.training_step(batch, optimizers)
         return {"loss": out.loss.detach(), **out.metrics, **optimizers.take_metrics()}

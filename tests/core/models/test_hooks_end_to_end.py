@@ -300,3 +300,21 @@ def test_http_encode_generate_and_sample(name, trained, client):
         assert r.status_code == 200, r.text
         assert r.json()["outputs"]["label"]["shape"] == [5, 10]
         assert client.post(f"/v1/models/{served}/sample", json=req).json() == r.json()
+
+
+def test_mixed_precision_runs_every_optimizer_and_unknown_names_are_refused(train_data):
+    """bf16 autocast (the CPU's mixed precision) covers both phases; backward runs outside it."""
+    model = make("adversarial")
+    critic_before = {k: v.clone() for k, v in weights(model).items() if k.startswith("critic.")}
+    cfg = {**TRAIN, "epochs": 1, "device": "cpu", "mixed_precision": "bf16"}
+    result = Trainer(model, train_data, None, cfg).fit()
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.train_metrics.values())
+    assert all(not torch.equal(v, weights(model)[k]) for k, v in critic_before.items())
+
+    from core.training.optimizers import StageOptimizers
+
+    handle = StageOptimizers(model, model.stages[0], TrainerConfig(), stage_epochs=1)
+    with pytest.raises(
+        KeyError, match=r"unknown 'main'; this stage has \['autoencoder', 'discriminator'\]"
+    ):
+        handle.step(model(train_data.batch(slice(0, 4))).loss)

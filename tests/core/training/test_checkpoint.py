@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -76,3 +77,30 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, data):
     other = tiny_mvae(latent_dim=5)
     with pytest.raises(checkpoint.CheckpointError, match="do not fit"):
         Trainer(other, data, None, cfg.model_copy(update={"epochs": 2})).fit(resume=True)
+
+
+def test_a_checkpoint_from_before_named_optimizers_resumes_exactly(tmp_path, data):
+    """Checkpoints written when the Trainer had one optimizer hold `optimizer`, `scheduler` and
+    `scaler`; they resume as the "main" optimizer, to the same weights as a straight run."""
+    cfg = {"batch_size": 16, "seed": 2, "scheduler": {"kind": "exponential", "gamma": 0.8}}
+    straight = tiny_mvae(0)
+    Trainer(straight, data, None, TrainerConfig(epochs=3, **cfg)).fit()
+
+    out = tmp_path / "run"
+    Trainer(tiny_mvae(0), data, None, TrainerConfig(epochs=2, output_dir=str(out), **cfg)).fit()
+    (folder,) = (out / "checkpoints").iterdir()
+    state = checkpoint.load_checkpoint(folder)
+    for new, old in (
+        ("optimizers", "optimizer"),
+        ("schedulers", "scheduler"),
+        ("scalers", "scaler"),
+    ):
+        state[old] = state.pop(new)["main"]
+    checkpoint.save_checkpoint(out / "checkpoints", int(folder.name.split("-")[1]), state)
+    assert "optimizer" in json.loads((folder / "state.json").read_text())["state"]
+
+    resumed = tiny_mvae(5)
+    cfg3 = TrainerConfig(epochs=3, output_dir=str(out), **cfg)
+    assert Trainer(resumed, data, None, cfg3).fit(resume=True).epochs_run == 3
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
