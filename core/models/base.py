@@ -186,10 +186,14 @@ class MultimodalVAE(Trainable):
             )
         return Batch(data, {m: batch.masks[m] for m in self.names}, batch.labels)
 
-    def annealing(self, warmup: int) -> float:
-        """min(1, epoch / warmup) while training; 1 at evaluation, so eval losses compare."""
+    def annealing(self, warmup: int, per_step: bool = False) -> float:
+        """Weight of an annealed term while training: min(1, epoch / warmup), from 1/warmup in
+        the first epoch; or, `per_step`, min(1, progress / warmup), rising every step from 0 at
+        the first one. 1 at evaluation, so evaluation losses compare across epochs."""
         if not self.training or warmup <= 0:
             return 1.0
+        if per_step:
+            return min(1.0, self.progress / warmup)
         return min(1.0, max(self.epoch, 1) / warmup)
 
     def expert_scale(self, raw: Tensor) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from pydantic import Field
 from torch import Tensor
@@ -18,16 +20,26 @@ class MVAEConfig(ModelConfig):
     model_type: str = "mvae"
     use_subsampling: bool = Field(True, description="add the unimodal ELBO of every modality")
     k: int = Field(
-        0, ge=0, description="random subsets (size 2..M-1) whose ELBO is added per batch"
+        0,
+        ge=0,
+        description="random subsets (size 2..M-1, distinct; all of them when there are fewer) "
+        "whose ELBO is added per training batch, with use_subsampling",
     )
     warmup: int = Field(10, ge=0, description="epochs over which β is annealed from 0")
+    annealing: Literal["per_step", "per_epoch"] = Field(
+        "per_step",
+        description="per_step: β·progress/warmup, from 0 at the first step (MultiVae); per_epoch: "
+        "β·epoch/warmup, from β/warmup in the first epoch (this project before 2026-12)",
+    )
 
 
 class MVAE(MultimodalVAE):
     """Loss = -[ELBO(X) + Σ_m ELBO(x_m) + Σ_{k random S} ELBO(X_S)], mean over samples.
 
     Incomplete data: each term uses the modalities it names that the sample has; a term naming
-    none of them contributes nothing. The KL weight is β·min(1, epoch / warmup).
+    none of them contributes nothing. The KL weight is β·min(1, t / warmup), t the epochs done
+    counting every step (MultiVae's schedule, from 0): starting at β/warmup instead, as the
+    `per_epoch` option does, collapsed the posterior on digits (bench/compare).
     """
 
     model_type = "mvae"
@@ -37,17 +49,25 @@ class MVAE(MultimodalVAE):
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return product_of_experts(experts.loc, experts.scale, mask, prior_expert=True)
 
+    def __init__(self, config: MVAEConfig | dict) -> None:
+        super().__init__(config)
+        n = len(self.names)
+        middle = subsets_matrix(n)
+        self.register_buffer(
+            "middle", middle[(middle.sum(1) > 1) & (middle.sum(1) < n)], persistent=False
+        )
+
     def _terms(self) -> Tensor:
-        """Bool [T, M]: the modality sets whose ELBOs enter the loss this step."""
+        """Bool [T, M]: the modality sets whose ELBOs enter the loss this step: the joint set,
+        and with use_subsampling each modality and, while training, k distinct random subsets
+        (drawn without replacement, as MultiVae does)."""
         n = len(self.names)
         terms = [torch.ones(1, n, dtype=torch.bool)]
         if self.config.use_subsampling and n > 1:
             terms.append(torch.eye(n, dtype=torch.bool))
-        middle = subsets_matrix(n)
-        middle = middle[(middle.sum(1) > 1) & (middle.sum(1) < n)]
-        if self.config.k and len(middle):
-            pick = torch.randint(len(middle), (self.config.k,))
-            terms.append(middle[pick])
+            if self.config.k and self.training:
+                pick = torch.randperm(len(self.middle))[: self.config.k]
+                terms.append(self.middle[pick].cpu())
         return torch.cat(terms).to(self.rec_weights.device)
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
@@ -62,7 +82,8 @@ class MVAE(MultimodalVAE):
             rec = rec + lp * term_masks[:, self.index[m]].to(lp.dtype)
         kl = kl_divergence(q, self.prior())  # [T, B]
         active = term_masks.any(1).to(kl.dtype)  # [T, B]
-        beta = self.config.beta * self.annealing(self.config.warmup)
+        per_step = self.config.annealing == "per_step"
+        beta = self.config.beta * self.annealing(self.config.warmup, per_step)
         elbo = (rec - beta * kl) * active
         loss = -elbo.sum(0).mean()
         return LossOutput(

@@ -64,6 +64,7 @@ class Trainable(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.epoch = 0  # 1-based epoch set by the Trainer; drives annealing
+        self.progress = 0.0  # epochs completed, counting the current one's steps done
         self._stage: str | None = None
 
     @property
@@ -76,7 +77,14 @@ class Trainable(nn.Module):
         return [Stage("train")]
 
     def set_epoch(self, epoch: int) -> None:
+        """Called by the Trainer when epoch `epoch` (1-based) starts."""
         self.epoch = epoch
+        self.progress = float(epoch - 1)
+
+    def set_progress(self, epochs: float) -> None:
+        """Called by the Trainer before each step: epochs completed, fractional (0 at the very
+        first step), for schedules that move every step."""
+        self.progress = epochs
 
     def set_stage(self, stage: str) -> None:
         """Called by the Trainer when a stage starts (and again on resume)."""

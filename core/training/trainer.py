@@ -160,6 +160,7 @@ class Trainer:
         total = len(batches)
         loader = iterate(self.train_data, batches, self.device, cfg.num_workers, seed)
         for i, batch in enumerate(loader):
+            self.model.set_progress(epoch - 1 + st.step_in_epoch / self.steps_per_epoch)
             metrics = self._step(batch)
             size = batch.size
             for k, v in metrics.items():

@@ -39,12 +39,23 @@ def hand_loss(model, beta: float) -> torch.Tensor:
 
 
 @pytest.mark.usefixtures("fixed_noise")
-@pytest.mark.parametrize(("epoch", "annealed"), [(3, 0.3), (12, 1.0)])
-def test_loss_is_the_sum_of_joint_and_unimodal_elbos_with_annealed_beta(epoch, annealed):
-    model = tiny("mvae", beta=2.0, warmup=10)
+@pytest.mark.parametrize(
+    ("annealing", "epoch", "progress", "factor"),
+    [
+        ("per_step", 1, 0.0, 0.0),  # MultiVae's schedule: 0 at the very first step
+        ("per_step", 3, 2.5, 0.25),  # halfway through epoch 3 of warmup 10
+        ("per_step", 12, 11.0, 1.0),
+        ("per_epoch", 3, 2.5, 0.3),  # the older option: epoch / warmup
+    ],
+)
+def test_loss_is_the_sum_of_joint_and_unimodal_elbos_with_annealed_beta(
+    annealing, epoch, progress, factor
+):
+    model = tiny("mvae", beta=2.0, warmup=10, annealing=annealing)
     model.set_epoch(epoch)
+    model.set_progress(progress)
     got = model(batch()).loss
-    torch.testing.assert_close(got, hand_loss(model, 2.0 * annealed), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, hand_loss(model, 2.0 * factor), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.usefixtures("fixed_noise")

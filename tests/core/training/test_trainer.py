@@ -222,3 +222,24 @@ def test_dataloader_workers_give_the_same_training(data):
         Trainer(model, data, data, TrainerConfig(**BASE, epochs=1, num_workers=workers)).fit()
         models.append(weights(model))
     assert_same_weights(*models)
+
+
+def test_the_model_is_told_its_progress_before_every_step_also_after_a_resume(tmp_path, data):
+    """progress = epochs done, counting the current epoch's steps (0 at the first step)."""
+
+    def recording(seed: int) -> tuple[torch.nn.Module, list[float]]:
+        model, seen = tiny_mvae(seed), []
+        tell = model.set_progress
+        model.set_progress = lambda epochs: (seen.append(epochs), tell(epochs))
+        return model, seen
+
+    expected = [e + i / 6 for e in range(3) for i in range(6)]  # 96 samples, batch 16
+    straight, seen = recording(0)
+    Trainer(straight, data, None, TrainerConfig(epochs=3, batch_size=16)).fit()
+    assert seen == pytest.approx(expected)
+
+    cfg = config(tmp_path, "a", epochs=3, batch_size=16, checkpoint_every_steps=1)
+    Trainer(tiny_mvae(0), data, None, cfg, [StopAtStep(8)]).fit()
+    resumed, seen = recording(1)
+    Trainer(resumed, data, None, cfg).fit(resume=True)
+    assert seen == pytest.approx(expected[8:])

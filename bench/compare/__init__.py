@@ -1,0 +1,1 @@
+"""Side-by-side comparison with MultiVae (`python -m bench.compare`); see __main__.py."""

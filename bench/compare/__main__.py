@@ -1,0 +1,239 @@
+"""Side by side with MultiVae: quality and training speed of each model, same data, networks,
+likelihoods, optimiser and budget (bench/compare/protocol.py), in one command.
+
+    python -m bench.compare [--models mvae,jmvae,...] [--seeds 0,1,2] [--parts quality,speed]
+
+The first run creates MultiVae's environment (env.py, a few minutes). Quality: for each model
+and seed, both libraries train 30 epochs on digits (batch 64, Adam 1e-3) and are scored with the
+same joint-NLL estimator (K = 1000) and coherences. Speed: training samples/s on 60k synthetic
+samples at batch 64 and 256, the libraries alternated run by run, the ratio ours / MultiVae taken
+within each pair and its median reported. Results: bench/results/compare.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS_DIR, finish, machine, machine_line, median, table, write
+from bench.compare import env
+
+HERE = Path(__file__).resolve().parent
+MODELS = ("mvae", "jmvae", "mopoe", "mmvae", "mvtcae")
+QUALITY = ("nll", "image_to_label", "label_to_image", "test_loss")
+LIBRARIES = ("multivae", "ours")
+
+
+def run(library: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """One task in a fresh interpreter of `library`'s environment."""
+    script, python = {
+        "multivae": (HERE / "reference.py", str(env.python())),
+        "ours": (HERE / "ours.py", sys.executable),
+    }[library]
+    out = subprocess.run(
+        [python, str(script), json.dumps(spec)], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{library} {spec} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def quality(models, seeds, epochs, k, options, jobs) -> dict[str, Any]:
+    """Both libraries on every (model, seed); `jobs` tasks at a time."""
+    tasks = [
+        (
+            lib,
+            {
+                "task": "quality",
+                "model": m,
+                "seed": s,
+                "epochs": epochs,
+                "batch_size": 64,
+                "k": k,
+                "options": options.get(m, {}) if lib == "ours" else {},
+            },
+        )
+        for m in models
+        for s in seeds
+        for lib in LIBRARIES
+    ]
+    with ThreadPoolExecutor(jobs) as pool:
+        results = list(pool.map(lambda t: run(*t), tasks))
+    out: dict[str, Any] = {m: {lib: {} for lib in LIBRARIES} for m in models}
+    for (lib, spec), result in zip(tasks, results, strict=True):
+        for key, value in result.items():
+            out[spec["model"]][lib].setdefault(key, []).append(value)
+        print(f"quality {spec['model']} seed {spec['seed']} {lib}: {result}", flush=True)
+    for m in models:
+        ref, ours = out[m]["multivae"], out[m]["ours"]
+        out[m]["summary"] = {
+            lib: {key: summary(out[m][lib][key]) for key in QUALITY} for lib in LIBRARIES
+        }
+        out[m]["at_least_as_good"] = verdict(ref, ours)
+    return out
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
+    return {"mean": mean, "std": var**0.5}
+
+
+def verdict(ref: dict[str, list[float]], ours: dict[str, list[float]]) -> dict[str, bool]:
+    """The issue's bar: our mean NLL ≤ the reference's mean + 2 std; our mean coherences ≥ the
+    reference's mean − 2 std."""
+    r = {key: summary(ref[key]) for key in QUALITY}
+    o = {key: summary(ours[key]) for key in QUALITY}
+    return {
+        "nll": o["nll"]["mean"] <= r["nll"]["mean"] + 2 * r["nll"]["std"],
+        "image_to_label": o["image_to_label"]["mean"]
+        >= r["image_to_label"]["mean"] - 2 * r["image_to_label"]["std"],
+        "label_to_image": o["label_to_image"]["mean"]
+        >= r["label_to_image"]["mean"] - 2 * r["label_to_image"]["std"],
+    }
+
+
+def speed(models, batch_sizes, runs, size, epochs, options) -> dict[str, Any]:
+    """Samples/s of each library, alternating which goes first run by run."""
+    out: dict[str, Any] = {}
+    for m in models:
+        for bs in batch_sizes:
+            got: dict[str, list[float]] = {lib: [] for lib in LIBRARIES}
+            ratios = []
+            for r in range(runs):
+                order = LIBRARIES if r % 2 == 0 else tuple(reversed(LIBRARIES))
+                pair = {}
+                for lib in order:
+                    own = options.get(m, {}) if lib == "ours" else {}
+                    spec = {"task": "speed", "model": m, "batch_size": bs, "size": size}
+                    spec.update(epochs=epochs, options=own)
+                    pair[lib] = run(lib, spec)["samples_per_s"]
+                    got[lib].append(pair[lib])
+                ratios.append(pair["ours"] / pair["multivae"])
+                print(f"speed {m} bs {bs} run {r + 1}: {pair}", flush=True)
+            out[f"{m} bs {bs}"] = {
+                **got,
+                "ratios": ratios,
+                "ratio": median(ratios),
+                **{f"{lib}_median": median(got[lib]) for lib in LIBRARIES},
+            }
+    return out
+
+
+def fmt(s: dict[str, float], digits: int) -> str:
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["# Side by side with MultiVae", "", machine_line(results["machine"]), ""]
+    p = results["params"]
+    ref = results["reference"]
+    lines += [
+        f"MultiVae {ref.get('multivae')} (pythae {ref.get('pythae')}) and this project on torch "
+        f"{ref.get('torch')}; networks, data and estimators: bench/compare/protocol.py.",
+        "",
+    ]
+    if "quality" in results:
+        lines += [
+            f"## Quality (digits, {p['epochs']} epochs, batch 64, Adam 1e-3, seeds {p['seeds']}, "
+            f"joint NLL with K = {p['k']})",
+            "",
+        ]
+        rows = []
+        for m, r in results["quality"].items():
+            s, ok = r["summary"], r["at_least_as_good"]
+            row = [m]
+            for key, digits in (("nll", 2), ("image_to_label", 3), ("label_to_image", 3)):
+                mark = "" if ok[key] else " ✗"
+                row += [fmt(s["multivae"][key], digits), fmt(s["ours"][key], digits) + mark]
+            rows.append(row)
+        headers = ["model", "NLL MultiVae", "NLL ours", "image→label MultiVae", "ours"]
+        headers += ["label→image MultiVae", "ours"]
+        note = (
+            "✗: below the bar (NLL above the reference's mean + 2 std, coherence below its mean "
+            "− 2 std). Chance coherence is 0.10."
+        )
+        lines += [table(headers, rows), "", note, ""]
+    if "speed" in results:
+        lines += [
+            f"## Training speed (synthetic {p['speed_size']} samples, samples/s of epoch 2 onwards,"
+            f" {p['speed_runs']} runs alternated)",
+            "",
+        ]
+        rows = [
+            [
+                key,
+                round(r["multivae_median"]),
+                round(r["ours_median"]),
+                f"{r['ratio']:.2f}x",
+                " ".join(f"{x:.2f}" for x in r["ratios"]),
+            ]
+            for key, r in results["speed"].items()
+        ]
+        lines += [table(["model", "MultiVae", "ours", "ours / MultiVae", "per run"], rows), ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
+    parser.add_argument("--models", type=split, default=list(MODELS))
+    parser.add_argument("--parts", type=split, default=["quality", "speed"])
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in split(s)], default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--k", type=int, default=1000, help="importance samples of the NLL")
+    parser.add_argument("--jobs", type=int, default=2, help="quality tasks run at a time")
+    parser.add_argument(
+        "--speed-batch-sizes", type=lambda s: [int(x) for x in split(s)], default=[64, 256]
+    )
+    parser.add_argument("--speed-runs", type=int, default=3)
+    parser.add_argument("--speed-size", type=int, default=60_000)
+    parser.add_argument("--speed-epochs", type=int, default=2)
+    example = '{"mvae": {"annealing": "per_epoch"}}'
+    parser.add_argument(
+        "--options", type=json.loads, default={}, help=f"our options per model, e.g. '{example}'"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--name", default="compare", help="results file name")
+    args = parser.parse_args(argv)
+    env.ensure()
+    info = machine()
+    results: dict[str, Any] = {
+        "reference": env.versions(),
+        "params": {
+            "models": args.models,
+            "seeds": args.seeds,
+            "epochs": args.epochs,
+            "k": args.k,
+            "speed_size": args.speed_size,
+            "speed_runs": args.speed_runs,
+            "speed_epochs": args.speed_epochs,
+            "options": args.options,
+        },
+    }
+    if "quality" in args.parts:
+        results["quality"] = quality(
+            args.models, args.seeds, args.epochs, args.k, args.options, args.jobs
+        )
+    if "speed" in args.parts:
+        results["speed"] = speed(
+            args.models,
+            args.speed_batch_sizes,
+            args.speed_runs,
+            args.speed_size,
+            args.speed_epochs,
+            args.options,
+        )
+    results["machine"] = finish(info)
+    write(args.name, results, markdown(results), args.out)
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The reference environment: a virtual environment with MultiVae 1.0.3 and pythae 0.1.2 next to
+this project's CPU torch, made once and reused (`bench/compare/.venv-reference`, ignored by git).
+
+MultiVae's models import torchvision, whose PyPI build for torch 2.13 is linked to CUDA libraries
+and does not import with the local CPU torch ("operator torchvision::nms does not exist"). So
+multivae and pythae are installed with --no-deps, their pure-Python dependencies by name, and
+`torchvision_shim/` stands in for torchvision (the names are imported, never used by a training
+benchmark). `torch.distributions.Distribution.set_default_validate_args(False)` lets MultiVae's
+Bernoulli decoder score grey pixels (reference.py sets it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VENV = HERE / ".venv-reference"
+PACKAGES = ["multivae==1.0.3", "pythae==0.1.2"]
+DEPENDENCIES = [
+    "torch==2.13.0",  # the same wheel as the project's (the local CPU build on CPU machines)
+    "numpy",
+    "pydantic>=2",
+    "scikit-learn",
+    "scipy",
+    "tqdm",
+    "typing_extensions",
+    "cloudpickle",
+    "imageio",
+    "matplotlib",
+    "pillow",
+    "pandas",
+    "nltk",
+    "torchmetrics",
+]
+READY = VENV / ".ready"
+
+
+def python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def ensure(log: bool = True) -> Path:
+    """The reference environment's interpreter, creating the environment if needed."""
+    if READY.is_file():
+        return python()
+    shutil.rmtree(VENV, ignore_errors=True)
+    run = lambda *cmd: subprocess.run(cmd, check=True, capture_output=not log)  # noqa: E731
+    run(sys.executable, "-m", "venv", str(VENV))
+    pip = [str(python()), "-m", "pip", "install", "--quiet"]
+    run(*pip, *DEPENDENCIES)
+    run(*pip, "--no-deps", *PACKAGES)
+    site = subprocess.run(
+        [str(python()), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    shutil.copytree(HERE / "torchvision_shim" / "torchvision", Path(site) / "torchvision")
+    run(str(python()), "-c", "import multivae.models, multivae.trainers")
+    READY.write_text(" ".join(PACKAGES) + "\n")
+    return python()
+
+
+def versions() -> dict[str, str]:
+    """The reference packages' installed versions, for the results."""
+    code = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({p: m.version(p) for p in ('multivae', 'pythae', 'torch')}))"
+    )
+    out = subprocess.run([str(python()), "-c", code], check=True, capture_output=True, text=True)
+    import json
+
+    return json.loads(out.stdout)

@@ -1,0 +1,124 @@
+"""This project's side of bench.compare, run in the project's environment.
+
+    python bench/compare/ours.py '{"task": "quality", "model": "mvae", "seed": 0, ...}'
+
+Builds the model from a config with the networks of protocol.py (MLP [256, 256] encoders and
+decoders, latent 16, Bernoulli image, categorical label), trains it with the project's `Trainer`
+and prints one JSON object, as reference.py does for MultiVae.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project, for `core`
+
+import torch
+from torch import Tensor
+
+from bench.compare import protocol
+from core.data import MultimodalDataset
+from core.data.batch import Batch
+from core.models import MultimodalVAE, build_model
+from core.training import Callback, Trainer, TrainerConfig
+
+NETWORK = {"kind": "mlp", "hidden": [protocol.HIDDEN, protocol.HIDDEN]}
+MODALITIES = [
+    {"name": "image", "shape": [1, 8, 8], "kind": "image", "likelihood": {"kind": "bernoulli"}},
+    {"name": "label", "shape": [10], "likelihood": {"kind": "categorical"}},
+]
+
+
+def build(kind: str, options: dict[str, Any]) -> MultimodalVAE:
+    config = {"model_type": kind, "modalities": MODALITIES, "latent_dim": protocol.LATENT}
+    return build_model({**config, "encoder": NETWORK, "decoder": NETWORK, **options})
+
+
+def dataset(arrays: dict[str, Tensor]) -> MultimodalDataset:
+    return MultimodalDataset({m: arrays[m] for m in protocol.SHAPES}, labels=arrays["y"])
+
+
+def batch(arrays: dict[str, Tensor]) -> Batch:
+    return dataset(arrays).batch()
+
+
+class Adapter:
+    def __init__(self, model: MultimodalVAE) -> None:
+        self.model = model.eval()
+
+    def proposal(self, data: dict[str, Tensor]) -> Any:
+        posterior = self.model.encode(batch(data)).posterior
+
+        class Proposal:
+            def sample(self, k: int) -> Tensor:
+                return posterior.rsample(k)
+
+            def log_prob(self, z: Tensor) -> Tensor:
+                return posterior.log_prob(z)
+
+        return Proposal()
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        return self.model.prior().log_prob(z)
+
+    def decode(self, z: Tensor) -> dict[str, Tensor]:
+        return self.model.decoder_outputs(z)
+
+    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
+        return self.model.generate(batch(data), [given], [target])[target][0]
+
+
+def config(spec: dict[str, Any], epochs: int, seed: int) -> TrainerConfig:
+    return TrainerConfig(
+        epochs=epochs, batch_size=spec["batch_size"], learning_rate=1e-3, seed=seed, device="cpu"
+    )
+
+
+def quality(spec: dict[str, Any]) -> dict[str, Any]:
+    torch.manual_seed(spec["seed"])
+    model = build(spec["model"], spec.get("options", {}))
+    train, test = protocol.digits("train"), protocol.digits("test")
+    trainer = Trainer(model, dataset(train), None, config(spec, spec["epochs"], spec["seed"]))
+    start = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - start
+    loss = trainer.evaluate(dataset(test))["loss"]
+    adapter = Adapter(model)
+    torch.manual_seed(10_000 + spec["seed"])
+    with torch.no_grad():
+        ll = protocol.joint_log_likelihood(adapter, test, k=spec["k"])
+        figures = protocol.coherence(adapter, test, protocol.image_classifier(train))
+    return {
+        "nll": float(-ll.mean()),
+        "test_loss": loss,
+        **figures,
+        "train_seconds": seconds,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def speed(spec: dict[str, Any]) -> dict[str, Any]:
+    torch.manual_seed(0)
+    model = build(spec["model"], spec.get("options", {}))
+    times: list[float] = []
+
+    class Clock(Callback):
+        def on_epoch_start(self, state: Any) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, state: Any) -> None:
+            times.append(time.perf_counter() - self.start)
+
+    data = dataset(protocol.synthetic(spec["size"]))
+    Trainer(model, data, None, config(spec, spec["epochs"], 0), [Clock()]).fit()
+    timed = sorted(times[1:] or times)  # the first epoch warms up
+    return {"epoch_seconds": times, "samples_per_s": spec["size"] / timed[len(timed) // 2]}
+
+
+if __name__ == "__main__":
+    task = json.loads(sys.argv[1])
+    print(json.dumps({"quality": quality, "speed": speed}[task["task"]](task)))

@@ -1,0 +1,129 @@
+"""What both libraries are measured with, in one file that imports only torch, numpy and
+scikit-learn, so the reference environment (MultiVae) and this project's load the same code.
+
+- data: scikit-learn's digits, image [1, 8, 8] in [0, 1] and a one-hot label, split as this
+  project's built-in `digits` (80/20, stratified, seed 0); a synthetic 60k set for speed;
+- networks: per modality an MLP trunk 2 x 256 ReLU, latent 16 (encoders give mean and
+  log-variance, decoders Bernoulli logits for the image and categorical logits for the label);
+- the joint NLL: one importance-sampling estimator for every model of both libraries, given an
+  adapter with the model's proposal q(z | x), prior and decoders;
+- coherence: image -> label read off the generated label, label -> image classified by a
+  logistic regression trained on the real training images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+LATENT = 16
+HIDDEN = 256
+SHAPES = {"image": (1, 8, 8), "label": (10,)}
+
+
+# ---- data ----------------------------------------------------------------------------------
+def digits(split: str) -> dict[str, Tensor]:
+    """`image` [N, 1, 8, 8] in [0, 1], `label` one-hot [N, 10], `y` [N] for 'train' / 'test'."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    raw = load_digits()
+    index = np.arange(len(raw.target))
+    train, test = train_test_split(index, test_size=0.2, random_state=0, stratify=raw.target)
+    rows = np.sort(train if split == "train" else test)
+    y = torch.as_tensor(raw.target[rows], dtype=torch.long)
+    image = torch.as_tensor(raw.images[rows] / 16.0, dtype=torch.float32).unsqueeze(1)
+    return {"image": image, "label": nn.functional.one_hot(y, 10).float(), "y": y}
+
+
+def synthetic(n: int = 60_000, seed: int = 0) -> dict[str, Tensor]:
+    """Digits-shaped random data for throughput: speed does not depend on the values."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(10, (n,), generator=g)
+    image = torch.rand(n, 1, 8, 8, generator=g)
+    return {"image": image, "label": nn.functional.one_hot(y, 10).float(), "y": y}
+
+
+# ---- networks ------------------------------------------------------------------------------
+def trunk(inputs: int) -> nn.Sequential:
+    """The hidden layers every encoder and decoder shares: 2 x 256 with ReLU."""
+    return nn.Sequential(nn.Linear(inputs, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU())
+
+
+def log_likelihood(outputs: dict[str, Tensor], data: dict[str, Tensor]) -> Tensor:
+    """Σ_m log p(x_m | z) [K, B] from decoder outputs [K, B, *shape]: Bernoulli logits for the
+    image (grey targets allowed), categorical logits for the label."""
+    image, label = outputs["image"], outputs["label"]
+    x = data["image"].expand_as(image)
+    bce = nn.functional.binary_cross_entropy_with_logits(image, x, reduction="none")
+    log_image = -bce.flatten(2).sum(-1)
+    log_label = (data["label"] * torch.log_softmax(label, -1)).sum(-1)
+    return log_image + log_label
+
+
+# ---- the joint NLL -------------------------------------------------------------------------
+class Proposal(Protocol):
+    def sample(self, k: int) -> Tensor: ...  # [K, B, D]
+
+    def log_prob(self, z: Tensor) -> Tensor: ...  # [K, B]
+
+
+class Adapter(Protocol):
+    """How the protocol reaches a model of either library."""
+
+    def proposal(self, data: dict[str, Tensor]) -> Proposal: ...
+
+    def log_prior(self, z: Tensor) -> Tensor: ...  # [K, B]
+
+    def decode(self, z: Tensor) -> dict[str, Tensor]: ...  # logits [K, B, *shape]
+
+    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor: ...
+
+
+@torch.no_grad()
+def joint_log_likelihood(
+    adapter: Adapter, data: dict[str, Tensor], k: int = 1000, batch: int = 64, chunk: int = 250
+) -> Tensor:
+    """log p(x) [N] ≈ logsumexp_k [log p(x | z_k) + log p(z_k) − log q(z_k | x)] − log K with
+    z_k ~ q(z | x), the model's joint posterior; chunks of K draws are joined before the
+    log-sum-exp, which is per sample."""
+    out = []
+    n = len(data["y"])
+    for start in range(0, n, batch):
+        part = {m: x[start : start + batch] for m, x in data.items()}
+        q = adapter.proposal(part)
+        weights = []
+        for done in range(0, k, chunk):
+            z = q.sample(min(chunk, k - done))
+            w = log_likelihood(adapter.decode(z), part) + adapter.log_prior(z) - q.log_prob(z)
+            weights.append(w)
+        out.append(torch.logsumexp(torch.cat(weights), 0) - math.log(k))
+    return torch.cat(out)
+
+
+# ---- coherence -----------------------------------------------------------------------------
+def image_classifier(train: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
+    """A logistic regression on the real training images: images [N, 1, 8, 8] -> classes [N]."""
+    from sklearn.linear_model import LogisticRegression
+
+    fit = LogisticRegression(max_iter=5000).fit(train["image"].flatten(1).numpy(), train["y"])
+    return lambda images: torch.as_tensor(fit.predict(images.flatten(1).numpy()))
+
+
+@torch.no_grad()
+def coherence(
+    adapter: Adapter, test: dict[str, Tensor], classify: Callable[[Tensor], Tensor]
+) -> dict[str, float]:
+    """Accuracy of the label generated from the image, and of the class of the image generated
+    from the label (one posterior draw each)."""
+    labels = adapter.generate(test, "image", "label").argmax(-1)
+    images = adapter.generate(test, "label", "image")
+    return {
+        "image_to_label": float((labels == test["y"]).float().mean()),
+        "label_to_image": float((classify(images) == test["y"]).float().mean()),
+    }

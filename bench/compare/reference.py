@@ -1,0 +1,213 @@
+"""MultiVae 1.0.3, run by bench.compare in its own virtual environment (see env.py).
+
+    python bench/compare/reference.py '{"task": "quality", "model": "mvae", "seed": 0, ...}'
+
+Builds the model with the networks of protocol.py as pythae encoder/decoder classes, trains it
+with MultiVae's own `BaseTrainer` (its `train_step`, one call per epoch, as `train()` makes it),
+and prints one JSON object: the protocol's figures (quality) or epoch times (speed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+from typing import Any
+
+import protocol
+import torch
+from multivae.data import MultimodalBaseDataset
+from multivae.models import (
+    JMVAE,
+    MMVAE,
+    MVAE,
+    MVTCAE,
+    JMVAEConfig,
+    MMVAEConfig,
+    MoPoE,
+    MoPoEConfig,
+    MVAEConfig,
+    MVTCAEConfig,
+)
+from multivae.trainers import BaseTrainer, BaseTrainerConfig
+from pythae.models.base.base_model import BaseDecoder, BaseEncoder
+from pythae.models.base.base_utils import ModelOutput
+from torch import Tensor, nn
+
+MODELS = {
+    "mvae": (MVAE, MVAEConfig),
+    "jmvae": (JMVAE, JMVAEConfig),
+    "mopoe": (MoPoE, MoPoEConfig),
+    "mmvae": (MMVAE, MMVAEConfig),
+    "mvtcae": (MVTCAE, MVTCAEConfig),
+}
+
+
+class Encoder(BaseEncoder):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.latent_dim = protocol.LATENT
+        self.trunk = protocol.trunk(math.prod(shape))
+        self.head = nn.Linear(protocol.HIDDEN, 2 * protocol.LATENT)
+
+    def forward(self, x: Tensor) -> ModelOutput:
+        out = self.head(self.trunk(x.flatten(1)))
+        d = protocol.LATENT
+        return ModelOutput(embedding=out[:, :d], log_covariance=out[:, d:])
+
+
+class Decoder(BaseDecoder):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+        self.net = nn.Sequential(
+            protocol.trunk(protocol.LATENT), nn.Linear(protocol.HIDDEN, math.prod(shape))
+        )
+
+    def forward(self, z: Tensor) -> ModelOutput:
+        out = self.net(z.reshape(-1, z.shape[-1]))
+        return ModelOutput(reconstruction=out.reshape(*z.shape[:-1], *self.shape))
+
+
+def build(kind: str, options: dict[str, Any]) -> Any:
+    cls, config_cls = MODELS[kind]
+    config = config_cls(
+        n_modalities=2,
+        latent_dim=protocol.LATENT,
+        input_dims=dict(protocol.SHAPES),
+        decoders_dist={"image": "bernoulli", "label": "categorical"},
+        **options,
+    )
+    encoders = {m: Encoder(s) for m, s in protocol.SHAPES.items()}
+    decoders = {m: Decoder(s) for m, s in protocol.SHAPES.items()}
+    return cls(config, encoders=encoders, decoders=decoders)
+
+
+def dataset(arrays: dict[str, Tensor]) -> MultimodalBaseDataset:
+    return MultimodalBaseDataset(data={m: arrays[m] for m in protocol.SHAPES}, labels=arrays["y"])
+
+
+def trainer(model: Any, data: dict[str, Tensor], batch_size: int, seed: int, out: str) -> Any:
+    config = BaseTrainerConfig(
+        output_dir=out,
+        per_device_train_batch_size=batch_size,
+        learning_rate=1e-3,
+        num_epochs=10**6,
+        seed=seed,
+        no_cuda=True,
+    )
+    return BaseTrainer(model, dataset(data), training_config=config)
+
+
+# ---- the protocol's view of a MultiVae model -------------------------------------------------
+class Gaussian:
+    def __init__(self, mu: Tensor, log_var: Tensor) -> None:
+        self.q = torch.distributions.Normal(mu, torch.exp(0.5 * log_var))
+
+    def sample(self, k: int) -> Tensor:
+        return self.q.sample((k,))
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.q.log_prob(z).sum(-1)
+
+
+class UniformMixture:
+    """Uniform mixture of components [C, B, D]: a draw picks its component per sample."""
+
+    def __init__(self, components: torch.distributions.Distribution) -> None:
+        self.c = components
+
+    def sample(self, k: int) -> Tensor:
+        draws = self.c.sample((k,))  # [K, C, B, D]
+        pick = torch.randint(draws.shape[1], (k, draws.shape[2]))
+        return draws[torch.arange(k)[:, None], pick, torch.arange(draws.shape[2])[None]]
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        per = self.c.log_prob(z.unsqueeze(1)).sum(-1)  # [K, C, B]
+        return torch.logsumexp(per, 1) - math.log(per.shape[1])
+
+
+class Adapter:
+    def __init__(self, kind: str, model: Any) -> None:
+        self.kind, self.model = kind, model.eval()
+
+    def proposal(self, data: dict[str, Tensor]) -> Any:
+        m, inputs = self.model, dataset(data)
+        if self.kind == "mvae":
+            return Gaussian(*m.compute_mu_log_var_subset(inputs, list(protocol.SHAPES)))
+        if self.kind == "mvtcae":
+            return Gaussian(*m._inference(inputs)["joint"])
+        if self.kind == "jmvae":
+            out = m.joint_encoder(inputs.data)
+            return Gaussian(out.embedding, out.log_covariance)
+        if self.kind == "mopoe":
+            latents = m.inference(inputs)
+            scale = torch.exp(0.5 * latents["logvars"])
+            return UniformMixture(torch.distributions.Normal(latents["mus"], scale))
+        outs = [m.encoders[k](inputs.data[k]) for k in protocol.SHAPES]  # mmvae
+        loc = torch.stack([o.embedding for o in outs])
+        scale = torch.stack([m.log_var_to_std(o.log_covariance) for o in outs])
+        return UniformMixture(m.post_dist(loc, scale))
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        if self.kind == "mmvae":
+            return self.model.prior_dist(*self.model.pz_params).log_prob(z).sum(-1)
+        return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+
+    def decode(self, z: Tensor) -> dict[str, Tensor]:
+        return {k: self.model.decoders[k](z).reconstruction for k in protocol.SHAPES}
+
+    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
+        out = self.model.predict(dataset(data), cond_mod=[given], gen_mod=[target])[target]
+        return torch.sigmoid(out) if target == "image" else out
+
+
+# ---- tasks -----------------------------------------------------------------------------------
+def quality(spec: dict[str, Any]) -> dict[str, Any]:
+    torch.manual_seed(spec["seed"])
+    model = build(spec["model"], spec.get("options", {}))
+    train, test = protocol.digits("train"), protocol.digits("test")
+    with tempfile.TemporaryDirectory() as out:
+        run = trainer(model, train, spec["batch_size"], spec["seed"], out)
+        start = time.perf_counter()
+        for epoch in range(1, spec["epochs"] + 1):
+            run.train_step(epoch)
+        seconds = time.perf_counter() - start
+    model.eval()
+    with torch.no_grad():
+        out = model(dataset(test), epoch=spec["epochs"])
+        loss = float(getattr(out, "loss_sum", out.loss)) / len(test["y"])
+    adapter = Adapter(spec["model"], model)
+    torch.manual_seed(10_000 + spec["seed"])
+    ll = protocol.joint_log_likelihood(adapter, test, k=spec["k"])
+    figures = protocol.coherence(adapter, test, protocol.image_classifier(train))
+    return {
+        "nll": float(-ll.mean()),
+        "test_loss": loss,
+        **figures,
+        "train_seconds": seconds,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def speed(spec: dict[str, Any]) -> dict[str, Any]:
+    torch.manual_seed(0)
+    model = build(spec["model"], spec.get("options", {}))
+    data = protocol.synthetic(spec["size"])
+    with tempfile.TemporaryDirectory() as out:
+        run = trainer(model, data, spec["batch_size"], 0, out)
+        times = []
+        for epoch in range(1, spec["epochs"] + 1):
+            start = time.perf_counter()
+            run.train_step(epoch)
+            times.append(time.perf_counter() - start)
+    timed = sorted(times[1:] or times)  # the first epoch warms up
+    return {"epoch_seconds": times, "samples_per_s": spec["size"] / timed[len(timed) // 2]}
+
+
+if __name__ == "__main__":
+    torch.distributions.Distribution.set_default_validate_args(False)  # grey pixels, Bernoulli
+    task = json.loads(sys.argv[1])
+    print(json.dumps({"quality": quality, "speed": speed}[task["task"]](task)))
