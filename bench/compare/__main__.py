@@ -13,6 +13,7 @@ within each pair and its median reported. Results: bench/results/compare.{json,m
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -29,8 +30,13 @@ QUALITY = ("nll", "image_to_label", "label_to_image", "test_loss")
 LIBRARIES = ("multivae", "ours")
 
 
-def run(library: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """One task in a fresh interpreter of `library`'s environment."""
+def run(library: str, spec: dict[str, Any], cache: Path | None = None) -> dict[str, Any]:
+    """One task in a fresh interpreter of `library`'s environment; a result already in `cache`
+    (same library and spec) is reused, so an interrupted comparison resumes."""
+    key = hashlib.sha256(json.dumps([library, spec], sort_keys=True).encode()).hexdigest()[:16]
+    saved = None if cache is None else cache / f"{library}-{spec['task']}-{key}.json"
+    if saved is not None and saved.is_file():
+        return json.loads(saved.read_text())
     script, python = {
         "multivae": (HERE / "reference.py", str(env.python())),
         "ours": (HERE / "ours.py", sys.executable),
@@ -40,10 +46,14 @@ def run(library: str, spec: dict[str, Any]) -> dict[str, Any]:
     )
     if out.returncode != 0:
         raise RuntimeError(f"{library} {spec} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(result))
+    return result
 
 
-def quality(models, seeds, epochs, k, options, jobs) -> dict[str, Any]:
+def quality(models, seeds, epochs, k, options, jobs, cache) -> dict[str, Any]:
     """Both libraries on every (model, seed); `jobs` tasks at a time."""
     tasks = [
         (
@@ -63,7 +73,7 @@ def quality(models, seeds, epochs, k, options, jobs) -> dict[str, Any]:
         for lib in LIBRARIES
     ]
     with ThreadPoolExecutor(jobs) as pool:
-        results = list(pool.map(lambda t: run(*t), tasks))
+        results = list(pool.map(lambda t: run(*t, cache), tasks))
     out: dict[str, Any] = {m: {lib: {} for lib in LIBRARIES} for m in models}
     for (lib, spec), result in zip(tasks, results, strict=True):
         for key, value in result.items():
@@ -98,7 +108,7 @@ def verdict(ref: dict[str, list[float]], ours: dict[str, list[float]]) -> dict[s
     }
 
 
-def speed(models, batch_sizes, runs, size, epochs, options) -> dict[str, Any]:
+def speed(models, batch_sizes, runs, size, epochs, options, cache) -> dict[str, Any]:
     """Samples/s of each library, alternating which goes first run by run."""
     out: dict[str, Any] = {}
     for m in models:
@@ -111,8 +121,8 @@ def speed(models, batch_sizes, runs, size, epochs, options) -> dict[str, Any]:
                 for lib in order:
                     own = options.get(m, {}) if lib == "ours" else {}
                     spec = {"task": "speed", "model": m, "batch_size": bs, "size": size}
-                    spec.update(epochs=epochs, options=own)
-                    pair[lib] = run(lib, spec)["samples_per_s"]
+                    spec.update(epochs=epochs, options=own, run=r)
+                    pair[lib] = run(lib, spec, cache)["samples_per_s"]
                     got[lib].append(pair[lib])
                 ratios.append(pair["ours"] / pair["multivae"])
                 print(f"speed {m} bs {bs} run {r + 1}: {pair}", flush=True)
@@ -200,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--name", default="compare", help="results file name")
+    parser.add_argument(
+        "--cache", type=Path, default=HERE / ".cache", help="finished tasks (reused on a rerun)"
+    )
     args = parser.parse_args(argv)
     env.ensure()
     info = machine()
@@ -218,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if "quality" in args.parts:
         results["quality"] = quality(
-            args.models, args.seeds, args.epochs, args.k, args.options, args.jobs
+            args.models, args.seeds, args.epochs, args.k, args.options, args.jobs, args.cache
         )
     if "speed" in args.parts:
         results["speed"] = speed(
@@ -228,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             args.speed_size,
             args.speed_epochs,
             args.options,
+            args.cache,
         )
     results["machine"] = finish(info)
     write(args.name, results, markdown(results), args.out)

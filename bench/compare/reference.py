@@ -176,9 +176,8 @@ def quality(spec: dict[str, Any]) -> dict[str, Any]:
             run.train_step(epoch)
         seconds = time.perf_counter() - start
     model.eval()
-    with torch.no_grad():
-        out = model(dataset(test), epoch=spec["epochs"])
-        loss = float(getattr(out, "loss_sum", out.loss)) / len(test["y"])
+    out = model(dataset(test), epoch=spec["epochs"])  # with gradients: MMVAE's DReG hooks them
+    loss = float(getattr(out, "loss_sum", out.loss)) / len(test["y"])
     adapter = Adapter(spec["model"], model)
     torch.manual_seed(10_000 + spec["seed"])
     ll = protocol.joint_log_likelihood(adapter, test, k=spec["k"])

@@ -232,6 +232,23 @@ class Mixture(Posterior):
         eps = standard_noise(shape, self.family, self.components.loc, generator)
         return self._component_draw(comp, eps)
 
+    def stratified_rsample(self, generator: torch.Generator | None = None) -> Tensor:
+        """One draw per sample [1, B, D], the components dealt out in balanced proportions: the
+        samples in a random order each take the next of their available components, so a
+        complete batch gives every component B/C ± 1 samples (MoPoE's reference code does this
+        for complete batches; it lowers the variance of what is estimated from the draws). For
+        mixtures with equal weights over each sample's available components."""
+        available = torch.isfinite(self.log_weights)  # [B, C]
+        b = available.shape[0]
+        order = torch.randperm(b, generator=generator, device=available.device)
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(b, device=order.device)
+        k = rank % available.sum(-1)  # which of its available components each sample takes
+        comp = (available.cumsum(-1) <= k.unsqueeze(-1)).sum(-1)  # index of the (k+1)-th
+        loc = self.components.loc
+        eps = standard_noise((1, b, loc.shape[-1]), self.family, loc, generator)
+        return self._component_draw(comp.unsqueeze(0), eps)
+
     def reparameterize(self, noise: Noise) -> Tensor:
         cdf = self.log_weights.softmax(-1).cumsum(-1)  # [B, C]
         comp = _pick(cdf.expand(noise.u.shape[0], -1, -1), noise.u.to(cdf.dtype))  # [S, B]

@@ -8,9 +8,15 @@ Incomplete data (MultiVae's JMVAE cannot train on it; this one can). The rule, p
   unimodal experts: rec(z ~ q_sub) + a(t)·β KL(q_sub ‖ p).
 Subset inference (`encode` with some modalities given) uses that same PoE; the joint encoder is
 used for samples that have every modality.
+
+The joint encoder follows MultiVae's default: per modality a network of the unimodal encoder's
+architecture giving `latent_dim` features, concatenated, then an MLP [512, 512] to the mean and
+log-variance (`joint_features`, `joint_encoder`, `joint_feature_activation` change it).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -26,16 +32,21 @@ from core.nn.networks import build_network, validate_network_spec
 
 
 def _default_joint() -> NetworkSpec:
-    return {"kind": "mlp", "hidden": [256, 256]}
+    return {"kind": "mlp", "hidden": [512, 512]}
 
 
 class JMVAEConfig(ModelConfig):
     model_type: str = "jmvae"
     alpha: float = Field(0.1, ge=0, description="weight of the KL(q(z|X) ‖ q(z|x_m)) terms")
     warmup: int = Field(10, ge=0, description="epochs over which a(t) grows from 0 to 1")
-    joint_features: int = Field(128, gt=0, description="per-modality feature size fed to the head")
+    joint_features: int | None = Field(
+        None, gt=0, description="per-modality feature size fed to the head (None: latent_dim)"
+    )
     joint_encoder: NetworkSpec = Field(
         default_factory=_default_joint, description="head over the concatenated features"
+    )
+    joint_feature_activation: Literal["none", "relu"] = Field(
+        "none", description="applied to each modality's features before the head"
     )
 
     @field_validator("joint_encoder")
@@ -52,7 +63,7 @@ class JMVAE(MultimodalVAE):
     def __init__(self, config: JMVAEConfig | dict) -> None:
         super().__init__(config)
         cfg = self.config
-        feat = cfg.joint_features
+        feat = cfg.joint_features or self.latent_dim
         self.joint_features = nn.ModuleDict(
             {
                 m.name: build_network(m.encoder or cfg.encoder, tuple(m.shape), (feat,))
@@ -65,7 +76,9 @@ class JMVAE(MultimodalVAE):
 
     def joint_encode(self, batch: Batch) -> Diagonal:
         """q(z|X) [B, D] from every modality (only meaningful for complete samples)."""
-        feats = [torch.relu(self.joint_features[m](batch.data[m])) for m in self.names]
+        feats = [self.joint_features[m](batch.data[m]) for m in self.names]
+        if self.config.joint_feature_activation == "relu":
+            feats = [torch.relu(f) for f in feats]
         out = self.joint_head(torch.cat(feats, dim=-1))
         d = self.latent_dim
         return Diagonal(out[:, :d], self.expert_scale(out[:, d:]), "normal")

@@ -3,11 +3,14 @@
 The joint posterior is a uniform mixture over every subset (default: all 2^M − 1) of the
 modalities a sample has; each subset posterior is a PoE of its experts, with the prior expert
 joined to the full subset only (MODELS.md). All subset PoEs come from one batched contraction.
-Loss per sample: −rec(z) + β Σ_s w_s KL(q_s ‖ p) with z drawn from one mixture component chosen
-per sample, plus β_style KL terms for the optional private (modality-specific) latents.
+Loss per sample: −rec(z) + β Σ_s w_s KL(q_s ‖ p) with z drawn from one mixture component per
+sample (by default dealt out in balanced proportions across the batch, as the authors' code and
+MultiVae do), plus β_style KL terms for the optional private (modality-specific) latents.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -30,6 +33,11 @@ class MoPoEConfig(ModelConfig):
     beta_style: float = Field(1.0, ge=0, description="KL weight of the private latents")
     modalities_specific_dim: int | None = Field(
         None, gt=0, description="size of each modality's private latent (None: no private latents)"
+    )
+    mixture_selection: Literal["stratified", "random"] = Field(
+        "stratified",
+        description="how each sample's mixture component is drawn in training: balanced across "
+        "the batch (the authors' and MultiVae's code) or independently per sample",
     )
 
     @model_validator(mode="after")
@@ -73,7 +81,10 @@ class MoPoE(MultimodalVAE):
         private = experts.private
         joint, valid = self._subset_posteriors(observed, experts.shared)
         mixture = mixture_of_subsets(joint, valid)
-        codes = {SHARED: mixture.rsample(1)}  # one component per sample
+        if self.config.mixture_selection == "stratified":
+            codes = {SHARED: mixture.stratified_rsample()}  # one component per sample
+        else:
+            codes = {SHARED: mixture.rsample(1)}
         codes.update({private_space(m): q.rsample(1) for m, q in private.items()})
         rec = sum(self.log_likelihoods(self.decoder_outputs(Latent(codes)), batch).values())
         kl = kl_divergence(joint, self.prior())  # [S, B]

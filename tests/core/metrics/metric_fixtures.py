@@ -151,7 +151,8 @@ def linear_gaussian(model_type: str, seed: int = 0, perturb: bool = False) -> Mu
     linear = {"kind": "mlp", "hidden": []}
     cfg = {"modalities": mods, "latent_dim": 1, "encoder": linear, "decoder": linear}
     if model_type == "jmvae":
-        model = JMVAE({**cfg, "joint_features": 2, "joint_encoder": linear})
+        relu = {"joint_feature_activation": "relu"}
+        model = JMVAE({**cfg, "joint_features": 2, "joint_encoder": linear, **relu})
     else:
         model = MVAE(cfg)
     lam_total = 1.0

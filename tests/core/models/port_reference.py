@@ -19,7 +19,12 @@ import torch
 # follow MultiVae where bench/compare showed ours worse; the old behaviour is an option).
 VARIANTS: dict[str, dict] = {
     "mvae": {"model_type": "mvae", "annealing": "per_epoch"},
-    "jmvae": {"model_type": "jmvae"},
+    "jmvae": {
+        "model_type": "jmvae",
+        "joint_features": 128,
+        "joint_encoder": {"kind": "mlp", "hidden": [256, 256]},
+        "joint_feature_activation": "relu",
+    },
     "mmvae_dreg_laplace": {"model_type": "mmvae", "K": 4},
     "mmvae_iwae_normal": {
         "model_type": "mmvae",
@@ -27,8 +32,13 @@ VARIANTS: dict[str, dict] = {
         "loss": "iwae_looser",
         "prior_and_posterior_dist": "normal",
     },
-    "mopoe": {"model_type": "mopoe"},
-    "mopoe_private": {"model_type": "mopoe", "modalities_specific_dim": 4, "beta_style": 0.5},
+    "mopoe": {"model_type": "mopoe", "mixture_selection": "random"},
+    "mopoe_private": {
+        "model_type": "mopoe",
+        "modalities_specific_dim": 4,
+        "beta_style": 0.5,
+        "mixture_selection": "random",
+    },
     "mvtcae": {"model_type": "mvtcae"},
 }
 PATH = Path(__file__).with_name("port_reference.json")

@@ -29,6 +29,7 @@ def test_loss_is_rec_from_one_subset_plus_the_mean_kl_of_the_valid_subsets(priva
     the first valid subset is the one drawn (fixed by the test)."""
     beta, beta_style = 1.3, 0.6
     options = {"beta": beta, "beta_style": beta_style, "modalities_specific_dim": private}
+    options["mixture_selection"] = "random"  # draws the component the fixture fixes
     model = tiny("mopoe", **options)
     b = batch()
     losses = []
