@@ -188,13 +188,14 @@ class MultimodalVAE(Trainable):
 
     def annealing(self, warmup: int, per_step: bool = False) -> float:
         """Weight of an annealed term while training: min(1, epoch / warmup), from 1/warmup in
-        the first epoch; or, `per_step`, min(1, progress / warmup), rising every step from 0 at
-        the first one. 1 at evaluation, so evaluation losses compare across epochs."""
-        if not self.training or warmup <= 0:
+        the first epoch; or, `per_step`, progress / warmup, rising every step from 0 at the first
+        one, and 1 from epoch `warmup` on (MultiVae's MVAE). 1 at evaluation, so evaluation
+        losses compare across epochs."""
+        if not self.training or warmup <= 0 or self.epoch >= warmup:
             return 1.0
         if per_step:
-            return min(1.0, self.progress / warmup)
-        return min(1.0, max(self.epoch, 1) / warmup)
+            return self.progress / warmup
+        return max(self.epoch, 1) / warmup
 
     def expert_scale(self, raw: Tensor) -> Tensor:
         """Encoder output -> posterior scale (log-variance for Normal experts)."""

@@ -48,6 +48,11 @@ class JMVAEConfig(ModelConfig):
     joint_feature_activation: Literal["none", "relu"] = Field(
         "none", description="applied to each modality's features before the head"
     )
+    joint_init: Literal["copy", "fresh"] = Field(
+        "copy",
+        description="copy: each feature network starts as its modality's encoder (its mean "
+        "head), as MultiVae's joint encoder does; fresh: its own random initialisation",
+    )
 
     @field_validator("joint_encoder")
     @classmethod
@@ -73,6 +78,23 @@ class JMVAE(MultimodalVAE):
         self.joint_head = build_network(
             cfg.joint_encoder, (feat * len(self.names),), (2 * self.latent_dim,)
         )
+        if cfg.joint_init == "copy":
+            self._copy_encoders()
+
+    @torch.no_grad()
+    def _copy_encoders(self) -> None:
+        """Start each feature network as its modality's encoder: same weights, the output layer
+        cut to its first rows (the mean of the shared latent)."""
+        for m, net in self.joint_features.items():
+            source = self.encoders[m].state_dict()
+            for name, tensor in net.state_dict().items():
+                found = source.get(name)
+                if found is None or found.shape[1:] != tensor.shape[1:] or len(found) < len(tensor):
+                    raise ValueError(
+                        f"joint_init: 'copy' needs the feature network of {m!r} to be its "
+                        f"encoder's architecture ({name} differs); use 'fresh'"
+                    )
+                tensor.copy_(found[: len(tensor)])
 
     def joint_encode(self, batch: Batch) -> Diagonal:
         """q(z|X) [B, D] from every modality (only meaningful for complete samples)."""

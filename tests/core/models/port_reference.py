@@ -24,6 +24,7 @@ VARIANTS: dict[str, dict] = {
         "joint_features": 128,
         "joint_encoder": {"kind": "mlp", "hidden": [256, 256]},
         "joint_feature_activation": "relu",
+        "joint_init": "fresh",
     },
     "mmvae_dreg_laplace": {"model_type": "mmvae", "K": 4},
     "mmvae_iwae_normal": {

@@ -44,6 +44,7 @@ def hand_loss(model, beta: float) -> torch.Tensor:
     [
         ("per_step", 1, 0.0, 0.0),  # MultiVae's schedule: 0 at the very first step
         ("per_step", 3, 2.5, 0.25),  # halfway through epoch 3 of warmup 10
+        ("per_step", 10, 9.5, 1.0),  # the whole of epoch `warmup` has the full weight
         ("per_step", 12, 11.0, 1.0),
         ("per_epoch", 3, 2.5, 0.3),  # the older option: epoch / warmup
     ],
