@@ -13,6 +13,7 @@ within each pair and its median reported. Results: bench/results/compare.{json,m
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import subprocess
@@ -30,10 +31,24 @@ QUALITY = ("nll", "image_to_label", "label_to_image", "test_loss")
 LIBRARIES = ("multivae", "ours")
 
 
+@functools.cache
+def code_version(library: str) -> str:
+    """A hash of the code a library's results depend on (its runner, the protocol, and for this
+    project all of core/), so cached results never outlive a change to that code."""
+    files = [HERE / "protocol.py", HERE / ("ours.py" if library == "ours" else "reference.py")]
+    if library == "ours":
+        files += sorted((HERE.parents[1] / "core").rglob("*.py"))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def run(library: str, spec: dict[str, Any], cache: Path | None = None) -> dict[str, Any]:
     """One task in a fresh interpreter of `library`'s environment; a result already in `cache`
     (same library and spec) is reused, so an interrupted comparison resumes."""
-    key = hashlib.sha256(json.dumps([library, spec], sort_keys=True).encode()).hexdigest()[:16]
+    identity = json.dumps([library, code_version(library), spec], sort_keys=True)
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     saved = None if cache is None else cache / f"{library}-{spec['task']}-{key}.json"
     if saved is not None and saved.is_file():
         return json.loads(saved.read_text())
