@@ -48,10 +48,11 @@ class JMVAEConfig(ModelConfig):
     joint_feature_activation: Literal["none", "relu"] = Field(
         "none", description="applied to each modality's features before the head"
     )
-    joint_init: Literal["copy", "fresh"] = Field(
-        "copy",
+    joint_init: Literal["copy", "fresh"] | None = Field(
+        None,
         description="copy: each feature network starts as its modality's encoder (its mean "
-        "head), as MultiVae's joint encoder does; fresh: its own random initialisation",
+        "head), as MultiVae's joint encoder does; fresh: its own random initialisation; None: "
+        "copy when joint_features is left to latent_dim, else fresh",
     )
 
     @field_validator("joint_encoder")
@@ -78,7 +79,7 @@ class JMVAE(MultimodalVAE):
         self.joint_head = build_network(
             cfg.joint_encoder, (feat * len(self.names),), (2 * self.latent_dim,)
         )
-        if cfg.joint_init == "copy":
+        if (cfg.joint_init or ("copy" if cfg.joint_features is None else "fresh")) == "copy":
             self._copy_encoders()
 
     @torch.no_grad()

@@ -68,7 +68,10 @@ def run(variant: str) -> dict[str, list[float]]:
             history["train"].append(state.train_metrics["loss"])
             history["eval"].append(state.eval_metrics["loss"])
 
-    cfg = TrainerConfig(epochs=3, batch_size=64, learning_rate=2e-3, seed=0)
+    # torch's per-parameter Adam loop, as the Trainer used then (it now takes the fused update,
+    # equal to float rounding, which 70 steps of training amplify past this test's tolerance)
+    loop = {"foreach": False}
+    cfg = TrainerConfig(epochs=3, batch_size=64, learning_rate=2e-3, seed=0, optimizer_kwargs=loop)
     Trainer(model, train, load_builtin("digits", "test"), cfg, [Record()]).fit()
     with torch.no_grad():
         squares = sum(p.double().pow(2).sum() for p in model.parameters())

@@ -243,3 +243,20 @@ def test_the_model_is_told_its_progress_before_every_step_also_after_a_resume(tm
     resumed, seen = recording(1)
     Trainer(resumed, data, None, cfg).fit(resume=True)
     assert seen == pytest.approx(expected[8:])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
+def test_the_fused_or_foreach_update_is_the_loop_update_to_float_rounding(data, optimizer):
+    """The Trainer picks torch's fused (or foreach) optimizer step; one epoch of it gives the
+    weights of torch's per-parameter loop up to float rounding."""
+    trained = []
+    for kwargs in ({}, {"foreach": False}):
+        model = tiny_mvae(0)
+        cfg = TrainerConfig(**BASE, epochs=1, optimizer=optimizer, optimizer_kwargs=kwargs)
+        trainer = Trainer(model, data, None, cfg)
+        trainer.fit()
+        trained.append(weights(model))
+        flags = trainer.optimizers.optimizers["main"].defaults
+        assert bool(flags.get("fused")) or bool(flags.get("foreach")) or kwargs
+    for key in trained[0]:
+        torch.testing.assert_close(trained[0][key], trained[1][key], rtol=1e-4, atol=1e-5)
