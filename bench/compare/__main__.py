@@ -150,6 +150,27 @@ def speed(models, batch_sizes, runs, size, epochs, options, cache) -> dict[str, 
     return out
 
 
+def evaluation(models, runs, k, n_test, cache) -> dict[str, Any]:
+    """Seconds of each library's own joint-NLL and coherence evaluators on the test split,
+    alternating which goes first; speed-up = MultiVae's seconds / ours, per pair."""
+    out: dict[str, Any] = {}
+    for m in models:
+        got: dict[str, dict[str, list[float]]] = {lib: {} for lib in LIBRARIES}
+        for r in range(runs):
+            order = LIBRARIES if r % 2 == 0 else tuple(reversed(LIBRARIES))
+            for lib in order:
+                spec = {"task": "evaluation", "model": m, "batch_size": 64, "k": k, "run": r}
+                spec["n_test"] = n_test
+                for key, value in run(lib, spec, cache).items():
+                    got[lib].setdefault(key, []).append(value)
+            print(f"evaluation {m} run {r + 1}: {got}", flush=True)
+        out[m] = {"seconds": got}
+        for key in ("nll_seconds", "coherence_seconds"):
+            pairs = zip(got["multivae"][key], got["ours"][key], strict=True)
+            out[m][f"{key[:-8]}_speedup"] = median([a / b for a, b in pairs])
+    return out
+
+
 def fmt(s: dict[str, float], digits: int) -> str:
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
 
@@ -201,6 +222,29 @@ def markdown(results: dict[str, Any]) -> str:
             for key, r in results["speed"].items()
         ]
         lines += [table(["model", "MultiVae", "ours", "ours / MultiVae", "per run"], rows), ""]
+    if "evaluation" in results:
+        lines += [
+            f"## Evaluation speed ({p['eval_samples']} test samples, {p['speed_runs']} runs "
+            "alternated; each library's "
+            f"own evaluators: joint NLL with K = {p['k']}, cross-modal coherence)",
+            "",
+        ]
+        rows = []
+        for m, r in results["evaluation"].items():
+            s = r["seconds"]
+            rows.append(
+                [
+                    m,
+                    f"{median(s['multivae']['nll_seconds']):.2f}",
+                    f"{median(s['ours']['nll_seconds']):.2f}",
+                    f"{r['nll_speedup']:.1f}x",
+                    f"{median(s['multivae']['coherence_seconds']):.2f}",
+                    f"{median(s['ours']['coherence_seconds']):.2f}",
+                    f"{r['coherence_speedup']:.1f}x",
+                ]
+            )
+        headers = ["model", "NLL s MultiVae", "ours", "speed-up", "coherence s MultiVae", "ours"]
+        lines += [table([*headers, "speed-up"], rows), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     parser.add_argument("--models", type=split, default=list(MODELS))
-    parser.add_argument("--parts", type=split, default=["quality", "speed"])
+    parser.add_argument("--parts", type=split, default=["quality", "speed", "evaluation"])
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in split(s)], default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--k", type=int, default=1000, help="importance samples of the NLL")
@@ -217,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         "--speed-batch-sizes", type=lambda s: [int(x) for x in split(s)], default=[64, 256]
     )
     parser.add_argument("--speed-runs", type=int, default=3)
+    parser.add_argument(
+        "--eval-samples", type=int, default=64, help="test samples the evaluators are timed on"
+    )
     parser.add_argument("--speed-size", type=int, default=60_000)
     parser.add_argument("--speed-epochs", type=int, default=2)
     example = '{"mvae": {"annealing": "per_epoch"}}'
@@ -241,12 +288,17 @@ def main(argv: list[str] | None = None) -> int:
             "speed_size": args.speed_size,
             "speed_runs": args.speed_runs,
             "speed_epochs": args.speed_epochs,
+            "eval_samples": args.eval_samples,
             "options": args.options,
         },
     }
     if "quality" in args.parts:
         results["quality"] = quality(
             args.models, args.seeds, args.epochs, args.k, args.options, args.jobs, args.cache
+        )
+    if "evaluation" in args.parts:
+        results["evaluation"] = evaluation(
+            args.models, args.speed_runs, args.k, args.eval_samples, args.cache
         )
     if "speed" in args.parts:
         results["speed"] = speed(

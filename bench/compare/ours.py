@@ -119,6 +119,33 @@ def speed(spec: dict[str, Any]) -> dict[str, Any]:
     return {"epoch_seconds": times, "samples_per_s": spec["size"] / timed[len(timed) // 2]}
 
 
+def evaluation(spec: dict[str, Any]) -> dict[str, Any]:
+    """Seconds of this project's evaluators on the first `n_test` test samples (an untrained
+    model: the cost does not depend on the weights): joint NLL with K draws, coherence."""
+    from core.metrics.coherence import cross_coherence
+    from core.metrics.likelihood import joint_nll
+
+    torch.manual_seed(0)
+    model = build(spec["model"], spec.get("options", {})).eval()
+    train = protocol.digits("train")
+    test = dataset({m: x[: spec["n_test"]] for m, x in protocol.digits("test").items()})
+    layer = protocol.classifier_layer(train)
+    start = time.perf_counter()
+    joint_nll(model, test, k=spec["k"], batch_size=spec["batch_size"])
+    nll_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    with torch.no_grad():
+        cross_coherence(
+            model,
+            test,
+            {"image": lambda x: layer(x.flatten(1))},
+            label_modality="label",
+            batch_size=spec["batch_size"],
+        )
+    return {"nll_seconds": nll_seconds, "coherence_seconds": time.perf_counter() - start}
+
+
 if __name__ == "__main__":
     task = json.loads(sys.argv[1])
-    print(json.dumps({"quality": quality, "speed": speed}[task["task"]](task)))
+    tasks = {"quality": quality, "speed": speed, "evaluation": evaluation}
+    print(json.dumps(tasks[task["task"]](task)))

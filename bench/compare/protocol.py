@@ -107,12 +107,23 @@ def joint_log_likelihood(
 
 
 # ---- coherence -----------------------------------------------------------------------------
-def image_classifier(train: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
-    """A logistic regression on the real training images: images [N, 1, 8, 8] -> classes [N]."""
+def classifier_layer(train: dict[str, Tensor]) -> nn.Linear:
+    """A logistic regression on the real training images, as a linear layer: images
+    [N, 1, 8, 8] flattened -> class scores [N, 10] (their argmax is scikit-learn's predict)."""
     from sklearn.linear_model import LogisticRegression
 
     fit = LogisticRegression(max_iter=5000).fit(train["image"].flatten(1).numpy(), train["y"])
-    return lambda images: torch.as_tensor(fit.predict(images.flatten(1).numpy()))
+    layer = nn.Linear(64, 10)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(fit.coef_, dtype=torch.float32))
+        layer.bias.copy_(torch.as_tensor(fit.intercept_, dtype=torch.float32))
+    return layer.eval()
+
+
+def image_classifier(train: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
+    """images [N, 1, 8, 8] -> classes [N], by `classifier_layer`."""
+    layer = classifier_layer(train)
+    return lambda images: layer(images.flatten(1)).argmax(-1)
 
 
 @torch.no_grad()

@@ -206,7 +206,44 @@ def speed(spec: dict[str, Any]) -> dict[str, Any]:
     return {"epoch_seconds": times, "samples_per_s": spec["size"] / timed[len(timed) // 2]}
 
 
+class Classifier(nn.Module):
+    """What MultiVae's CoherenceEvaluator calls: a batch of one modality -> class scores."""
+
+    def __init__(self, layer: nn.Module | None) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x if self.layer is None else self.layer(x.flatten(1))
+
+
+def evaluation(spec: dict[str, Any]) -> dict[str, Any]:
+    """Seconds of MultiVae's own evaluators on the first `n_test` test samples (an untrained
+    model): joint NLL (LikelihoodsEvaluator, K draws), coherences (CoherenceEvaluator)."""
+    from multivae.metrics import (
+        CoherenceEvaluator,
+        CoherenceEvaluatorConfig,
+        LikelihoodsEvaluator,
+        LikelihoodsEvaluatorConfig,
+    )
+
+    torch.manual_seed(0)
+    model = build(spec["model"], spec.get("options", {})).eval()
+    train = protocol.digits("train")
+    test = dataset({m: x[: spec["n_test"]] for m, x in protocol.digits("test").items()})
+    config = LikelihoodsEvaluatorConfig(batch_size=spec["batch_size"], num_samples=spec["k"])
+    start = time.perf_counter()
+    LikelihoodsEvaluator(model, test, eval_config=config).joint_nll()
+    nll_seconds = time.perf_counter() - start
+    classifiers = {"image": Classifier(protocol.classifier_layer(train)), "label": Classifier(None)}
+    config = CoherenceEvaluatorConfig(batch_size=spec["batch_size"], num_classes=10)
+    start = time.perf_counter()
+    CoherenceEvaluator(model, classifiers, test, eval_config=config).cross_coherences()
+    return {"nll_seconds": nll_seconds, "coherence_seconds": time.perf_counter() - start}
+
+
 if __name__ == "__main__":
     torch.distributions.Distribution.set_default_validate_args(False)  # grey pixels, Bernoulli
     task = json.loads(sys.argv[1])
-    print(json.dumps({"quality": quality, "speed": speed}[task["task"]](task)))
+    tasks = {"quality": quality, "speed": speed, "evaluation": evaluation}
+    print(json.dumps(tasks[task["task"]](task)))

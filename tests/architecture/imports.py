@@ -16,11 +16,13 @@ def module_name(path: Path) -> str:
 
 
 def modules(packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
-    """Every module of `packages`, by dotted name."""
+    """Every module of `packages`, by dotted name (not what hidden folders hold, such as the
+    reference virtual environment bench.compare makes)."""
     return {
         module_name(path): path
         for package in packages
         for path in sorted((ROOT / package).rglob("*.py"))
+        if not any(part.startswith(".") for part in path.relative_to(ROOT).parts)
     }
 
 

@@ -13,6 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 
+class _Placeholder(type):
+    """Metaclass: attributes of placeholders are placeholders too (`models.inception.X`)."""
+
+    def __getattr__(cls, name: str) -> type:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return placeholder(f"{cls.__module__}.{cls.__name__}", name)
+
+
 def placeholder(module: str, name: str) -> type:
     """A class standing for `module.name`: it can be built and subclassed, not used."""
 
@@ -26,4 +35,4 @@ def placeholder(module: str, name: str) -> type:
         )
 
     methods = {"__init__": accept, "__call__": refuse, "__getattr__": refuse, "__module__": module}
-    return type(name, (), methods)
+    return _Placeholder(name, (), methods)
