@@ -1,13 +1,15 @@
-"""Side by side with MultiVae: quality and training speed of each model, same data, networks,
-likelihoods, optimiser and budget (bench/compare/protocol.py), in one command.
+"""Side by side with MultiVae: quality, training speed and evaluation speed of each model, with
+the same data, networks, likelihoods, optimiser and budget (bench/compare/protocol.py).
 
-    python -m bench.compare [--models mvae,jmvae,...] [--seeds 0,1,2] [--parts quality,speed]
+    python -m bench.compare [--models mvae,jmvae,...] [--seeds 0,1,2] [--parts quality,...]
 
 The first run creates MultiVae's environment (env.py, a few minutes). Quality: for each model
 and seed, both libraries train 30 epochs on digits (batch 64, Adam 1e-3) and are scored with the
-same joint-NLL estimator (K = 1000) and coherences. Speed: training samples/s on 60k synthetic
-samples at batch 64 and 256, the libraries alternated run by run, the ratio ours / MultiVae taken
-within each pair and its median reported. Results: bench/results/compare.{json,md}.
+same joint-NLL estimator (K = 1000) and coherences. Speed: training samples/s on 20k synthetic
+samples at batch 64 and 256 for MultiVae, ours and ours with `compile`, the order rotated run by
+run, the ratio to MultiVae taken within each run and its median reported. Evaluation: each
+library's own joint-NLL (K = 1000) and coherence evaluators timed on the same test samples.
+Results: bench/results/compare.{json,md}.
 """
 
 from __future__ import annotations
@@ -123,29 +125,45 @@ def verdict(ref: dict[str, list[float]], ours: dict[str, list[float]]) -> dict[s
     }
 
 
+RUNNERS = {
+    "multivae": ("multivae", {}),
+    "ours": ("ours", {}),
+    "ours compiled": ("ours", {"compile": True}),
+}
+
+
 def speed(models, batch_sizes, runs, size, epochs, options, cache) -> dict[str, Any]:
-    """Samples/s of each library, alternating which goes first run by run."""
+    """Samples/s of MultiVae, ours and ours with `compile`, the order rotated run by run; the
+    ratios to MultiVae are taken within each run. `compile_seconds`: the compiled runner's
+    first epoch minus its median epoch (what compiling cost)."""
     out: dict[str, Any] = {}
+    names = list(RUNNERS)
     for m in models:
         for bs in batch_sizes:
-            got: dict[str, list[float]] = {lib: [] for lib in LIBRARIES}
-            ratios = []
+            got: dict[str, list[float]] = {name: [] for name in names}
+            ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
+            compile_seconds = []
             for r in range(runs):
-                order = LIBRARIES if r % 2 == 0 else tuple(reversed(LIBRARIES))
-                pair = {}
-                for lib in order:
+                shift = r % len(names)
+                for name in names[shift:] + names[:shift]:
+                    lib, extra = RUNNERS[name]
                     own = options.get(m, {}) if lib == "ours" else {}
                     spec = {"task": "speed", "model": m, "batch_size": bs, "size": size}
-                    spec.update(epochs=epochs, options=own, run=r)
-                    pair[lib] = run(lib, spec, cache)["samples_per_s"]
-                    got[lib].append(pair[lib])
-                ratios.append(pair["ours"] / pair["multivae"])
-                print(f"speed {m} bs {bs} run {r + 1}: {pair}", flush=True)
+                    spec.update(epochs=epochs, options=own, run=r, **extra)
+                    result = run(lib, spec, cache)
+                    got[name].append(result["samples_per_s"])
+                    if extra.get("compile"):
+                        steady = size / result["samples_per_s"]
+                        compile_seconds.append(result["epoch_seconds"][0] - steady)
+                for name in ratios:
+                    ratios[name].append(got[name][-1] / got["multivae"][-1])
+                print(f"speed {m} bs {bs} run {r + 1}: { {n: got[n][-1] for n in names} }")
             out[f"{m} bs {bs}"] = {
-                **got,
+                "samples_per_s": got,
                 "ratios": ratios,
-                "ratio": median(ratios),
-                **{f"{lib}_median": median(got[lib]) for lib in LIBRARIES},
+                "ratio": {name: median(v) for name, v in ratios.items()},
+                "median": {name: median(v) for name, v in got.items()},
+                "compile_seconds": median(compile_seconds),
             }
     return out
 
@@ -214,14 +232,24 @@ def markdown(results: dict[str, Any]) -> str:
         rows = [
             [
                 key,
-                round(r["multivae_median"]),
-                round(r["ours_median"]),
-                f"{r['ratio']:.2f}x",
-                " ".join(f"{x:.2f}" for x in r["ratios"]),
+                round(r["median"]["multivae"]),
+                round(r["median"]["ours"]),
+                f"{r['ratio']['ours']:.2f}x",
+                round(r["median"]["ours compiled"]),
+                f"{r['ratio']['ours compiled']:.2f}x",
+                f"{r['compile_seconds']:.0f}",
+                " ".join(f"{x:.2f}" for x in r["ratios"]["ours compiled"]),
             ]
             for key, r in results["speed"].items()
         ]
-        lines += [table(["model", "MultiVae", "ours", "ours / MultiVae", "per run"], rows), ""]
+        headers = ["model", "MultiVae", "ours", "ours / MultiVae", "ours compiled"]
+        headers += ["compiled / MultiVae", "compile s", "compiled / MultiVae per run"]
+        note = (
+            "samples/s, medians; ratios taken within a run. 'compiled': TrainerConfig "
+            "compile=True (torch.compile of the forward), timed after its first epoch, which "
+            "paid the compile seconds shown."
+        )
+        lines += [table(headers, rows), "", note, ""]
     if "evaluation" in results:
         lines += [
             f"## Evaluation speed ({p['eval_samples']} test samples, {p['speed_runs']} runs "
@@ -262,9 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--speed-runs", type=int, default=3)
     parser.add_argument(
-        "--eval-samples", type=int, default=64, help="test samples the evaluators are timed on"
+        "--eval-samples", type=int, default=32, help="test samples the evaluators are timed on"
     )
-    parser.add_argument("--speed-size", type=int, default=60_000)
+    parser.add_argument("--speed-size", type=int, default=20_000)
     parser.add_argument("--speed-epochs", type=int, default=2)
     example = '{"mvae": {"annealing": "per_epoch"}}'
     parser.add_argument(

@@ -10,7 +10,9 @@ and prints one JSON object, as reference.py does for MultiVae.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -74,7 +76,12 @@ class Adapter:
 
 def config(spec: dict[str, Any], epochs: int, seed: int) -> TrainerConfig:
     return TrainerConfig(
-        epochs=epochs, batch_size=spec["batch_size"], learning_rate=1e-3, seed=seed, device="cpu"
+        epochs=epochs,
+        batch_size=spec["batch_size"],
+        learning_rate=1e-3,
+        seed=seed,
+        device="cpu",
+        compile=spec.get("compile", False),
     )
 
 
@@ -102,6 +109,8 @@ def quality(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def speed(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec.get("compile"):  # a cold compile, as a user's first run pays it
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="compare-inductor-")
     torch.manual_seed(0)
     model = build(spec["model"], spec.get("options", {}))
     times: list[float] = []

@@ -186,16 +186,18 @@ class MultimodalVAE(Trainable):
             )
         return Batch(data, {m: batch.masks[m] for m in self.names}, batch.labels)
 
-    def annealing(self, warmup: int, per_step: bool = False) -> float:
+    def annealing(self, warmup: int, per_step: bool = False) -> float | Tensor:
         """Weight of an annealed term while training: min(1, epoch / warmup), from 1/warmup in
         the first epoch; or, `per_step`, progress / warmup, rising every step from 0 at the first
         one, and 1 from epoch `warmup` on (MultiVae's MVAE). 1 at evaluation, so evaluation
-        losses compare across epochs."""
-        if not self.training or warmup <= 0 or self.epoch >= warmup:
+        losses compare across epochs. A float64 scalar tensor while training, read from `clock`
+        so that a compiled forward does not recompile as it changes."""
+        if not self.training or warmup <= 0:
             return 1.0
+        epoch, progress = self.clock
         if per_step:
-            return self.progress / warmup
-        return max(self.epoch, 1) / warmup
+            return torch.where(epoch >= warmup, 1.0, progress / warmup)
+        return (epoch.clamp(min=1) / warmup).clamp(max=1.0)
 
     def expert_scale(self, raw: Tensor) -> Tensor:
         """Encoder output -> posterior scale (log-variance for Normal experts)."""

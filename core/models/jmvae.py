@@ -124,12 +124,14 @@ class JMVAE(MultimodalVAE):
         experts = experts.shared
         joint = self.joint_encode(batch)
         subset = product_of_experts(experts.loc, experts.scale, observed, prior_expert=False)
-        # one draw from each posterior, decoded together: z [2, B, D]
+        # one draw from each posterior; a sample decodes only the draw its objective uses (the
+        # joint one when complete, the subset one otherwise), so the decoders see B rows, not 2B
         both = Diagonal(
             torch.stack([joint.loc, subset.loc]), torch.stack([joint.scale, subset.scale])
         )
-        z = both.rsample(1)[0]
-        rec = sum(self.log_likelihoods(self.decoder_outputs(z), batch).values())  # [2, B]
+        drawn = both.rsample(1)[0]  # [2, B, D]
+        z = torch.where(complete.unsqueeze(-1), drawn[0], drawn[1])
+        rec = sum(self.log_likelihoods(self.decoder_outputs(z.unsqueeze(0)), batch).values())[0]
         prior = self.prior()
         kl_joint = kl_divergence(joint, prior)
         kl_subset = kl_divergence(subset, prior)
@@ -139,13 +141,13 @@ class JMVAE(MultimodalVAE):
         kl_experts = (per_expert * observed.to(per_expert.dtype)).sum(0)
         a = self.annealing(self.config.warmup)
         beta, alpha = self.config.beta, self.config.alpha
-        joint_loss = -rec[0] + a * (beta * kl_joint + alpha * kl_experts)
-        subset_loss = -rec[1] + a * beta * kl_subset
+        joint_loss = -rec + a * (beta * kl_joint + alpha * kl_experts)
+        subset_loss = -rec + a * beta * kl_subset
         loss = torch.where(complete, joint_loss, subset_loss).mean()
         return LossOutput(
             loss,
             {
-                "rec": -torch.where(complete, rec[0], rec[1]).mean().detach(),
+                "rec": -rec.mean().detach(),
                 "kl_joint": kl_joint.mean().detach(),
                 "kl_experts": kl_experts.mean().detach(),
                 "complete_fraction": complete.float().mean(),

@@ -56,19 +56,20 @@ class MVAE(MultimodalVAE):
         self.register_buffer(
             "middle", middle[(middle.sum(1) > 1) & (middle.sum(1) < n)], persistent=False
         )
+        fixed = [torch.ones(1, n, dtype=torch.bool)]
+        if self.config.use_subsampling and n > 1:
+            fixed.append(torch.eye(n, dtype=torch.bool))
+        self.register_buffer("fixed_terms", torch.cat(fixed), persistent=False)
 
     def _terms(self) -> Tensor:
         """Bool [T, M]: the modality sets whose ELBOs enter the loss this step: the joint set,
         and with use_subsampling each modality and, while training, k distinct random subsets
         (drawn without replacement, as MultiVae does)."""
-        n = len(self.names)
-        terms = [torch.ones(1, n, dtype=torch.bool)]
-        if self.config.use_subsampling and n > 1:
-            terms.append(torch.eye(n, dtype=torch.bool))
-            if self.config.k and self.training:
-                pick = torch.randperm(len(self.middle))[: self.config.k]
-                terms.append(self.middle[pick].cpu())
-        return torch.cat(terms).to(self.rec_weights.device)
+        sampled = self.config.use_subsampling and self.config.k and self.training
+        if not sampled or not len(self.middle):
+            return self.fixed_terms
+        pick = torch.randperm(len(self.middle))[: self.config.k]
+        return torch.cat([self.fixed_terms, self.middle[pick.to(self.middle.device)]])
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         terms = self._terms()  # [T, M]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import torch
 from torch import Tensor, nn
 
 MAIN = "main"
@@ -66,6 +67,9 @@ class Trainable(nn.Module):
         self.epoch = 0  # 1-based epoch set by the Trainer; drives annealing
         self.progress = 0.0  # epochs completed, counting the current one's steps done
         self._stage: str | None = None
+        # (epoch, progress) as a tensor updated in place, which schedules read inside forward:
+        # a compiled forward takes it as an input instead of recompiling for every new value.
+        self.register_buffer("clock", torch.zeros(2, dtype=torch.float64), persistent=False)
 
     @property
     def stage(self) -> str:
@@ -80,11 +84,13 @@ class Trainable(nn.Module):
         """Called by the Trainer when epoch `epoch` (1-based) starts."""
         self.epoch = epoch
         self.progress = float(epoch - 1)
+        self.clock.copy_(torch.tensor([epoch, self.progress], dtype=torch.float64))
 
     def set_progress(self, epochs: float) -> None:
         """Called by the Trainer before each step: epochs completed, fractional (0 at the very
         first step), for schedules that move every step."""
         self.progress = epochs
+        self.clock[1] = epochs
 
     def set_stage(self, stage: str) -> None:
         """Called by the Trainer when a stage starts (and again on resume)."""

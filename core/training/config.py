@@ -106,6 +106,11 @@ class TrainerConfig(_Strict):
     )
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
+    compile: bool = Field(
+        False,
+        description="torch.compile the model's forward for full training batches: a one-off "
+        "compile (~20-40 s on CPU) for faster steps; pays off on long runs (bench/RESULTS.md)",
+    )
     log_every_steps: int = Field(
         10, gt=0, description="steps between per-step metrics sent to callbacks (progress bar)"
     )

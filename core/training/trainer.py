@@ -28,6 +28,7 @@ from core.models.optimization import MAIN, Trainable
 from core.training import checkpoint as ckpt
 from core.training.batches import epoch_seed, iterate, sequential_batches, shuffled_batches
 from core.training.callbacks import Callback, MetricsLogger, ProgressBar, TrainerState
+from core.training.compiled import CompiledForward
 from core.training.config import TrainerConfig
 from core.training.optim import StageSpan, autocast_dtype, plan_stages, resolve_device, span_of
 from core.training.optimizers import StageOptimizers
@@ -79,6 +80,7 @@ class Trainer:
         self.spans: list[StageSpan] = []
         self.optimizers: StageOptimizers | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
+        self._compiled: CompiledForward | None = None
 
     # ---- public -----------------------------------------------------------------------------
     @property
@@ -92,6 +94,8 @@ class Trainer:
         cfg = self.config
         self.spans = plan_stages(self.model.stages, cfg.epochs)
         self.model.to(self.device)
+        if cfg.compile and self._compiled is None:
+            self._compiled = CompiledForward(self.model)
         self.state = TrainerState(
             epochs=cfg.epochs,
             total_steps=self.steps_per_epoch * cfg.epochs,
@@ -188,7 +192,8 @@ class Trainer:
         optimizers = self.optimizers
         assert optimizers is not None
         optimizers.start_step()
-        with self._autocast():
+        compiled = self._compiled is not None and batch.size == self.config.batch_size
+        with self._autocast(), self._compiled.active() if compiled else contextlib.nullcontext():
             out = self.model.training_step(batch, optimizers)
         return {"loss": out.loss.detach(), **out.metrics, **optimizers.take_metrics()}
 

@@ -1,0 +1,125 @@
+"""bench.compare without MultiVae: the common NLL estimator on cases with a known answer, our
+runner's tasks in their tiniest form, the result cache, and the quality bar."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+
+import pytest
+import torch
+from torch import Tensor
+
+from bench.compare import __main__ as compare
+from bench.compare import ours, protocol
+
+IMAGE_LOGITS = torch.linspace(-2, 2, 64).reshape(1, 8, 8)
+LABEL_LOGITS = torch.linspace(0, 1, 10)
+
+
+class Normal:
+    """A proposal: independent N(0, scale²) over 3 dimensions for every sample."""
+
+    def __init__(self, batch: int, scale: float) -> None:
+        self.q = torch.distributions.Normal(torch.zeros(batch, 3), scale)
+
+    def sample(self, k: int) -> Tensor:
+        return self.q.sample((k,))
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.q.log_prob(z).sum(-1)
+
+
+class ConstantDecoder:
+    """Decoders that ignore z: log p(x) is exactly log p(x | any z)."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def proposal(self, data: dict[str, Tensor]) -> Normal:
+        return Normal(len(data["y"]), self.scale)
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+
+    def decode(self, z: Tensor) -> dict[str, Tensor]:
+        k, b = z.shape[:2]
+        return {
+            "image": IMAGE_LOGITS.expand(k, b, 1, 8, 8),
+            "label": LABEL_LOGITS.expand(k, b, 10),
+        }
+
+
+def exact(data: dict[str, Tensor]) -> Tensor:
+    return protocol.log_likelihood(ConstantDecoder(1.0).decode(torch.zeros(1, 5, 3)), data)[0]
+
+
+def test_the_estimator_is_exact_when_the_proposal_is_the_prior():
+    data = {m: x[:5] for m, x in protocol.synthetic(5).items()}
+    got = protocol.joint_log_likelihood(ConstantDecoder(1.0), data, k=7, batch=2, chunk=3)
+    torch.testing.assert_close(got, exact(data), rtol=0, atol=1e-5)
+
+
+def test_the_estimator_weighs_another_proposal_back_to_the_truth():
+    """q = N(0, 1.3²) instead of the prior: the weights p(z)/q(z) average to 1."""
+    torch.manual_seed(0)
+    data = {m: x[:5] for m, x in protocol.synthetic(5).items()}
+    got = protocol.joint_log_likelihood(ConstantDecoder(1.3), data, k=20_000, chunk=5_000)
+    torch.testing.assert_close(got, exact(data), rtol=0, atol=0.03)
+    assert not torch.allclose(got, exact(data), rtol=0, atol=1e-6)  # it is an estimate
+
+
+def test_the_protocol_scores_our_models_as_the_project_does():
+    """The common estimator through our adapter and the project's own joint_nll estimate the
+    same log p(x) (MoPoE: a mixture proposal)."""
+    from core.metrics.likelihood import joint_nll
+
+    torch.manual_seed(0)
+    model = ours.build("mopoe", {}).eval()
+    test = {m: x[:40] for m, x in protocol.digits("test").items()}
+    torch.manual_seed(1)
+    common = -protocol.joint_log_likelihood(ours.Adapter(model), test, k=2000).mean()
+    own = joint_nll(model, ours.dataset(test), k=2000, generator=torch.Generator().manual_seed(2))
+    assert float(common) == pytest.approx(own["joint_nll"], abs=0.05)
+    assert 30 < float(common) < 80  # an untrained model: far from the trained 25 nats
+
+
+def test_our_runner_tasks_and_the_result_cache(tmp_path, monkeypatch):
+    spec = {"task": "quality", "model": "mvtcae", "seed": 0, "epochs": 1, "batch_size": 64}
+    spec["k"] = 4
+    result = compare.run("ours", spec, tmp_path)
+    assert {"nll", "test_loss", "image_to_label", "label_to_image", "parameters"} <= set(result)
+    assert 0 <= result["image_to_label"] <= 1 and math.isfinite(result["nll"])
+    speed = compare.run("ours", {"task": "speed", "model": "mvae", "batch_size": 32, "size": 96,
+                                 "epochs": 2}, tmp_path)  # fmt: skip
+    assert len(speed["epoch_seconds"]) == 2 and speed["samples_per_s"] > 0
+    evaluation = compare.run(
+        "ours", {"task": "evaluation", "model": "jmvae", "batch_size": 16, "k": 3, "n_test": 20}
+    )
+    assert evaluation["nll_seconds"] > 0 and evaluation["coherence_seconds"] > 0
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError("a cached task ran again")
+
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    assert compare.run("ours", spec, tmp_path) == result
+    with pytest.raises(AssertionError, match="ran again"):
+        compare.run("ours", {**spec, "seed": 1}, tmp_path)
+
+
+def test_the_quality_bar_is_the_reference_mean_within_two_std():
+    ref = {"nll": [25.0, 25.2, 25.4], "image_to_label": [0.7, 0.72, 0.74]}
+    ref["label_to_image"] = [0.8, 0.8, 0.8]
+    ref["test_loss"] = [1.0, 1.0, 1.0]
+    good = {**ref, "nll": [25.5, 25.6, 25.6]}  # mean 25.57 <= 25.2 + 2 * 0.2
+    assert compare.verdict(ref, good) == {
+        "nll": True,
+        "image_to_label": True,
+        "label_to_image": True,
+    }
+    worse = {**ref, "nll": [25.7, 25.6, 25.65], "label_to_image": [0.79, 0.8, 0.8]}
+    assert compare.verdict(ref, worse) == {
+        "nll": False,
+        "image_to_label": True,
+        "label_to_image": False,
+    }
