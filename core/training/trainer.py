@@ -192,8 +192,9 @@ class Trainer:
         optimizers = self.optimizers
         assert optimizers is not None
         optimizers.start_step()
-        compiled = self._compiled is not None and batch.size == self.config.batch_size
-        with self._autocast(), self._compiled.active() if compiled else contextlib.nullcontext():
+        full = batch.size == self.config.batch_size  # only full batches run the compiled graph
+        compiled = self._compiled.active() if self._compiled and full else contextlib.nullcontext()
+        with self._autocast(), compiled:
             out = self.model.training_step(batch, optimizers)
         return {"loss": out.loss.detach(), **out.metrics, **optimizers.take_metrics()}
 

@@ -1,5 +1,5 @@
 """bench.compare without MultiVae: the common NLL estimator on cases with a known answer, our
-runner's tasks in their tiniest form, the result cache, and the quality bar."""
+runner's tasks in their tiniest form, the result cache (quality only), and the quality bar."""
 
 from __future__ import annotations
 
@@ -90,8 +90,8 @@ def test_our_runner_tasks_and_the_result_cache(tmp_path, monkeypatch):
     result = compare.run("ours", spec, tmp_path)
     assert {"nll", "test_loss", "image_to_label", "label_to_image", "parameters"} <= set(result)
     assert 0 <= result["image_to_label"] <= 1 and math.isfinite(result["nll"])
-    speed = compare.run("ours", {"task": "speed", "model": "mvae", "batch_size": 32, "size": 96,
-                                 "epochs": 2}, tmp_path)  # fmt: skip
+    speed_spec = {"task": "speed", "model": "mvae", "batch_size": 32, "size": 96, "epochs": 2}
+    speed = compare.run("ours", speed_spec, tmp_path)
     assert len(speed["epoch_seconds"]) == 2 and speed["samples_per_s"] > 0
     evaluation = compare.run(
         "ours", {"task": "evaluation", "model": "jmvae", "batch_size": 16, "k": 3, "n_test": 20}
@@ -102,9 +102,11 @@ def test_our_runner_tasks_and_the_result_cache(tmp_path, monkeypatch):
         raise AssertionError("a cached task ran again")
 
     monkeypatch.setattr(subprocess, "run", no_subprocess)
-    assert compare.run("ours", spec, tmp_path) == result
+    assert compare.run("ours", spec, tmp_path) == result  # quality: reused
     with pytest.raises(AssertionError, match="ran again"):
-        compare.run("ours", {**spec, "seed": 1}, tmp_path)
+        compare.run("ours", {**spec, "seed": 1}, tmp_path)  # another spec: run
+    with pytest.raises(AssertionError, match="ran again"):  # timings: never reused
+        compare.run("ours", speed_spec, tmp_path)
 
 
 def test_the_quality_bar_is_the_reference_mean_within_two_std():
