@@ -127,6 +127,12 @@ def verdict(ref: dict[str, list[float]], ours: dict[str, list[float]]) -> dict[s
     }
 
 
+def rotated(names: list[str], r: int) -> list[str]:
+    """Run r's order: `names` rotated by r, so each goes first in turn under the same load."""
+    shift = r % len(names)
+    return names[shift:] + names[:shift]
+
+
 RUNNERS = {
     "multivae": ("multivae", {}),
     "ours": ("ours", {}),
@@ -134,7 +140,7 @@ RUNNERS = {
 }
 
 
-def speed(models, batch_sizes, runs, size, epochs, options, cache) -> dict[str, Any]:
+def speed(models, batch_sizes, runs, size, epochs, options) -> dict[str, Any]:
     """Samples/s of MultiVae, ours and ours with `compile`, the order rotated run by run; the
     ratios to MultiVae are taken within each run. `compile_seconds`: the compiled runner's
     first epoch minus its median epoch (what compiling cost)."""
@@ -146,13 +152,12 @@ def speed(models, batch_sizes, runs, size, epochs, options, cache) -> dict[str, 
             ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
             compile_seconds = []
             for r in range(runs):
-                shift = r % len(names)
-                for name in names[shift:] + names[:shift]:
+                for name in rotated(names, r):
                     lib, extra = RUNNERS[name]
                     own = options.get(m, {}) if lib == "ours" else {}
                     spec = {"task": "speed", "model": m, "batch_size": bs, "size": size}
                     spec.update(epochs=epochs, options=own, run=r, **extra)
-                    result = run(lib, spec, cache)
+                    result = run(lib, spec)
                     got[name].append(result["samples_per_s"])
                     if extra.get("compile"):
                         steady = size / result["samples_per_s"]
@@ -170,18 +175,17 @@ def speed(models, batch_sizes, runs, size, epochs, options, cache) -> dict[str, 
     return out
 
 
-def evaluation(models, runs, k, n_test, cache) -> dict[str, Any]:
+def evaluation(models, runs, k, n_test) -> dict[str, Any]:
     """Seconds of each library's own joint-NLL and coherence evaluators on the test split,
     alternating which goes first; speed-up = MultiVae's seconds / ours, per pair."""
     out: dict[str, Any] = {}
     for m in models:
         got: dict[str, dict[str, list[float]]] = {lib: {} for lib in LIBRARIES}
         for r in range(runs):
-            order = LIBRARIES if r % 2 == 0 else tuple(reversed(LIBRARIES))
-            for lib in order:
+            for lib in rotated(list(LIBRARIES), r):
                 spec = {"task": "evaluation", "model": m, "batch_size": 64, "k": k, "run": r}
                 spec["n_test"] = n_test
-                for key, value in run(lib, spec, cache).items():
+                for key, value in run(lib, spec).items():
                     got[lib].setdefault(key, []).append(value)
             print(f"evaluation {m} run {r + 1}: {got}", flush=True)
         out[m] = {"seconds": got}
@@ -261,18 +265,11 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         rows = []
         for m, r in results["evaluation"].items():
-            s = r["seconds"]
-            rows.append(
-                [
-                    m,
-                    f"{median(s['multivae']['nll_seconds']):.2f}",
-                    f"{median(s['ours']['nll_seconds']):.2f}",
-                    f"{r['nll_speedup']:.1f}x",
-                    f"{median(s['multivae']['coherence_seconds']):.2f}",
-                    f"{median(s['ours']['coherence_seconds']):.2f}",
-                    f"{r['coherence_speedup']:.1f}x",
-                ]
-            )
+            row = [m]
+            for part in ("nll", "coherence"):
+                row += [f"{median(r['seconds'][lib][f'{part}_seconds']):.2f}" for lib in LIBRARIES]
+                row.append(f"{r[f'{part}_speedup']:.1f}x")
+            rows.append(row)
         headers = ["model", "NLL s MultiVae", "ours", "speed-up", "coherence s MultiVae", "ours"]
         lines += [table([*headers, "speed-up"], rows), ""]
     return "\n".join(lines) + "\n"
@@ -327,9 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             args.models, args.seeds, args.epochs, args.k, args.options, args.jobs, args.cache
         )
     if "evaluation" in args.parts:
-        results["evaluation"] = evaluation(
-            args.models, args.speed_runs, args.k, args.eval_samples, args.cache
-        )
+        results["evaluation"] = evaluation(args.models, args.speed_runs, args.k, args.eval_samples)
     if "speed" in args.parts:
         results["speed"] = speed(
             args.models,
@@ -338,7 +333,6 @@ def main(argv: list[str] | None = None) -> int:
             args.speed_size,
             args.speed_epochs,
             args.options,
-            args.cache,
         )
     results["machine"] = finish(info)
     write(args.name, results, markdown(results), args.out)

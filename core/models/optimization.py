@@ -64,12 +64,21 @@ class Trainable(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.epoch = 0  # 1-based epoch set by the Trainer; drives annealing
-        self.progress = 0.0  # epochs completed, counting the current one's steps done
         self._stage: str | None = None
-        # (epoch, progress) as a tensor updated in place, which schedules read inside forward:
-        # a compiled forward takes it as an input instead of recompiling for every new value.
+        # (epoch, progress), the one record of both, a tensor updated in place that schedules
+        # read inside forward: a compiled forward takes it as an input instead of recompiling
+        # for every new value.
         self.register_buffer("clock", torch.zeros(2, dtype=torch.float64), persistent=False)
+
+    @property
+    def epoch(self) -> int:
+        """The 1-based epoch set by the Trainer (0 before training); drives annealing."""
+        return int(self.clock[0])
+
+    @property
+    def progress(self) -> float:
+        """Epochs completed, counting the current one's steps done."""
+        return float(self.clock[1])
 
     @property
     def stage(self) -> str:
@@ -82,14 +91,11 @@ class Trainable(nn.Module):
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the Trainer when epoch `epoch` (1-based) starts."""
-        self.epoch = epoch
-        self.progress = float(epoch - 1)
-        self.clock.copy_(torch.tensor([epoch, self.progress], dtype=torch.float64))
+        self.clock.copy_(torch.tensor([epoch, epoch - 1], dtype=torch.float64))
 
     def set_progress(self, epochs: float) -> None:
         """Called by the Trainer before each step: epochs completed, fractional (0 at the very
         first step), for schedules that move every step."""
-        self.progress = epochs
         self.clock[1] = epochs
 
     def set_stage(self, stage: str) -> None:
