@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from core.training import Callback, Trainer, TrainerConfig, TrainerState, TrainingError
+from core.training.batches import shuffled_batches
 from tests.core.training.conftest import (
     MeanModel,
     TwoStageMVAE,
@@ -260,3 +261,22 @@ def test_the_fused_or_foreach_update_is_the_loop_update_to_float_rounding(data, 
         assert bool(flags.get("fused")) or bool(flags.get("foreach")) or kwargs
     for key in trained[0]:
         torch.testing.assert_close(trained[0][key], trained[1][key], rtol=1e-4, atol=1e-5)
+
+
+def test_the_trainer_adds_nothing_to_the_maths_of_a_plain_loop(data):
+    """Two epochs of the Trainer give bit for bit the weights of a hand-written loop (zero_grad,
+    loss, backward, Adam step) over the same batches with the same random stream: its clock,
+    metric sums and callbacks change nothing (bench/RESULTS.md, the JMVAE investigation)."""
+    trainer_model, loop_model = tiny_mvae(0), tiny_mvae(0)
+    Trainer(trainer_model, data, None, TrainerConfig(**BASE, epochs=2)).fit()
+    torch.manual_seed(BASE["seed"])
+    opt = torch.optim.Adam(loop_model.parameters(), lr=BASE["learning_rate"], fused=True)
+    loop_model.train()
+    for epoch in (1, 2):
+        loop_model.set_epoch(epoch)
+        for step, idx in enumerate(shuffled_batches(len(data), 16, BASE["seed"], epoch)):
+            loop_model.set_progress(epoch - 1 + step / 6)
+            opt.zero_grad()
+            loop_model(data.__getitems__(idx)).loss.backward()
+            opt.step()
+    assert_same_weights(weights(trainer_model), weights(loop_model))
