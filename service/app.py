@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import __version__
 from service import gc_tuning, inference, loading
-from service.batching import Batcher, BatcherPool
+from service.batching import HEAVY, LIGHT, Batcher, BatcherPool
 from service.direct_dispatch import DirectDispatch
 from service.errors import install_error_handlers
 from service.logging import REQUEST_ID_HEADER, log_request, new_request_id, request_id
@@ -119,7 +119,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads)
     if settings.gc_tuning:
         gc_tuning.tune()
-    app.state.executor = _executor(settings)  # a fresh pool per start (tests restart apps)
+    app.state.executors = _executors(settings)  # fresh pools per start (tests restart apps)
     task = asyncio.create_task(_preload(app), name="preload")
     try:
         yield
@@ -128,12 +128,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         await app.state.batchers.close()
-        app.state.executor.shutdown(wait=False, cancel_futures=True)
+        for executor in app.state.executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
         gc_tuning.restore()
 
 
-def _executor(settings: Settings) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
+def _executors(settings: Settings) -> dict[str, ThreadPoolExecutor]:
+    """A thread pool per lane: heavy requests (service/costs.py) never wait for cheap ones'
+    threads, nor cheap ones for theirs."""
+    threads = {LIGHT: settings.inference_workers, HEAVY: settings.heavy_workers}
+    return {
+        lane: ThreadPoolExecutor(n, thread_name_prefix=f"inference-{lane}")
+        for lane, n in threads.items()
+    }
 
 
 class PathBodyLimits:
@@ -175,23 +182,23 @@ def create_app(
     )
     metrics = ServiceMetrics()
 
-    def make_batcher(label: tuple[str, str]) -> Batcher:
+    def make_batcher(label: tuple[str, str], lane: str) -> Batcher:
         op = label[1]
         return Batcher(
-            label,
+            label if lane == LIGHT else (label[0], f"{op}/{lane}"),
             lambda _key, works: inference.run(op, works),
-            lambda: app.state.executor,
+            lambda: app.state.executors[lane],
             metrics,
             enabled=settings.batching,
             max_rows=settings.max_batch_size,
             max_wait_s=settings.batch_wait_ms / 1000,
             queue_size=settings.queue_size,
-            workers=settings.inference_workers,
+            workers=settings.inference_workers if lane == LIGHT else settings.heavy_workers,
         )
 
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.executor = _executor(settings)
+    app.state.executors = _executors(settings)
     app.state.registry = ModelRegistry(settings.max_models)
     app.state.batchers = BatcherPool(make_batcher)
     app.state.preload_status = {f"preload:{s}": "pending" for s in settings.preload}

@@ -28,6 +28,7 @@ from service.errors import ApiError
 from service.metrics import ServiceMetrics
 
 Runner = Callable[[Hashable, Sequence[Any]], Sequence[Any]]
+LIGHT, HEAVY = "light", "heavy"  # lanes: heavy requests (service/costs.py) queue apart
 
 
 @dataclass(eq=False)
@@ -120,14 +121,19 @@ class Batcher:
     def depth(self) -> int:
         return len(self._pending)
 
-    async def close(self) -> None:
+    def forget_metrics(self) -> None:
+        """Drop this batcher's metric series (its model is gone)."""
+        self.metrics.remove_series(*self.label)
+
+    async def close(self, reason: str = "the server is stopping") -> None:
+        """Stop collecting; every pending request gets a 503 saying `reason`."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 await self._task
         for item in self._pending:
             if not item.future.done():
-                item.future.set_exception(ApiError(503, "shutting_down", "the server is stopping"))
+                item.future.set_exception(ApiError(503, "shutting_down", reason))
         self._pending.clear()
         self._rows.clear()
 
@@ -223,7 +229,7 @@ class Batcher:
         start = time.perf_counter()
         try:
             results = await asyncio.get_running_loop().run_in_executor(
-                self.executor(), self._execute, items[0].key, [i.payload for i in items]
+                self.executor(), self._execute_live, items
             )
         except BaseException as err:
             for item in items:
@@ -240,6 +246,17 @@ class Batcher:
         finally:
             self._inference_seconds.observe(time.perf_counter() - start)
             self._slots.release()
+
+    def _execute_live(self, items: list[_Pending]) -> list[Any]:
+        """Run the requests still awaited when a thread picks the batch up: one whose caller
+        got its 504 (or went away) while the batch waited for a thread is abandoned."""
+        live = [i for i, item in enumerate(items) if not item.future.done()]
+        results: list[Any] = [None] * len(items)
+        if live:
+            done = self._execute(items[0].key, [items[i].payload for i in live])
+            for i, result in zip(live, done, strict=True):
+                results[i] = result
+        return results
 
     def _execute(self, key: Hashable, payloads: list[Any]) -> list[Any]:
         """Run merged; if a merged batch fails, run each request alone so that one bad request
@@ -259,17 +276,24 @@ class Batcher:
 
 
 class BatcherPool:
-    """The batchers of an app, one per (model, operation), created on first use."""
+    """The batchers of an app, one per (model, operation, lane), created on first use."""
 
-    def __init__(self, factory: Callable[[tuple[str, str]], Batcher]) -> None:
+    def __init__(self, factory: Callable[[tuple[str, str], str], Batcher]) -> None:
         self._factory = factory
-        self._batchers: dict[tuple[str, str], Batcher] = {}
+        self._batchers: dict[tuple[str, str, str], Batcher] = {}
 
-    def get(self, model: str, op: str) -> Batcher:
-        label = (model, op)
-        if label not in self._batchers:
-            self._batchers[label] = self._factory(label)
-        return self._batchers[label]
+    def get(self, model: str, op: str, lane: str = LIGHT) -> Batcher:
+        key = (model, op, lane)
+        if key not in self._batchers:
+            self._batchers[key] = self._factory((model, op), lane)
+        return self._batchers[key]
+
+    async def remove(self, model: str) -> None:
+        """Close and forget a model's batchers and their metric series (on unload)."""
+        for key in [k for k in self._batchers if k[0] == model]:
+            batcher = self._batchers.pop(key)
+            await batcher.close(f"model {model!r} was unloaded")
+            batcher.forget_metrics()
 
     def depth(self) -> int:
         return sum(b.depth for b in self._batchers.values())

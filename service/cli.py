@@ -8,6 +8,7 @@ where other users could read them in the process list.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,6 +93,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"mmvae serve: error: {err}", file=sys.stderr)
         return 2
     worker = start_embedded_worker(settings, getattr(args, "no_worker", False))
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.run(
             create_app(settings),
@@ -99,9 +101,22 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
+    except Terminated:
+        pass  # uvicorn finished its graceful shutdown, then re-raised the signal
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if worker is not None:
             worker.stop()
     return 0
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (Docker, systemd): leave the server loop like Ctrl-C, cleanup included."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """After its graceful shutdown uvicorn re-raises the signal it caught; with SIGTERM's
+    default action that would kill the process before the embedded worker is stopped."""
+    raise Terminated

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
 from core.data.batch import Batch
 from core.models.config import ModalitySpec
-from service.errors import invalid, over_limit
+from service.errors import decoding, invalid, over_limit
 from service.schemas import OutputEncoding, TensorOut, TensorPayload
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -39,8 +39,15 @@ def decode_png(text: str, spec: ModalitySpec, field: str, max_pixels: int) -> Te
         raise invalid(field, "not valid base64 (expected a base64-encoded PNG)") from None
     if not raw.startswith(PNG_MAGIC):
         raise invalid(field, "not a PNG image (only PNG is accepted)")
-    try:
-        image = Image.open(io.BytesIO(raw), formats=["PNG"])
+    with decoding(field, "PNG image"):
+        try:
+            image = Image.open(io.BytesIO(raw), formats=["PNG"])
+        except Image.DecompressionBombError:  # declares over twice Pillow's own pixel limit
+            raise invalid(
+                f"{field} pixels",
+                f"the image declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels; the "
+                f"limit is {max_pixels} (setting MMVAE_MAX_IMAGE_PIXELS)",
+            ) from None
         width, height = image.size
         if width * height > max_pixels:
             raise over_limit(
@@ -53,10 +60,6 @@ def decode_png(text: str, spec: ModalitySpec, field: str, max_pixels: int) -> Te
             )
         image = image.convert("L" if channels == 1 else "RGB")
         array = np.asarray(image, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        if hasattr(err, "status"):  # an ApiError raised above
-            raise
-        raise invalid(field, f"unreadable PNG ({err})") from None
     x = torch.from_numpy(array.copy())
     return x.unsqueeze(0) if channels == 1 else x.permute(2, 0, 1)
 
@@ -134,7 +137,10 @@ def decode_modality(
     fast = _class_indices(value, spec)
     if fast is not None:
         return fast
-    rows = [decode_sample(v, spec, f"{field}[{i}]", max_pixels) for i, v in enumerate(value)]
+    rows = []
+    for i, v in enumerate(value):
+        with decoding(f"{field}[{i}]", f"{spec.kind} sample"):
+            rows.append(decode_sample(v, spec, f"{field}[{i}]", max_pixels))
     zeros = torch.zeros(shape)
     data = torch.stack([zeros if r is None else r for r in rows]) if rows else zeros[None][:0]
     return data, torch.tensor([r is not None for r in rows], dtype=torch.bool)
@@ -250,14 +256,17 @@ def decode_inputs(
 
 
 # ---- outputs --------------------------------------------------------------------------------
-def encode_png(image: Tensor) -> bytes:
-    """[C, H, W] in [0, 1] (values outside are clipped) → PNG bytes."""
+def encode_png(image: Tensor, scale: int = 1) -> bytes:
+    """[C, H, W] in [0, 1] (values outside are clipped) → PNG bytes, upscaled `scale` times
+    (nearest neighbour, on the 8-bit image: no float copy of the enlarged image)."""
     array = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     pil = (
         Image.fromarray(array[0], "L")
         if array.shape[0] == 1
         else Image.fromarray(array.transpose(1, 2, 0), "RGB")
     )
+    if scale > 1:
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     pil.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -271,9 +280,7 @@ def png_grid(images: Tensor, scale: int = 1, pad: int = 1) -> bytes:
         for i in range(s):
             top, left = pad + j * (h + pad), pad + i * (w + pad)
             grid[:, top : top + h, left : left + w] = images[i, j].clamp(0, 1)
-    if scale > 1:
-        grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    return encode_png(grid)
+    return encode_png(grid, scale)
 
 
 def encode_tensor(
@@ -287,9 +294,7 @@ def encode_tensor(
     if spec is not None and spec.kind == "image" and encoding == "png":
         lead = x.shape[:-3]
         flat = x.reshape(-1, *x.shape[-3:])
-        if png_scale > 1:
-            flat = flat.repeat_interleave(png_scale, -2).repeat_interleave(png_scale, -1)
-        pngs = [base64.b64encode(encode_png(img)).decode() for img in flat]
+        pngs = [base64.b64encode(encode_png(img, png_scale)).decode() for img in flat]
         out.png = np.array(pngs, dtype=object).reshape(lead).tolist()
     else:
         out.data = x.tolist() if encoding == "nested" else x.flatten().tolist()

@@ -1,12 +1,22 @@
 """Errors as JSON `{"error": {"code", "message", "field"}}`: 4xx for the caller's mistakes.
 
-Routes raise `ApiError` (or a subclass); `ValueError`s from core become 422 with their message,
-request validation errors name the offending field, and anything unexpected is a bare 500.
+Routes raise `ApiError` (or a subclass); `ValueError`s from core become 422 with their message
+(and their `field` attribute, when they carry one: fields travel as data, never parsed out of
+text); code that decodes the caller's bytes runs inside `decoding(field)`, which turns every
+decoding error (base64, PNG, numbers, zip, JSON) into a 422 naming the field; a broker that
+cannot be reached is a 503 with Retry-After; anything else unexpected is a bare 500, logged.
 """
 
 from __future__ import annotations
 
+import binascii
+import contextlib
+import json
 import logging
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,6 +56,34 @@ def over_limit(field: str, value: int, limit: int, setting: str) -> ApiError:
         f"{field}: {value} exceeds the limit of {limit} (setting {setting})",
         field,
     )
+
+
+# What decoding a caller's bytes may raise: the caller's mistake, never the server's.
+DECODING_ERRORS: tuple[type[BaseException], ...] = (
+    binascii.Error,
+    UnicodeDecodeError,
+    json.JSONDecodeError,
+    OverflowError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    struct.error,
+    SyntaxError,  # Pillow's error for some malformed chunks
+    OSError,  # Pillow's "cannot identify image" and truncated files
+    ValueError,
+)
+
+
+@contextlib.contextmanager
+def decoding(field: str, what: str = "value") -> Iterator[None]:
+    """Run code that decodes what the caller sent as `field` (`what` it should be): decoding
+    errors become a 422 naming both; an `ApiError` raised inside passes through unchanged."""
+    try:
+        yield
+    except ApiError:
+        raise
+    except DECODING_ERRORS as err:
+        raise invalid(field, f"not a readable {what} ({type(err).__name__}: {err})") from None
 
 
 def not_found(what: str, name: str, field: str | None = None) -> ApiError:
@@ -107,8 +145,33 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _value_error(_: Request, exc: Exception) -> JSONResponse:
     message = str(exc) or type(exc).__name__
-    field = message.split(":", 1)[0] if ":" in message and len(message.split(":")[0]) < 40 else None
-    return error_response(422, "invalid_input", message, field)
+    return error_response(422, "invalid_input", message, getattr(exc, "field", None))
+
+
+async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
+    """The job broker or store (Redis) cannot be reached: retry later, nothing was queued."""
+    log.warning("job broker unreachable: %s", exc)
+    return error_response(
+        503,
+        "broker_unavailable",
+        "the job broker cannot be reached; nothing was queued or changed, retry shortly",
+        None,
+        {"Retry-After": "5"},
+    )
+
+
+def broker_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions of an unreachable Redis or Celery broker (empty when they are not installed)."""
+    found: list[type[BaseException]] = []
+    with contextlib.suppress(ImportError):
+        import redis.exceptions
+
+        found += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    with contextlib.suppress(ImportError):
+        import kombu.exceptions
+
+        found.append(kombu.exceptions.OperationalError)
+    return tuple(found)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -121,4 +184,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ValueError, _value_error)
+    for error in broker_errors():
+        app.add_exception_handler(error, _broker_down)
     app.add_exception_handler(Exception, _unexpected)

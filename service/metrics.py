@@ -6,6 +6,7 @@ Requests by route template and status, latency histograms, queue depth, merged b
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -74,6 +75,18 @@ class ServiceMetrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def remove_series(self, model: str, op: str) -> None:
+        """Forget one (model, op)'s series, so unloaded models do not grow /metrics forever."""
+        for metric in (
+            self.queue_depth,
+            self.batch_rows,
+            self.batch_requests,
+            self.inference_seconds,
+            self.rejected,
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(model, op)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

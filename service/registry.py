@@ -32,6 +32,11 @@ class LoadedModel:
         """The model's modalities by name (built once: looked up on every request)."""
         return {m.name: m for m in self.model.config.modalities}
 
+    @cached_property
+    def parameters(self) -> int:
+        """The model's parameter count: the size factor of a request's work (service/costs.py)."""
+        return sum(p.numel() for p in self.model.parameters())
+
     @property
     def samplers(self) -> list[str]:
         fitted = self.model.sampler

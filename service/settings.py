@@ -62,12 +62,35 @@ class Settings(BaseSettings):
     max_k: int = Field(5000, gt=0, description="importance samples K for log-likelihood")
     max_image_pixels: int = Field(1_000_000, gt=0, description="pixels of an uploaded PNG")
     max_eval_samples: int = Field(2000, gt=0, description="evaluate synchronously up to this")
+    max_output_values: int = Field(
+        4 * 1024 * 1024, gt=0, description="floats one answer may hold (service/costs.py)"
+    )
+    max_png_pixels: int = Field(
+        4 * 1024 * 1024, gt=0, description="PNG pixels one answer may render, png_scale included"
+    )
+    max_request_work: int = Field(
+        10**10,
+        gt=0,
+        description="model passes × parameters one request may cost (about 5 s of one core for "
+        "the demo model)",
+    )
+    heavy_request_work: int = Field(
+        25 * 10**7,
+        gt=0,
+        description="requests costing more work run in the heavy lane, apart from cheap ones",
+    )
     # serving
     batching: bool = Field(True, description="merge concurrent requests into one forward pass")
     batch_wait_ms: float = Field(2.0, ge=0, description="longest wait for a batch to fill")
     queue_size: int = Field(256, gt=0, description="pending requests per model and operation")
     request_timeout_s: float = Field(30.0, gt=0, description="per-request inference timeout")
+    shutdown_grace_s: float = Field(
+        10.0, gt=0, description="on SIGTERM/SIGINT: time in-flight requests get to finish"
+    )
     inference_workers: int = Field(1, gt=0, description="threads running forward passes")
+    heavy_workers: int = Field(
+        1, gt=0, description="threads running heavy requests (MMVAE_HEAVY_REQUEST_WORK)"
+    )
     torch_threads: int | None = Field(
         1,
         gt=0,

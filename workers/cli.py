@@ -59,11 +59,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--concurrency: must be at least 1")
     from workers.celery_app import make_celery
     from workers.settings import WorkerSettings
+    from workers.supervisor import watch_parent
 
     settings = WorkerSettings()
     app = make_celery(settings)
     app.set_current()
     app.set_default()
+    watch_parent()
     app.worker_main(argv=worker_argv(args, settings.embedded))
     return 0
 

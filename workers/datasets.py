@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -54,23 +55,42 @@ def summarize(dataset: Any) -> dict[str, Any]:
     }
 
 
-def store_upload(settings: WorkerSettings, content: bytes) -> tuple[str, dict[str, Any], bool]:
-    """Validate and store an .npz by content hash; (sha256, summary, newly stored)."""
-    import io
-
+def store_upload(settings: WorkerSettings, source: Path) -> tuple[str, dict[str, Any], bool]:
+    """Validate the .npz at `source` and store a copy by content hash; (sha256, summary,
+    newly stored). `source` is left in place (the caller owns it)."""
     from core.data import load_npz
 
-    dataset = load_npz(io.BytesIO(content), max_bytes=settings.max_dataset_bytes)
-    digest = hashlib.sha256(content).hexdigest()
+    dataset = load_npz(source, max_bytes=settings.max_dataset_bytes)
+    digest = file_sha256(source)
     path = upload_path(settings, digest)
-    summary = {"id": digest, "reference": f"{PREFIX}{digest}", "bytes": len(content)}
+    summary = {"id": digest, "reference": f"{PREFIX}{digest}", "bytes": source.stat().st_size}
     summary.update(summarize(dataset))
     if path.is_file() and path.with_suffix(".json").is_file():
         return digest, json.loads(path.with_suffix(".json").read_text()), False
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path.with_suffix(".json"), json.dumps(summary, indent=1).encode())
-    _atomic_write(path, content)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, path)
     return digest, summary, True
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stored_bytes(settings: WorkerSettings) -> int:
+    """Bytes the stored uploads (and uploads in progress) take, counted against the quota."""
+    folder = settings.datasets_dir
+    if not folder.is_dir():
+        return 0
+    return sum(
+        p.stat().st_size for p in folder.iterdir() if p.suffix in (".npz", "") and p.is_file()
+    )
 
 
 def store_file(settings: WorkerSettings, source: Path) -> str:

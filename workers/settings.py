@@ -45,6 +45,9 @@ class WorkerSettings(BaseSettings):
     max_augment_n: int = Field(1_000_000, gt=0, description="samples per augment job")
     max_eval_k: int = Field(5000, gt=0, description="importance samples per evaluate job")
     max_dataset_bytes: int = Field(256 * 1024 * 1024, gt=0, description="uploaded .npz size")
+    datasets_quota_bytes: int = Field(
+        4 * 1024**3, gt=0, description="all uploaded datasets together, in bytes"
+    )
     # worker behaviour
     lease_s: float = Field(30.0, gt=0, description="a running job's lease; renewed every lease/3")
     progress_interval_s: float = Field(1.0, ge=0, description="least time between progress writes")

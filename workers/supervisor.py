@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 
 log = logging.getLogger("workers.supervisor")
+PARENT_ENV = "MMVAE_EMBEDDED_PARENT_PID"  # the worker stops itself when this process is gone
 DEFAULT_COMMAND = (sys.executable, "-m", "workers", "--queues", "gpu,cpu", "--concurrency", "1")
 
 
@@ -43,7 +44,8 @@ class EmbeddedWorker:
         return self
 
     def _spawn(self) -> None:
-        self.proc = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        env = {**(self.env if self.env is not None else os.environ), PARENT_ENV: str(os.getpid())}
+        self.proc = subprocess.Popen(self.command, env=env, start_new_session=True)
         log.info("embedded worker started (pid %s)", self.proc.pid)
 
     def _watch(self) -> None:
@@ -71,3 +73,19 @@ class EmbeddedWorker:
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
+
+
+def watch_parent(poll_s: float = 1.0) -> None:
+    """In an embedded worker: warm-stop (SIGTERM to itself) once the `mmvae serve` that started
+    it is gone, e.g. killed with SIGKILL, so no orphan keeps consuming the queue."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(poll_s)
+        log.warning("the serving process %s is gone; stopping this embedded worker", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -5,11 +5,14 @@ array, raising `DatasetError` with a message that names the offending array.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,6 +59,15 @@ def save_npz(
     return path
 
 
+@contextlib.contextmanager
+def _readable_archive() -> Iterator[None]:
+    """A damaged zip archive (its directory, its compression) is a DatasetError on `file`."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+        raise DatasetError(f"file: not a readable .npz archive ({e})") from e
+
+
 def _check_size(source: str | os.PathLike | BinaryIO, max_bytes: int | None) -> None:
     """Refuse a file, or archive contents once uncompressed, larger than `max_bytes`."""
     if max_bytes is None:
@@ -67,7 +79,7 @@ def _check_size(source: str | os.PathLike | BinaryIO, max_bytes: int | None) -> 
         source.seek(0)
     if size > max_bytes:
         raise DatasetError(f"file: {size} bytes exceeds the limit of {max_bytes} bytes")
-    with zipfile.ZipFile(source) as archive:
+    with _readable_archive(), zipfile.ZipFile(source) as archive:
         unpacked = sum(info.file_size for info in archive.infolist())
     if not isinstance(source, (str, os.PathLike)):
         source.seek(0)
@@ -80,7 +92,9 @@ def _check_size(source: str | os.PathLike | BinaryIO, max_bytes: int | None) -> 
 def _read_arrays(source: str | os.PathLike | BinaryIO) -> dict[str, np.ndarray]:
     """Every member of the archive as an array; object arrays and non-arrays are refused."""
     arrays: dict[str, np.ndarray] = {}
-    with np.load(source, allow_pickle=False) as npz:
+    with _readable_archive():
+        archive = np.load(source, allow_pickle=False)
+    with archive as npz:
         for key in npz.files:
             try:
                 value = npz[key]

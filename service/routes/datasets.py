@@ -7,9 +7,13 @@ as `dataset:<sha256>` (or the bare hash), or a built-in name such as `digits`.
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from core.data import DatasetError
@@ -17,6 +21,7 @@ from service.deps import AdminKey
 from service.errors import ApiError, invalid, not_found
 from service.schemas import error_responses
 from workers import datasets
+from workers.settings import WorkerSettings
 
 router = APIRouter(
     prefix="/v1/datasets",
@@ -24,45 +29,75 @@ router = APIRouter(
     dependencies=[AdminKey],
     responses=error_responses(401, 403, 404, 413, 422),
 )
-DatasetId = Annotated[str, Path(max_length=80, description="sha256, 'dataset:<sha256>' or name")]
+DatasetId = Annotated[
+    str, PathParam(max_length=80, description="sha256, 'dataset:<sha256>' or name")
+]
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
+async def _receive(request: Request, settings: WorkerSettings) -> Path:
+    """The upload (raw body or multipart field `file`) streamed to a temporary file in the
+    datasets folder, in linear time, refused past MMVAE_MAX_DATASET_BYTES or the folder's
+    quota (MMVAE_DATASETS_QUOTA_BYTES). The caller deletes the file."""
+    limit = settings.max_dataset_bytes
+    quota = settings.datasets_quota_bytes - datasets.stored_bytes(settings)
+    folder = settings.datasets_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    size = 0
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False) as handle:
+        path = Path(handle.name)
+        try:
+            async for chunk in _chunks(request, limit):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        413,
+                        "body_too_large",
+                        f"file: dataset exceeds {limit} bytes (setting MMVAE_MAX_DATASET_BYTES)",
+                        "file",
+                    )
+                if size > quota:
+                    raise ApiError(
+                        413,
+                        "quota_exceeded",
+                        f"file: the stored datasets would exceed their quota of "
+                        f"{settings.datasets_quota_bytes} bytes (setting "
+                        "MMVAE_DATASETS_QUOTA_BYTES); delete datasets or raise it",
+                        "file",
+                    )
+                await asyncio.to_thread(handle.write, chunk)
+            if not size:
+                raise invalid("file", "empty upload; send the .npz as the body or as 'file'")
+        except BaseException:
+            handle.close()
+            path.unlink(missing_ok=True)
+            raise
+    return path
+
+
+async def _chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The upload's bytes as they arrive: the raw body, or the multipart field `file`."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=4, max_part_size=limit)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise invalid("file", "multipart upload needs a file field named 'file'")
-        content = await upload.read(limit + 1)
-    else:
-        content = b""
-        async for chunk in request.stream():
-            content += chunk
-            if len(content) > limit:
-                break
-    if len(content) > limit:
-        raise ApiError(
-            413,
-            "body_too_large",
-            f"file: dataset exceeds {limit} bytes (setting MMVAE_MAX_DATASET_BYTES)",
-            "file",
-        )
-    if not content:
-        raise invalid("file", "empty upload; send the .npz as the body or as multipart 'file'")
-    return content
+        while chunk := await upload.read(1024 * 1024):
+            yield chunk
+        return
+    async for chunk in request.stream():
+        yield chunk
 
 
 @router.post("", status_code=201, summary="upload an .npz dataset in the project's format")
 async def upload(request: Request) -> JSONResponse:
-    settings = request.app.state.jobs.settings
-    content = await _body(request, settings.max_dataset_bytes)
+    settings: WorkerSettings = request.app.state.jobs.settings
+    path = await _receive(request, settings)
     try:
-        digest, summary, created = await asyncio.to_thread(datasets.store_upload, settings, content)
+        digest, summary, created = await asyncio.to_thread(datasets.store_upload, settings, path)
     except DatasetError as err:
-        message = str(err)
-        field = message.split(":", 1)[0] if ":" in message else "file"
-        raise ApiError(422, "invalid_dataset", message, field) from None
+        raise ApiError(422, "invalid_dataset", str(err), "file") from None
+    finally:
+        path.unlink(missing_ok=True)
     return JSONResponse(
         summary,
         status_code=201 if created else 200,

@@ -17,7 +17,9 @@ from pydantic import BaseModel
 from torch import Tensor
 
 from core.data.batch import Batch
+from service.batching import HEAVY, LIGHT
 from service.codecs import decode_inputs, encode_tensor, input_rows
+from service.costs import Cost, output_cost
 from service.deps import InferenceKey, ModelDep
 from service.errors import invalid, over_limit
 from service.fast_route import FastJSONRoute
@@ -100,22 +102,29 @@ async def _run(
     rows: int,
     seed: int | None,
     finish: Callable[[dict[str, Tensor]], Any],
+    cost: Cost,
     inputs: dict[str, Any] | None = None,
     decode: Callable[[], Batch] | None = None,
 ) -> Any:
-    """Queue the request on the (model, op) batcher and wait for its finished share. `inputs`
-    (counted by `_rows`) are decoded by `_decoder` and may be decoded together with other
-    requests' (`Work.inputs`); a route that checks more while decoding passes its own `decode`
-    instead."""
+    """Check the request's `cost`, queue it on the (model, op) batcher of its lane and wait
+    for its finished share. `inputs` (counted by `_rows`) are decoded by `_decoder` and may be
+    decoded together with other requests' (`Work.inputs`); a route that checks more while
+    decoding passes its own `decode` instead."""
     app = request.app
     settings: Settings = app.state.settings
+    lane = HEAVY if cost.check(settings).heavy(settings) else LIGHT
     if inputs is not None:
         decode = _decoder(entry, inputs, settings, rows)
     key = (id(entry.model), group_key(op, params, seed, object()))
     work = Work(entry.model, params, rows, seed, decode, finish, inputs)
-    return await app.state.batchers.get(entry.name, op).submit(
+    return await app.state.batchers.get(entry.name, op, lane).submit(
         key, work, rows, settings.request_timeout_s
     )
+
+
+def _png_scale(request: Request, encoding: str, scale: int) -> int | None:
+    """The PNG upscaling the answer renders images at, None when it renders none."""
+    return scale if encoding == "png" or wanted(request) == "png" else None
 
 
 def _encode_outputs(
@@ -181,7 +190,11 @@ async def encode(body: EncodeRequest, entry: ModelDep, request: Request) -> Any:
 
     finish = _finisher(request, entry, "encode", body.png_scale, as_json)
     params = {"n_samples": body.n_samples}
-    out = await _run(request, entry, "encode", params, rows, body.seed, finish, body.inputs)
+    draws = rows * max(body.n_samples, 1)
+    latent = sum(space.dim for space in entry.model.latent_spaces.values())
+    values = rows * latent * (2 + body.n_samples)
+    cost = Cost(values, 0, draws * entry.parameters, "n_samples")
+    out = await _run(request, entry, "encode", params, rows, body.seed, finish, cost, body.inputs)
     return _respond(out)
 
 
@@ -200,7 +213,11 @@ async def generate(body: GenerateRequest, entry: ModelDep, request: Request) -> 
 
     finish = _finisher(request, entry, "generate", body.png_scale, as_json)
     params = {"targets": targets, "n_samples": body.n_samples, "mean_latent": body.mean_latent}
-    out = await _run(request, entry, "generate", params, rows, body.seed, finish, body.inputs)
+    draws = rows * body.n_samples
+    scale = _png_scale(request, body.encoding, body.png_scale)
+    specs = [entry.specs[m] for m in targets]
+    cost = output_cost(specs, draws, draws, entry.parameters, scale, "n_samples")
+    out = await _run(request, entry, "generate", params, rows, body.seed, finish, cost, body.inputs)
     return _respond(out)
 
 
@@ -241,7 +258,14 @@ async def reconstruct(body: ReconstructRequest, entry: ModelDep, request: Reques
         "mean_latent": body.mean_latent,
         "cross": body.cross,
     }
-    out = await _run(request, entry, "reconstruct", params, rows, body.seed, finish, body.inputs)
+    sources = 1 + (len(body.inputs) if body.cross else 0)  # all inputs, then each alone
+    draws = rows * body.n_samples * sources
+    scale = _png_scale(request, body.encoding, body.png_scale)
+    specs = [entry.specs[m] for m in targets]
+    cost = output_cost(specs, draws, draws, entry.parameters, scale, "n_samples")
+    out = await _run(
+        request, entry, "reconstruct", params, rows, body.seed, finish, cost, body.inputs
+    )
     return _respond(out)
 
 
@@ -266,7 +290,10 @@ async def sample(body: SampleRequest, entry: ModelDep, request: Request) -> Any:
 
     finish = _finisher(request, entry, "sample", body.png_scale, as_json)
     params = {"sampler": body.sampler, "modalities": modalities}
-    return _respond(await _run(request, entry, "sample", params, body.n, body.seed, finish))
+    scale = _png_scale(request, body.encoding, body.png_scale)
+    specs = [entry.specs[m] for m in modalities]
+    cost = output_cost(specs, body.n, body.n, entry.parameters, scale, "n")
+    return _respond(await _run(request, entry, "sample", params, body.n, body.seed, finish, cost))
 
 
 @router.post("/log-likelihood", response_model=LogLikelihoodResponse, responses=ERRORS)
@@ -306,8 +333,10 @@ async def log_likelihood(body: LogLikelihoodRequest, entry: ModelDep, request: R
         )
 
     params = {"k": body.k, "given": given}
+    passes = rows * body.k * (1 if given is None else 2)  # conditional: joint and marginal
+    cost = Cost(rows, 0, passes * entry.parameters, "k")
     out = await _run(
-        request, entry, "log-likelihood", params, rows, body.seed, as_json, decode=decode
+        request, entry, "log-likelihood", params, rows, body.seed, as_json, cost, decode=decode
     )
     return _respond(out)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from core.models.config import ModalitySpec
 from service import gc_tuning, loading
@@ -104,7 +104,8 @@ async def load_model(
     dependencies=[AdminKey],
     summary="stop serving a model (the store keeps it)",
 )
-async def unload_model(name: str, registry: RegistryDep) -> Response:
+async def unload_model(name: str, registry: RegistryDep, request: Request) -> Response:
     registry.remove(name)
+    await request.app.state.batchers.remove(name)
     gc_tuning.settle()
     return Response(status_code=204)

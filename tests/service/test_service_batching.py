@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from core.data.batch import Batch
-from service.batching import Batcher
+from service.batching import HEAVY, LIGHT, Batcher, BatcherPool
 from service.errors import ApiError
 from service.inference import Work, group_key, run
 from service.metrics import ServiceMetrics
@@ -228,3 +228,60 @@ def test_finish_runs_on_each_share_in_the_worker() -> None:
     ]
     assert run("generate", works) == [(1, 1, 3), (1, 2, 3)]
     assert seen == [threading.current_thread().name] * 2
+
+
+def test_work_whose_caller_timed_out_while_queued_for_a_thread_is_abandoned() -> None:
+    """Two batchers share one thread: the second's request times out while the first holds
+    the thread; when the thread frees up, the abandoned request is not computed."""
+    gate, ran = threading.Event(), []
+    pool = ThreadPoolExecutor(1)
+
+    def runner(key, payloads):
+        ran.extend(payloads)
+        gate.wait(5)
+        return payloads
+
+    def make(label: str) -> Batcher:
+        options = {"enabled": True, "max_rows": 64, "max_wait_s": 0, "queue_size": 10}
+        return Batcher(("m", label), runner, lambda: pool, ServiceMetrics(), **options, workers=1)
+
+    async def main():
+        first, second = make("a"), make("b")
+        holder = asyncio.ensure_future(first.submit("k", "first", 1, 5))
+        await asyncio.sleep(0.05)
+        with pytest.raises(ApiError) as err:
+            await second.submit("k", "abandoned", 1, 0.1)
+        gate.set()
+        assert await holder == "first"
+        await asyncio.sleep(0.1)  # the thread has picked up the second batch by now
+        await first.close()
+        await second.close()
+        return err.value
+
+    assert asyncio.run(main()).status == 504
+    assert ran == ["first"]
+
+
+def test_removing_a_models_batchers_closes_them_and_drops_their_metric_series() -> None:
+    metrics = ServiceMetrics()
+    pool = ThreadPoolExecutor(1)
+
+    def factory(label, lane):
+        options = {"enabled": True, "max_rows": 8, "max_wait_s": 0, "queue_size": 4, "workers": 1}
+        return Batcher(
+            (label[0], f"{label[1]}/{lane}"), lambda k, p: p, lambda: pool, metrics, **options
+        )
+
+    async def main():
+        batchers = BatcherPool(factory)
+        for lane in (LIGHT, HEAVY):
+            assert await batchers.get("gone", "generate", lane).submit("k", 1, 1, 5) == 1
+        assert await batchers.get("kept", "generate").submit("k", 2, 1, 5) == 2
+        await batchers.remove("gone")
+        text = metrics.render().decode()
+        await batchers.close()
+        return text
+
+    text = asyncio.run(main())
+    assert 'model="gone"' not in text
+    assert 'model="kept"' in text

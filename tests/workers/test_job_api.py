@@ -80,3 +80,20 @@ def test_dataset_upload_and_use(make_env) -> None:
         assert r.status_code == 422 and r.json()["error"]["field"] == "model.modalities[0]"
     stored = list((env.data / "datasets").glob("*.npz"))
     assert [p.stem for p in stored] == [info["id"]]
+
+
+def test_uploads_count_against_the_datasets_quota_and_leave_no_partial_files(make_env) -> None:
+    first, second = npz_bytes(n=20), npz_bytes(n=30)
+    env = make_env(MMVAE_DATASETS_QUOTA_BYTES=str(len(first) + len(second) // 2))
+    headers = {**AUTH, "Content-Type": "application/octet-stream"}
+    with env.client() as client:
+        assert client.post("/v1/datasets", content=first, headers=headers).status_code == 201
+        r = client.post("/v1/datasets", content=second, headers=headers)
+        assert r.status_code == 413, r.text
+        error = r.json()["error"]
+        assert (
+            error["code"] == "quota_exceeded" and "MMVAE_DATASETS_QUOTA_BYTES" in error["message"]
+        )
+        assert client.post("/v1/datasets", content=b"not a zip", headers=headers).status_code == 422
+    left = sorted(p.name for p in (env.data / "datasets").iterdir() if p.suffix != ".json")
+    assert len(left) == 1 and left[0].endswith(".npz")  # the first upload only, no temporaries
