@@ -25,7 +25,7 @@ from core import __version__
 from service import gc_tuning, inference, loading
 from service.batching import HEAVY, LIGHT, Batcher, BatcherPool
 from service.direct_dispatch import DirectDispatch
-from service.errors import install_error_handlers
+from service.errors import CLIENT_CLOSED, install_error_handlers
 from service.logging import REQUEST_ID_HEADER, log_request, new_request_id, request_id
 from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
@@ -54,7 +54,7 @@ class ObservabilityMiddleware:
         rid = new_request_id(given)
         token = request_id.set(rid)
         started = time.perf_counter()
-        status = 500
+        status = CLIENT_CLOSED  # until a response starts: none at all means the client left
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -144,11 +144,21 @@ def _executors(settings: Settings) -> dict[str, ThreadPoolExecutor]:
 
 
 class PathBodyLimits:
-    """The body limit, with larger limits on some paths (dataset uploads)."""
+    """The body limit and stall timeout, with larger limits on some paths (dataset uploads):
+    `overrides` maps a path to (bytes, the setting that sets them)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int]) -> None:
-        self.default = BodyLimitMiddleware(app, max_bytes)
-        self.special = {path: BodyLimitMiddleware(app, n) for path, n in overrides.items()}
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        timeout_s: float,
+        overrides: dict[str, tuple[int, str]],
+    ) -> None:
+        self.default = BodyLimitMiddleware(app, max_bytes, "MMVAE_MAX_BODY_BYTES", timeout_s)
+        self.special = {
+            path: BodyLimitMiddleware(app, n, setting, timeout_s)
+            for path, (n, setting) in overrides.items()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         chosen = self.special.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -206,13 +216,12 @@ def create_app(
 
     install_error_handlers(app)
     job_routers: list[APIRouter] = []
-    body_overrides: dict[str, int] = {}
+    body_overrides: dict[str, tuple[int, str]] = {}
     if settings.jobs_enabled:
         job_settings = job_settings or settings.job_settings()
         job_routers = _job_routers(app, job_settings)
-        body_overrides["/v1/datasets"] = max(
-            settings.max_body_bytes, job_settings.max_dataset_bytes + 64 * 1024
-        )
+        limit = max(settings.max_body_bytes, job_settings.max_dataset_bytes + 64 * 1024)
+        body_overrides["/v1/datasets"] = (limit, "MMVAE_MAX_DATASET_BYTES")
     for router in (
         health.router,
         models.router,
@@ -232,6 +241,11 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
             expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
         )
-    app.add_middleware(PathBodyLimits, max_bytes=settings.max_body_bytes, overrides=body_overrides)
+    app.add_middleware(
+        PathBodyLimits,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        overrides=body_overrides,
+    )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app

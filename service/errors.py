@@ -23,8 +23,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("service.errors")
+BODY_TIMEOUT_KEY = "mmvae.body_timed_out"  # in the scope when the body middleware gave up waiting
+CLIENT_CLOSED = 499  # nginx's status for a client that went away before the answer
 
 
 class ApiError(Exception):
@@ -174,6 +177,16 @@ def broker_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+async def _client_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    """The body never arrived whole: the client hung up (499, nothing to log) or stalled past
+    MMVAE_BODY_TIMEOUT_S (408)."""
+    if request.scope.get(BODY_TIMEOUT_KEY):
+        return error_response(
+            408, "body_timeout", "the request body stalled (setting MMVAE_BODY_TIMEOUT_S)", "body"
+        )
+    return error_response(CLIENT_CLOSED, "client_closed", "the client closed the connection")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
@@ -184,6 +197,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ValueError, _value_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     for error in broker_errors():
         app.add_exception_handler(error, _broker_down)
     app.add_exception_handler(Exception, _unexpected)

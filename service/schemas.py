@@ -12,7 +12,7 @@ ModalityName = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON true is not the number 1
 
 
 class TensorPayload(_Strict):
@@ -50,7 +50,7 @@ class EncodeRequest(OutputOptions):
 class GenerateRequest(OutputOptions):
     inputs: Inputs
     targets: list[ModalityName] | None = Field(
-        None, description="modalities to produce (default: every modality)"
+        None, min_length=1, description="modalities to produce (default: every modality)"
     )
     n_samples: int = Field(1, ge=1, description="draws per input sample")
     mean_latent: bool = Field(False, description="decode the posterior mean (deterministic)")
@@ -58,6 +58,7 @@ class GenerateRequest(OutputOptions):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [{"inputs": {"label": [3]}, "targets": ["image"], "n_samples": 2}]
         },
@@ -67,7 +68,7 @@ class GenerateRequest(OutputOptions):
 class ReconstructRequest(OutputOptions):
     inputs: Inputs
     targets: list[ModalityName] | None = Field(
-        None, description="modalities to reconstruct (default: every modality)"
+        None, min_length=1, description="modalities to reconstruct (default: every modality)"
     )
     cross: bool = Field(True, description="also generate from each input modality alone")
     n_samples: int = Field(1, ge=1)
@@ -78,7 +79,9 @@ class ReconstructRequest(OutputOptions):
 class SampleRequest(OutputOptions):
     n: int = Field(1, ge=1, description="number of synthetic samples")
     sampler: str = Field("prior", max_length=64, description="prior, or the model's fitted one")
-    modalities: list[ModalityName] | None = Field(None, description="default: every modality")
+    modalities: list[ModalityName] | None = Field(
+        None, min_length=1, description="default: every modality"
+    )
     seed: Seed = None
 
 
@@ -87,6 +90,7 @@ class LogLikelihoodRequest(_Strict):
     k: int = Field(100, ge=1, description="importance samples per input sample")
     given: list[ModalityName] | None = Field(
         None,
+        min_length=1,
         description="conditional log p(other inputs | given); default: joint log p(inputs)",
     )
     seed: Seed = None
@@ -105,7 +109,9 @@ class UploadedDataset(_Strict):
 
 class EvaluateRequest(_Strict):
     dataset: Annotated[BuiltinDataset | UploadedDataset, Field(discriminator="kind")]
-    metrics: list[str] | None = Field(None, description="metric names; default: the standard set")
+    metrics: list[str] | None = Field(
+        None, min_length=1, description="metric names; default: the standard set"
+    )
     seed: Seed = None
 
 

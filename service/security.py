@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -16,10 +17,10 @@ import logging
 
 from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.asgi import replay_body
-from service.errors import ApiError, error_body
+from service.errors import BODY_TIMEOUT_KEY, ApiError, error_body
 from service.settings import Settings
 
 log = logging.getLogger("service.security")
@@ -65,10 +66,18 @@ async def inference_key(request: Request) -> None:
 
 
 class BodyLimitMiddleware:
-    """413 for a body over `max_bytes`: by Content-Length up front, else while it streams in."""
+    """413 for a body over `max_bytes` (named by `setting`): by Content-Length up front, else
+    while it streams in. 408 for a body that stalls: each piece must arrive within `timeout_s`
+    of the previous one (uvicorn bounds idle connections, not a request body in progress)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        setting: str = "MMVAE_MAX_BODY_BYTES",
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.app, self.max_bytes, self.setting, self.timeout_s = app, max_bytes, setting, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,8 +86,9 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._reject(send)
+            await self._reject(send, 413, "body_too_large", self._too_large())
             return
+        receive = self._timed(scope, receive)
         if length is not None and b"transfer-encoding" not in headers:
             # The server reads exactly Content-Length bytes, now known to be within the limit.
             await self.app(scope, receive, send)
@@ -90,28 +100,52 @@ class BodyLimitMiddleware:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
+                if scope.get(BODY_TIMEOUT_KEY):
+                    await self._reject(send, 408, "body_timeout", self._stalled())
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._reject(send)
+                await self._reject(send, 413, "body_too_large", self._too_large())
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         await self.app(scope, replay_body(b"".join(chunks), receive), send)
 
-    async def _reject(self, send: Send) -> None:
-        payload = json.dumps(
-            error_body(
-                "body_too_large",
-                f"request body exceeds {self.max_bytes} bytes (setting MMVAE_MAX_BODY_BYTES)",
-                "body",
-            )
-        ).encode()
+    def _timed(self, scope: Scope, receive: Receive) -> Receive:
+        """`receive`, where a body piece that takes longer than timeout_s reads as a client
+        that went away (and the scope says why, for the error handler's 408)."""
+        done = False
+
+        async def timed() -> Message:
+            nonlocal done
+            if done:  # the body is in: what follows is a wait for disconnect, unbounded
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                scope[BODY_TIMEOUT_KEY] = True
+                return {"type": "http.disconnect"}
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        return timed
+
+    def _too_large(self) -> str:
+        return f"request body exceeds {self.max_bytes} bytes (setting {self.setting})"
+
+    def _stalled(self) -> str:
+        return (
+            f"the request body stalled for over {self.timeout_s:g} s (setting MMVAE_BODY_TIMEOUT_S)"
+        )
+
+    @staticmethod
+    async def _reject(send: Send, status: int, code: str, message: str) -> None:
+        payload = json.dumps(error_body(code, message, "body")).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(payload)).encode()),

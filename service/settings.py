@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     store_dir: Path | None = Field(None, description="model store; default <data_dir>/models")
     # limits
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="request body size → 413")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="longest wait for the next piece of a request body → 408"
+    )
     max_batch_size: int = Field(256, gt=0, description="samples per request and per forward pass")
     max_n_samples: int = Field(64, gt=0, description="n_samples per request")
     max_total_outputs: int = Field(16384, gt=0, description="batch size × n_samples per request")

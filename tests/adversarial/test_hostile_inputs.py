@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import socket
 import struct
 import time
 import zlib
@@ -139,3 +140,45 @@ def test_a_legal_heavy_request_does_not_stall_cheap_ones(server: Server) -> None
         assert not running.done(), "the heavy request was too quick to show anything"
         assert running.result().status_code == 200
     assert max(waits) < 1.0, waits
+
+
+def _raw(server: Server, request: bytes, wait_s: float = 10) -> bytes:
+    """Send `request` bytes on a fresh connection; whatever comes back within `wait_s`."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait_s) as conn:
+        conn.sendall(request)
+        try:
+            return conn.recv(65536)
+        except TimeoutError:
+            return b""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_stalled_body_is_cut_off_with_408(tmp_path: Path, framing: str) -> None:
+    head = f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    if framing == "chunked":
+        request = head + 'Transfer-Encoding: chunked\r\n\r\n5\r\n{"inp\r\n'
+    else:
+        request = head + 'Content-Length: 100\r\n\r\n{"inputs":'
+    with serve(tmp_path, MMVAE_BODY_TIMEOUT_S="1") as server:
+        start = time.monotonic()
+        answer = _raw(server, request.encode())
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - start < 5
+        with server.client() as client:
+            assert client.post(GEN, json={"inputs": {"label": [3]}}).status_code == 200
+
+
+@pytest.mark.slow
+def test_a_client_hanging_up_mid_body_is_no_server_error(server: Server) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    for path in (GEN, "/v1/datasets"):
+        with socket.create_connection((host, int(port))) as conn:
+            conn.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{".encode()
+            )
+        time.sleep(0.3)
+    with server.client() as client:
+        metrics = client.get("/metrics").text
+    assert 'status="500"' not in metrics

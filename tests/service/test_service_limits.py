@@ -151,3 +151,29 @@ def test_body_limit_chunked(make_client: ClientFactory) -> None:
 
         r = client.post(GEN, content=chunks(), headers={"Content-Type": "application/json"})
         _error(r, 413, "body")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"inputs": {"label": [True]}}, "inputs.label"),
+        ({"inputs": {"label": [1]}, "seed": False}, "seed"),
+        ({"inputs": {"label": [1]}, "n_samples": True}, "n_samples"),
+        ({"inputs": {"vec": {"shape": [1, 3], "data": [1.0, True, 0.0]}}}, "inputs.vec"),
+    ],
+)
+def test_json_booleans_are_not_numbers(client, body: dict, field: str) -> None:
+    error = _error(client.post(GEN, json=body), 422)
+    assert error["field"].startswith(field), error
+
+
+@pytest.mark.parametrize("name", ["targets", "given", "modalities"])
+def test_the_schema_refuses_the_empty_lists_the_server_refuses(client, name: str) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    requests = [s for k, s in schema.items() if k.endswith("Request")]
+    owners = [s for s in requests if name in s.get("properties", {})]
+    assert owners
+    for owner in owners:
+        variants = owner["properties"][name].get("anyOf", [owner["properties"][name]])
+        arrays = [v for v in variants if v.get("type") == "array"]
+        assert arrays and all(v.get("minItems") == 1 for v in arrays), owner["title"]
