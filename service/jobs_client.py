@@ -13,7 +13,7 @@ from typing import Any
 from workers.celery_app import QUEUES, make_celery, task_name
 from workers.jobs import Job, JobStore, make_job_store, new_job, now_iso
 from workers.settings import WorkerSettings
-from workers.specs import validate_spec
+from workers.specs import SpecError, validate_spec
 
 log = logging.getLogger("service.jobs")
 
@@ -40,10 +40,16 @@ class JobsClient:
         """Validate (SpecError → 422), record and queue; (job, created). A retried key returns
         the first job without queueing again."""
         spec = validate_spec(raw, self.settings)
-        job, created = self.store.create(
-            new_job(spec.type, spec.model_dump(mode="json"), idempotency_key)
-        )
+        body = spec.model_dump(mode="json")
+        job, created = self.store.create(new_job(spec.type, body, idempotency_key))
         if not created:
+            if job["spec"] != body:
+                raise SpecError(
+                    "Idempotency-Key",
+                    f"already used for job {job['id']} with a different spec; use a new key "
+                    "for a different job",
+                    "conflict",
+                )
             return job, False
         try:
             self.celery.send_task(

@@ -7,9 +7,10 @@ without it everything lives under `<data_dir>` (kombu filesystem transport, file
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 JOB_TYPES = ("train", "augment", "evaluate")
 
@@ -44,6 +45,15 @@ class WorkerSettings(BaseSettings):
     max_epochs: int = Field(1000, gt=0, description="trainer.epochs at most")
     max_augment_n: int = Field(1_000_000, gt=0, description="samples per augment job")
     max_eval_k: int = Field(5000, gt=0, description="importance samples per evaluate job")
+    max_job_parameters: int = Field(
+        200_000_000, gt=0, description="parameters a trained model may have"
+    )
+    max_job_batch_size: int = Field(65_536, gt=0, description="trainer.batch_size at most")
+    job_devices: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="trainer.device values the workers can honour (comma-separated); empty: "
+        "this machine's (auto, cpu, and cuda, cuda:<i> for each GPU it has)",
+    )
     max_dataset_bytes: int = Field(256 * 1024 * 1024, gt=0, description="uploaded .npz size")
     datasets_quota_bytes: int = Field(
         4 * 1024**3, gt=0, description="all uploaded datasets together, in bytes"
@@ -71,6 +81,22 @@ class WorkerSettings(BaseSettings):
                 f"({longest} s): Redis would redeliver running jobs"
             )
         return self
+
+    @field_validator("job_devices", mode="before")
+    @classmethod
+    def _split_devices(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def devices(self) -> list[str]:
+        """What trainer.device may be: job_devices, else what this machine has."""
+        if self.job_devices:
+            return list(self.job_devices)
+        import torch
+
+        gpus = torch.cuda.device_count()
+        return ["auto", "cpu", *(["cuda"] if gpus else []), *(f"cuda:{i}" for i in range(gpus))]
 
     @property
     def embedded(self) -> bool:

@@ -148,12 +148,19 @@ def _validate_train(spec: TrainSpec, settings: WorkerSettings) -> None:
         trainer = TrainerConfig.model_validate(spec.trainer)
     except ValidationError as err:
         raise _pydantic(err, "trainer") from None
-    if trainer.epochs > settings.max_epochs:
+    _limit("trainer.epochs", trainer.epochs, settings.max_epochs, "MMVAE_MAX_EPOCHS")
+    _limit(
+        "trainer.batch_size",
+        trainer.batch_size,
+        settings.max_job_batch_size,
+        "MMVAE_MAX_JOB_BATCH_SIZE",
+    )
+    devices = settings.devices()
+    if trainer.device not in devices:
         raise SpecError(
-            "trainer.epochs",
-            f"{trainer.epochs} exceeds the limit of {settings.max_epochs} "
-            "(setting MMVAE_MAX_EPOCHS)",
-            "limit_exceeded",
+            "trainer.device",
+            f"{trainer.device!r} is not available to the workers; they have {devices} "
+            "(setting MMVAE_JOB_DEVICES)",
         )
     model_type = spec.model.get("model_type")
     if not model_type:
@@ -167,15 +174,51 @@ def _validate_train(spec: TrainSpec, settings: WorkerSettings) -> None:
         if not isinstance(spec.model["modalities"], list):
             raise SpecError("model.modalities", "must be a list of modality specs")
         _check_modalities(spec.model["modalities"], have, "model.modalities", spec.dataset)
+    config = {"modalities": have, **spec.model}
     try:
-        cls.config_class.model_validate({"modalities": have, **spec.model})
+        cls.config_class.model_validate(config)
     except ValidationError as err:
         raise _pydantic(err, "model") from None
+    size = _parameters(config, settings.max_job_parameters)
+    _limit("model (parameters)", size, settings.max_job_parameters, "MMVAE_MAX_JOB_PARAMETERS")
+    if spec.push_to_hub is not None:
+        _check_hub_target(spec.push_to_hub)
     if spec.name is not None:
         try:
             validate_store_name(spec.name)
         except ValueError as err:
             raise SpecError("name", str(err).split(": ", 1)[-1]) from None
+
+
+def _limit(field: str, value: int, limit: int, setting: str) -> None:
+    if value > limit:
+        raise SpecError(
+            field,
+            f"{value} exceeds the limit of {limit} (setting {setting})",
+            "limit_exceeded",
+        )
+
+
+def _parameters(config: dict[str, Any], at_most: int) -> int:
+    from core.models import parameter_count
+
+    try:
+        return parameter_count(config, at_most)
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise SpecError("model", f"cannot be built: {err}") from None
+
+
+def _check_hub_target(target: HubTarget) -> None:
+    from core.hub.ids import validate_repo_id, validate_revision
+
+    for field, check, value in (
+        ("push_to_hub.repo_id", validate_repo_id, target.repo_id),
+        ("push_to_hub.revision", validate_revision, target.revision),
+    ):
+        try:
+            check(value)
+        except ValueError as err:
+            raise SpecError(field, str(err).split(": ", 1)[-1]) from None
 
 
 def _validate_augment(spec: AugmentSpec, settings: WorkerSettings) -> None:

@@ -10,7 +10,13 @@ from core.models.mopoe import MoPoE, MoPoEConfig
 from core.models.mvae import MVAE, MVAEConfig
 from core.models.mvtcae import MVTCAE, MVTCAEConfig
 from core.models.optimization import LossOutput, Optimizers, OptimizerSpec, Stage, Trainable
-from core.models.registry import MODEL_REGISTRY, available_models, build_model, get_model_class
+from core.models.registry import (
+    MODEL_REGISTRY,
+    available_models,
+    build_model,
+    get_model_class,
+    parameter_count,
+)
 
 __all__ = [
     "JMVAE",
@@ -43,5 +49,6 @@ __all__ = [
     "build_model",
     "get_model_class",
     "level_space",
+    "parameter_count",
     "private_space",
 ]

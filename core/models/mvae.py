@@ -52,13 +52,13 @@ class MVAE(MultimodalVAE):
     def __init__(self, config: MVAEConfig | dict) -> None:
         super().__init__(config)
         n = len(self.names)
-        middle = subsets_matrix(n)
-        self.register_buffer(
-            "middle", middle[(middle.sum(1) > 1) & (middle.sum(1) < n)], persistent=False
-        )
-        fixed = [torch.ones(1, n, dtype=torch.bool)]
-        if self.config.use_subsampling and n > 1:
-            fixed.append(torch.eye(n, dtype=torch.bool))
+        with torch.device("cpu"):  # constants, also when the model is built on "meta"
+            middle = subsets_matrix(n)
+            middle = middle[(middle.sum(1) > 1) & (middle.sum(1) < n)]
+            fixed = [torch.ones(1, n, dtype=torch.bool)]
+            if self.config.use_subsampling and n > 1:
+                fixed.append(torch.eye(n, dtype=torch.bool))
+        self.register_buffer("middle", middle, persistent=False)
         self.register_buffer("fixed_terms", torch.cat(fixed), persistent=False)
 
     def _terms(self) -> Tensor:

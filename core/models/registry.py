@@ -40,3 +40,62 @@ def build_model(config: dict[str, Any]) -> MultimodalVAE:
         raise UnknownModelError("model_type: required")
     cls = get_model_class(config["model_type"])
     return cls(cls.config_class.model_validate(config))
+
+
+def parameter_count(config: dict[str, Any], at_most: int | None = None) -> int:
+    """The parameters a config's model would have, counted without building it for real: on
+    the "meta" device (shapes only, no memory), so a config asking for 10^12 parameters is safe
+    to check (job admission). A model whose constructor runs an op that has no meta kernel
+    (e.g. zuko's flows) is built in a child process whose memory is capped for `at_most`
+    parameters; a model that does not fit counts as more than `at_most`."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = build_model(config)
+    except NotImplementedError:
+        return _count_in_child(config, at_most)
+    return sum(p.numel() for p in model.parameters())
+
+
+_CHILD = """
+import importlib, json, sys
+from core.models import build_model
+job = json.load(sys.stdin)
+importlib.import_module(job["module"])  # registers the model type, wherever it is defined
+model = build_model(job["config"])
+print(sum(p.numel() for p in model.parameters()))
+"""
+_BASE_BYTES = 3 * 1024**3  # the child's own address space: Python, torch, the model's code
+
+
+def _count_in_child(config: dict[str, Any], at_most: int | None) -> int:
+    import json
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cap = None if at_most is None else _BASE_BYTES + 3 * 4 * at_most  # float32, + init copies
+
+    def limit() -> None:
+        if cap is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD],
+        input=json.dumps(
+            {"module": get_model_class(config["model_type"]).__module__, "config": config}
+        ),
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        preexec_fn=limit,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode == 0:
+        return int(done.stdout.split()[-1])
+    if at_most is not None and "memory" in done.stderr.lower():
+        return at_most + 1
+    raise ValueError(f"model: cannot be built ({done.stderr.strip().splitlines()[-1]})")

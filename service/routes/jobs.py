@@ -62,7 +62,8 @@ def submit(
     try:
         job, created = _jobs(request).submit(spec, idempotency_key)
     except SpecError as err:
-        raise ApiError(422, err.code, err.message, err.field) from None
+        status = 409 if err.code == "conflict" else 422
+        raise ApiError(status, err.code, err.message, err.field) from None
     except BrokerUnavailable as err:
         raise ApiError(503, "broker_unavailable", str(err), None, {"Retry-After": "5"}) from None
     headers = {"Location": f"/v1/jobs/{job['id']}"}

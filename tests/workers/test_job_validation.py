@@ -30,6 +30,22 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "model.modalities[0].shape",
     ),
     ("epochs over limit", train_spec(epochs=10_000), "trainer.epochs"),
+    (
+        "10^12 parameters",
+        train_spec(model={**TINY_MODEL, "encoder": {"kind": "mlp", "hidden": [10**6, 10**6]}}),
+        "model (parameters)",
+    ),
+    ("batch size over limit", train_spec(batch_size=1_000_000), "trainer.batch_size"),
+    (
+        "absent device",
+        train_spec(trainer={"epochs": 1, "device": "cuda:99"}),
+        "trainer.device",
+    ),
+    (
+        "hub target is a path",
+        train_spec(push_to_hub={"repo_id": "../../etc"}),
+        "push_to_hub.repo_id",
+    ),
     ("bad trainer field", train_spec(trainer={"epochs": 1, "lr": 0.1}), "trainer.lr"),
     ("unknown dataset", train_spec(dataset="mnist-not-here"), "dataset"),
     ("unknown upload", train_spec(dataset="dataset:" + "0" * 64), "dataset"),
@@ -51,3 +67,17 @@ def test_invalid_spec_is_422_and_not_queued(make_env, name: str, spec: dict, fie
         assert client.get("/v1/jobs", headers=AUTH).json()["jobs"] == []
     queue = env.data / "broker" / "queue"
     assert not queue.exists() or not any(queue.iterdir())
+
+
+def test_an_idempotency_key_reused_with_another_spec_is_a_409(make_env) -> None:
+    env = make_env()
+    with env.client() as client:
+        headers = {**AUTH, "Idempotency-Key": "same"}
+        first = client.post("/v1/jobs", json=train_spec(epochs=2), headers=headers)
+        assert first.status_code == 202
+        again = client.post("/v1/jobs", json=train_spec(epochs=2), headers=headers)
+        assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
+        other = client.post("/v1/jobs", json=train_spec(epochs=3), headers=headers)
+        assert other.status_code == 409, other.text
+        error = other.json()["error"]
+        assert error["field"] == "Idempotency-Key" and first.json()["id"] in error["message"]

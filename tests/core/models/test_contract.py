@@ -10,7 +10,7 @@ import torch
 from pydantic import ValidationError
 
 from core.data.batch import Batch
-from core.models import MultimodalVAE, available_models, build_model
+from core.models import MultimodalVAE, available_models, build_model, parameter_count
 from tests.core.models.cases import VARIANTS, make_batch, make_config
 
 
@@ -202,3 +202,13 @@ def test_training_on_digits_with_30_percent_missing_lowers_the_test_loss(variant
     after = trainer.evaluate()["loss"]
     assert result.epochs_run == 3
     assert after < before - 1.0, (before, after)
+
+
+def test_parameter_count_builds_nothing_and_matches_the_built_model(variant):
+    """Job admission counts a config's parameters without building it for real (on the meta
+    device, or in a memory-capped child for a model with ops the meta device lacks): the count
+    is the real model's, and a huge config is over the limit without the memory ever used."""
+    config = make_config(variant)
+    assert parameter_count(config) == sum(p.numel() for p in _model(variant).parameters())
+    huge = {**config, "encoder": {"kind": "mlp", "hidden": [1_000_000, 1_000_000]}}
+    assert parameter_count(huge, at_most=10**8) > 10**8
