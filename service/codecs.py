@@ -137,9 +137,9 @@ def decode_modality(
     fast = _class_indices(value, spec)
     if fast is not None:
         return fast
-    rows = []
-    for i, v in enumerate(value):
-        with decoding(f"{field}[{i}]", f"{spec.kind} sample"):
+    rows: list[Tensor | None] = []
+    with decoding(lambda: f"{field}[{len(rows)}]", f"{spec.kind} sample"):  # one guard, not B
+        for i, v in enumerate(value):
             rows.append(decode_sample(v, spec, f"{field}[{i}]", max_pixels))
     zeros = torch.zeros(shape)
     data = torch.stack([zeros if r is None else r for r in rows]) if rows else zeros[None][:0]

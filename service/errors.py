@@ -16,7 +16,7 @@ import logging
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -78,15 +78,17 @@ DECODING_ERRORS: tuple[type[BaseException], ...] = (
 
 
 @contextlib.contextmanager
-def decoding(field: str, what: str = "value") -> Iterator[None]:
+def decoding(field: str | Callable[[], str], what: str = "value") -> Iterator[None]:
     """Run code that decodes what the caller sent as `field` (`what` it should be): decoding
-    errors become a 422 naming both; an `ApiError` raised inside passes through unchanged."""
+    errors become a 422 naming both; an `ApiError` raised inside passes through unchanged.
+    `field` may be a function, asked only on error (e.g. the index a loop had reached)."""
     try:
         yield
     except ApiError:
         raise
     except DECODING_ERRORS as err:
-        raise invalid(field, f"not a readable {what} ({type(err).__name__}: {err})") from None
+        name = field() if callable(field) else field
+        raise invalid(name, f"not a readable {what} ({type(err).__name__}: {err})") from None
 
 
 def not_found(what: str, name: str, field: str | None = None) -> ApiError:

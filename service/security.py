@@ -122,7 +122,8 @@ class BodyLimitMiddleware:
             if done:  # the body is in: what follows is a wait for disconnect, unbounded
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):  # a timer, no task per receive
+                    message = await receive()
             except TimeoutError:
                 scope[BODY_TIMEOUT_KEY] = True
                 return {"type": "http.disconnect"}
