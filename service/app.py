@@ -19,13 +19,16 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import __version__
 from service import gc_tuning, inference, loading
 from service.batching import HEAVY, LIGHT, Batcher, BatcherPool
 from service.direct_dispatch import DirectDispatch
+from service.disconnect import CancelOnDisconnect, inference_paths
 from service.errors import CLIENT_CLOSED, install_error_handlers
+from service.job_schemas import install_openapi
 from service.logging import REQUEST_ID_HEADER, log_request, new_request_id, request_id
 from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
@@ -33,6 +36,7 @@ from service.routes import evaluate, health, models
 from service.routes import inference as inference_routes
 from service.security import BodyLimitMiddleware
 from service.settings import Settings
+from workers.redaction import redact
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("service.app")
@@ -85,10 +89,10 @@ def store_check(settings: Settings) -> ReadinessCheck:
         root = settings.resolved_store_dir
         try:
             root.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            return f"store {root}: {err}"
+        except OSError as err:  # /readyz is public: the message names no server folder
+            return redact(f"store {root}: {err}", settings.data_dir, root)
         if not os.access(root, os.R_OK | os.W_OK | os.X_OK):
-            return f"store {root}: not readable and writable"
+            return "store <store>: not readable and writable"
         return None
 
     return check
@@ -203,6 +207,7 @@ def create_app(
             max_rows=settings.max_batch_size,
             max_wait_s=settings.batch_wait_ms / 1000,
             queue_size=settings.queue_size,
+            admission_wait_s=settings.admission_wait_s,
             workers=settings.inference_workers if lane == LIGHT else settings.heavy_workers,
         )
 
@@ -215,6 +220,7 @@ def create_app(
     app.state.readiness_checks = {"store": store_check(settings)}
 
     install_error_handlers(app)
+    install_openapi(app)
     job_routers: list[APIRouter] = []
     body_overrides: dict[str, tuple[int, str]] = {}
     if settings.jobs_enabled:
@@ -222,17 +228,26 @@ def create_app(
         job_routers = _job_routers(app, job_settings)
         limit = max(settings.max_body_bytes, job_settings.max_dataset_bytes + 64 * 1024)
         body_overrides["/v1/datasets"] = (limit, "MMVAE_MAX_DATASET_BYTES")
-    for router in (
+    routers = (
         health.router,
         models.router,
         inference_routes.router,
         evaluate.router,
         *job_routers,
         *extra_routers,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
+    app.state.routes = [  # for the Allow header of a 405 (service/errors.py)
+        (route.path_regex, route.methods)
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
     if settings.direct_dispatch:  # innermost: CORS, limits and observability wrap it
         app.add_middleware(DirectDispatch, owner=app, routes=inference_routes.router.routes)
+    read_only = {route.path.rsplit("/", 1)[-1] for route in inference_routes.router.routes}
+    app.add_middleware(CancelOnDisconnect, applies=inference_paths(frozenset(read_only)))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -3,9 +3,17 @@
 One `Batcher` per (model, operation) holds a bounded FIFO of pending requests. A collector task
 waits until the oldest request has waited `max_wait_s` or enough rows with its key (same
 parameters) are pending, then hands up to `max_rows` rows of them to a worker thread and cuts
-the result back per request. A full queue answers 503 + Retry-After at once; a request that
+the result back per request. A request that finds the queue full waits, in arrival order and
+without CPU, up to `admission_wait_s` for a place, then gets 503 + Retry-After; a request that
 waits longer than its timeout gets 504. With batching off every request runs alone, through
 the same queue (so backpressure and timeouts behave the same).
+
+Why wait before refusing: clients that ignore Retry-After resend a refused request at once. An
+immediate 503 turns each of them into a busy loop that the event loop serves between forward
+passes, and every pass needs several turns of that loop; with 512 such clients and a 16-place
+queue, answered requests fell from ~700 to ~6 per second (bench/overload.py). Holding the
+refusal for `admission_wait_s` bounds its rate to connections / admission_wait_s, and a place
+that frees up in the meantime goes to the oldest waiter instead of being refused.
 
 Per-request bookkeeping is O(1) (rows pending per key are counted, metric children cached, the
 timeout is one timer rather than `wait_for(shield(...))`, and a new request wakes the collector
@@ -66,11 +74,15 @@ class Batcher:
         max_wait_s: float,
         queue_size: int,
         workers: int,
+        admission_wait_s: float = 0.0,
     ) -> None:
         self.label, self.runner, self.executor, self.metrics = label, runner, executor, metrics
         self.enabled, self.max_rows, self.max_wait_s = enabled, max_rows, max_wait_s
         self.queue_size, self.workers = queue_size, workers
+        self.admission_wait_s = admission_wait_s
         self._pending: deque[_Pending] = deque()
+        self._waiters: deque[asyncio.Future] = deque()  # requests waiting for a place, oldest first
+        self._admitted = 0  # waiters woken for a freed place that have not taken it yet
         self._rows: dict[Hashable, int] = {}  # rows pending per key
         # Read at scrape time, not set per request.
         metrics.queue_depth.labels(*label).set_function(lambda: len(self._pending))
@@ -85,15 +97,8 @@ class Batcher:
     async def submit(self, key: Hashable, payload: Any, rows: int, timeout_s: float) -> Any:
         """Queue one request and wait for its share of a forward pass."""
         self._ensure_started()
-        if len(self._pending) >= self.queue_size:
-            self.metrics.rejected.labels(*self.label).inc()
-            raise ApiError(
-                503,
-                "overloaded",
-                f"the queue for {self.label[0]}/{self.label[1]} is full "
-                f"({self.queue_size} pending, setting MMVAE_QUEUE_SIZE); retry shortly",
-                headers={"Retry-After": "1"},
-            )
+        if self._waiters or len(self._pending) + self._admitted >= self.queue_size:
+            await self._wait_for_place()
         assert self._loop is not None
         item = _Pending(key, payload, rows, self._loop.create_future())
         was_empty = not self._pending
@@ -117,6 +122,53 @@ class Batcher:
         finally:
             timer.cancel()
 
+    async def _wait_for_place(self) -> None:
+        """Wait in line for a place in the queue, up to `admission_wait_s`; 503 after that."""
+        assert self._loop is not None
+        deadline = self._loop.time() + self.admission_wait_s
+        while True:
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                self.metrics.rejected.labels(*self.label).inc()
+                raise ApiError(
+                    503,
+                    "overloaded",
+                    f"the queue for {self.label[0]}/{self.label[1]} is full "
+                    f"({self.queue_size} pending, setting MMVAE_QUEUE_SIZE; waited "
+                    f"{self.admission_wait_s:g} s, MMVAE_ADMISSION_WAIT_S); retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+            place = self._loop.create_future()
+            self._waiters.append(place)
+            timer = self._loop.call_later(remaining, _expire, place)
+            try:
+                await place
+            except _Expired:
+                with contextlib.suppress(ValueError):  # already dropped by _wake_waiters
+                    self._waiters.remove(place)
+                continue
+            except asyncio.CancelledError:
+                if place.cancelled() or place.exception() is not None:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(place)
+                else:  # woken for a place it will not take: hand it on
+                    self._admitted -= 1
+                    self._wake_waiters()
+                raise
+            finally:
+                timer.cancel()
+            self._admitted -= 1
+            if len(self._pending) + self._admitted < self.queue_size:
+                return
+
+    def _wake_waiters(self) -> None:
+        """Give the places free in the queue to the oldest waiters."""
+        while self._waiters and len(self._pending) + self._admitted < self.queue_size:
+            place = self._waiters.popleft()
+            if not place.done():
+                place.set_result(None)
+                self._admitted += 1
+
     @property
     def depth(self) -> int:
         return len(self._pending)
@@ -131,10 +183,12 @@ class Batcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 await self._task
-        for item in self._pending:
-            if not item.future.done():
-                item.future.set_exception(ApiError(503, "shutting_down", reason))
+        refusal = ApiError(503, "shutting_down", reason)
+        for future in [item.future for item in self._pending] + list(self._waiters):
+            if not future.done():
+                future.set_exception(refusal)
         self._pending.clear()
+        self._waiters.clear()
         self._rows.clear()
 
     # ---- internals ------------------------------------------------------------------------
@@ -143,13 +197,18 @@ class Batcher:
         if self._task is None or self._task.done() or self._loop is not loop:
             self._loop = loop
             self._pending.clear()
+            self._waiters.clear()
+            self._admitted = 0
             self._rows.clear()
             self._wake = asyncio.Event()
             self._slots = asyncio.Semaphore(self.workers)
             self._task = loop.create_task(self._collect(), name=f"batcher-{self.label}")
 
     def _changed(self) -> None:
+        """The queue shrank: wake the collector and hand freed places to waiters."""
         self._wake.set()
+        if self._waiters:
+            self._wake_waiters()
 
     def _drop(self, item: _Pending) -> None:
         with contextlib.suppress(ValueError):

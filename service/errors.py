@@ -25,6 +25,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from workers.redaction import redact
+
 log = logging.getLogger("service.errors")
 BODY_TIMEOUT_KEY = "mmvae.body_timed_out"  # in the scope when the body middleware gave up waiting
 CLIENT_CLOSED = 499  # nginx's status for a client that went away before the answer
@@ -122,34 +124,64 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return "".join(parts) or "body"
 
 
-async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+def _redacted(request: Request, message: str) -> str:
+    """`message` without the server's data, store and temporary folders (workers/redaction.py):
+    core's errors may name files; callers address models and data by name, never by path."""
+    settings = getattr(request.app.state, "settings", None)
+    if settings is None:
+        return message
+    return redact(message, settings.data_dir, settings.resolved_store_dir)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+    message = _redacted(request, exc.message)
+    return error_response(exc.status, exc.code, message, exc.field, exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-    field = _loc(first.get("loc", ()))
-    message = f"{field}: {first.get('msg', 'invalid')}"
+    loc = first.get("loc", ())
+    if first.get("type") == "json_invalid":  # loc holds the character position, not a field
+        field = "body"
+        at = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+        reason = (first.get("ctx") or {}).get("error", "")
+        message = f"body: invalid JSON{at}" + (f" ({reason})" if reason else "")
+    else:
+        field = _loc(loc)
+        message = f"{field}: {first.get('msg', 'invalid')}"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return error_response(422, "invalid_request", message, field)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every method some route serves at this path (Starlette's 405 names only the first route
+    that matched the path, e.g. GET where GET and POST are two routes); `app.state.routes`
+    holds (path pattern, methods) of every route, from `create_app`."""
+    path = request.scope.get("path", "")
+    routes = getattr(request.app.state, "routes", ())
+    methods = {m for pattern, allowed in routes if pattern.match(path) for m in allowed}
+    return ", ".join(sorted(methods)) or None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:  # an unparseable body: a caller mistake like any other, so 422
         return error_response(422, "invalid_request", f"body: {exc.detail}", "body")
     code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
         exc.status_code, "http_error"
     )
-    return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return error_response(exc.status_code, code, str(exc.detail), None, headers)
 
 
-async def _value_error(_: Request, exc: Exception) -> JSONResponse:
-    message = str(exc) or type(exc).__name__
+async def _value_error(request: Request, exc: Exception) -> JSONResponse:
+    message = _redacted(request, str(exc) or type(exc).__name__)
     return error_response(422, "invalid_input", message, getattr(exc, "field", None))
 
 

@@ -14,8 +14,12 @@ import hmac
 import ipaddress
 import json
 import logging
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,6 +67,35 @@ async def inference_key(request: Request) -> None:
     settings: Settings = request.app.state.settings
     if settings.require_key_for_inference:
         check_key(settings, await bearer(request))
+
+
+KEY_CHECKS = (admin_key, inference_key)
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _calls(sub)
+
+
+class KeyFirstRoute(APIRoute):
+    """An `APIRoute` that checks the API key before FastAPI reads and parses the body: a caller
+    without a valid key gets its 401/403, never a 422 about a body it may not send (FastAPI
+    parses the body before it runs dependencies). The dependency still runs afterwards too."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        checks = list(dict.fromkeys(c for c in _calls(self.dependant) if c in KEY_CHECKS))
+        if not checks:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            for check in checks:
+                await check(request)
+            return await handler(request)
+
+        return checked
 
 
 class BodyLimitMiddleware:
@@ -170,10 +203,22 @@ class ExposureError(RuntimeError):
     """Refusing to listen beyond loopback without API keys."""
 
 
+MIN_PUBLIC_KEY_LENGTH = 16  # a guessable key on a public address is no key at all
+
+
 def check_exposure(host: str, settings: Settings) -> None:
     """Protected mode: with no keys, run open only on loopback (warn); elsewhere refuse unless
-    MMVAE_ALLOW_OPEN (or --allow-open) says so."""
+    MMVAE_ALLOW_OPEN (or --allow-open) says so. Beyond loopback, every key must have at least
+    MIN_PUBLIC_KEY_LENGTH characters."""
     if settings.keys:
+        short = [i for i, key in enumerate(settings.keys) if len(key) < MIN_PUBLIC_KEY_LENGTH]
+        if short and not is_loopback(host):
+            raise ExposureError(
+                f"MMVAE_API_KEYS: key{'s' if len(short) > 1 else ''} number "
+                f"{', '.join(str(i + 1) for i in short)} {'are' if len(short) > 1 else 'is'} "
+                f"shorter than {MIN_PUBLIC_KEY_LENGTH} characters, too short to listen on {host}; "
+                'make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
         return
     if is_loopback(host):
         log.warning(

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     batching: bool = Field(True, description="merge concurrent requests into one forward pass")
     batch_wait_ms: float = Field(2.0, ge=0, description="longest wait for a batch to fill")
     queue_size: int = Field(256, gt=0, description="pending requests per model and operation")
+    admission_wait_s: float = Field(
+        1.0,
+        ge=0,
+        description="a request finding its queue full waits this long for a place before its "
+        "503; refusing at once lets clients that ignore Retry-After starve the server "
+        "(service/batching.py)",
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="per-request inference timeout")
     shutdown_grace_s: float = Field(
         10.0, gt=0, description="on SIGTERM/SIGINT: time in-flight requests get to finish"

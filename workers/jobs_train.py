@@ -8,6 +8,7 @@ folder into place) and idempotent (a version whose source names this job is reus
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from workers import datasets
@@ -18,8 +19,10 @@ from workers.specs import TrainSpec
 TIME_LIMIT_MARGIN_S = 60.0
 
 
-def publish(ctx: JobContext, model_dir: Any, name: str) -> dict[str, Any]:
-    """Add the trained model to the store once: a version made by this job is reused."""
+def publish(ctx: JobContext, model_dir: Any, name: str) -> tuple[dict[str, Any], Path]:
+    """Add the trained model to the store once (a version made by this job is reused): what
+    the job record says about it, and its folder. The record names the model by store name and
+    version only: server paths stay out of what callers see."""
     from core.store import ModelStore
 
     store = ModelStore(ctx.settings.resolved_store_dir)
@@ -27,9 +30,9 @@ def publish(ctx: JobContext, model_dir: Any, name: str) -> dict[str, Any]:
     for version in store.versions(name):
         info = store.info(name, version)
         if (info.source or {}).get("job_id") == job_id:
-            return {"name": name, "version": version, "path": str(info.path), "reused": True}
+            return {"name": name, "version": version, "reused": True}, info.path
     info = store.add_folder(model_dir, name, source={"job_id": job_id, "origin": "mmvae-job"})
-    return {"name": name, "version": info.version, "path": str(info.path), "reused": False}
+    return {"name": name, "version": info.version, "reused": False}, info.path
 
 
 def _push(spec: TrainSpec, path: str) -> dict[str, Any]:
@@ -94,8 +97,8 @@ def train_body(ctx: JobContext) -> dict[str, Any]:
             "artifacts": artifacts,
         }
     name = spec.name or f"{model.model_type}-{ctx.job['id'][:8]}"
-    summary["model"] = publish(ctx, out / "model", name)
+    summary["model"], stored = publish(ctx, out / "model", name)
     if spec.push_to_hub is not None:
-        summary["hub"] = _push(spec, summary["model"]["path"])
+        summary["hub"] = _push(spec, str(stored))
     artifacts += artifact_files(out / "model", ctx.folder)
     return {"state": "succeeded", "result": summary, "artifacts": artifacts}

@@ -7,10 +7,12 @@ without it everything lives under `<data_dir>` (kombu filesystem transport, file
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from workers.redaction import redact_tree
 
 JOB_TYPES = ("train", "augment", "evaluate")
 
@@ -127,3 +129,8 @@ class WorkerSettings(BaseSettings):
     @property
     def resolved_store_dir(self) -> Path:
         return self.store_dir if self.store_dir is not None else self.data_dir / "models"
+
+    def redact(self, value: Any) -> Any:
+        """`value` (a message or a JSON-like record) without this deployment's absolute
+        folders (workers/redaction.py)."""
+        return redact_tree(value, self.data_dir, self.resolved_store_dir)

@@ -104,6 +104,7 @@ def run_job(task: Any, kind: str, job_id: str, body: Body) -> dict[str, Any]:
         except Exception as err:
             log.exception("job %s failed", job_id)
             outcome = {"state": "failed", "error": f"{type(err).__name__}: {err}"}
+    outcome = settings.redact(outcome)  # what the caller reads names no server folder
 
     def finish(record: dict[str, Any]) -> dict[str, Any]:
         attempts = list(record.get("attempts", []))

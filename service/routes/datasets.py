@@ -19,11 +19,14 @@ from fastapi.responses import JSONResponse
 from core.data import DatasetError
 from service.deps import AdminKey
 from service.errors import ApiError, invalid, not_found
+from service.job_schemas import UPLOAD_BODY, DatasetSummary
 from service.schemas import error_responses
+from service.security import KeyFirstRoute
 from workers import datasets
 from workers.settings import WorkerSettings
 
 router = APIRouter(
+    route_class=KeyFirstRoute,
     prefix="/v1/datasets",
     tags=["datasets"],
     dependencies=[AdminKey],
@@ -88,7 +91,26 @@ async def _chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@router.post("", status_code=201, summary="upload an .npz dataset in the project's format")
+@router.post(
+    "",
+    status_code=201,
+    summary="upload an .npz dataset in the project's format",
+    openapi_extra=UPLOAD_BODY,
+    response_model=None,
+    responses={
+        201: {
+            "model": DatasetSummary,
+            "description": "stored",
+            "links": {
+                "GetDataset": {
+                    "operationRef": "#/paths/~1v1~1datasets~1{dataset_id}/get",
+                    "parameters": {"dataset_id": "$response.body#/id"},
+                }
+            },
+        },
+        200: {"model": DatasetSummary, "description": "already stored (same sha256)"},
+    },
+)
 async def upload(request: Request) -> JSONResponse:
     settings: WorkerSettings = request.app.state.jobs.settings
     path = await _receive(request, settings)
@@ -105,7 +127,12 @@ async def upload(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/{dataset_id}", summary="modalities, shapes, size and missing rates")
+@router.get(
+    "/{dataset_id}",
+    summary="modalities, shapes, size and missing rates",
+    response_model=None,
+    responses={200: {"model": DatasetSummary, "description": "see the schema"}},
+)
 def describe(request: Request, dataset_id: DatasetId) -> dict[str, Any]:
     try:
         return datasets.describe(request.app.state.jobs.settings, dataset_id)

@@ -17,12 +17,19 @@ from service.deps import InferenceKey, ModelDep, SettingsDep
 from service.errors import ApiError, invalid
 from service.registry import LoadedModel
 from service.schemas import BuiltinDataset, ErrorBody, EvaluateRequest, EvaluateResponse
+from service.security import KeyFirstRoute
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1/models/{name}", tags=["inference"], dependencies=[InferenceKey])
+router = APIRouter(
+    prefix="/v1/models/{name}",
+    tags=["inference"],
+    dependencies=[InferenceKey],
+    route_class=KeyFirstRoute,
+)
 SYNC_METRICS = ("likelihood", "coherence", "reconstruction", "clustering", "fid")
 DEFAULT_METRICS = ("likelihood", "coherence", "reconstruction")
 EVAL_K = 100
+EVALUATION_JOB_HINT = '{"type": "evaluate", "model": "<stored model name>", "dataset": "<dataset>"}'
 
 
 def _dataset(body: EvaluateRequest, settings: Settings) -> MultimodalDataset:
@@ -75,7 +82,7 @@ async def evaluate(body: EvaluateRequest, entry: ModelDep, settings: SettingsDep
             "use_evaluation_job",
             f"dataset: {len(dataset)} samples exceeds the synchronous limit of "
             f"{settings.max_eval_samples} (setting MMVAE_MAX_EVAL_SAMPLES); submit an evaluation "
-            'job instead: POST /v1/jobs {"kind": "evaluate", ...}',
+            f"job instead: POST /v1/jobs {EVALUATION_JOB_HINT}",
             "dataset",
         )
     report = await asyncio.to_thread(_run, entry, dataset, metrics, body.seed or 0)

@@ -18,12 +18,15 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from service.deps import AdminKey
 from service.errors import ApiError, not_found
+from service.job_schemas import JobList, JobRecord
 from service.jobs_client import BrokerUnavailable, JobsClient, public
 from service.schemas import error_responses
+from service.security import KeyFirstRoute
 from workers.jobs import TERMINAL, JobNotFound
 from workers.specs import SpecError
 
 router = APIRouter(
+    route_class=KeyFirstRoute,
     prefix="/v1/jobs",
     tags=["jobs"],
     dependencies=[AdminKey],
@@ -42,6 +45,26 @@ EXAMPLE = {
 }
 
 
+def _record(model: type) -> dict[int | str, dict[str, Any]]:
+    """Documents the 200 body (the route returns the dict itself: a record field the model
+    lacks is caught by the tests, not turned into a 500 here)."""
+    return {200: {"model": model, "description": "see the schema"}}
+
+
+def _links_to_job() -> dict[str, Any]:
+    """OpenAPI links from a returned record to the routes taking its id (clients and
+    schema-driven tests such as schemathesis's stateful mode follow them)."""
+    targets = {"GetJob": "get", "CancelJob": "post"}
+    paths = {"GetJob": "/v1/jobs/{job_id}", "CancelJob": "/v1/jobs/{job_id}/cancel"}
+    return {
+        name: {
+            "operationRef": "#/paths/" + paths[name].replace("/", "~1") + "/" + method,
+            "parameters": {"job_id": "$response.body#/id"},
+        }
+        for name, method in targets.items()
+    }
+
+
 def _jobs(request: Request) -> JobsClient:
     return request.app.state.jobs
 
@@ -53,7 +76,19 @@ def _get(request: Request, job_id: str) -> dict[str, Any]:
     return job
 
 
-@router.post("", status_code=202, summary="submit a job; 202 with its id and state")
+@router.post(
+    "",
+    status_code=202,
+    summary="submit a job; 202 with its id and state",
+    response_model=None,
+    responses={
+        202: {
+            "model": JobRecord,
+            "description": "the queued job (or, replayed, the first)",
+            "links": _links_to_job(),
+        }
+    },
+)
 def submit(
     request: Request,
     spec: Annotated[dict[str, Any], Body(examples=[EXAMPLE])],
@@ -72,7 +107,7 @@ def submit(
     return JSONResponse(public(job), status_code=202, headers=headers)
 
 
-@router.get("", summary="jobs, newest first")
+@router.get("", summary="jobs, newest first", response_model=None, responses=_record(JobList))
 def list_jobs(
     request: Request,
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
@@ -83,12 +118,23 @@ def list_jobs(
     return {"jobs": [public(j) for j in jobs]}
 
 
-@router.get("/{job_id}", summary="state, progress (epoch, step, metrics, ETA), error, artifacts")
+@router.get(
+    "/{job_id}",
+    summary="state, progress (epoch, step, metrics, ETA), error, artifacts",
+    response_model=None,
+    responses=_record(JobRecord),
+)
 def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return public(_get(request, job_id))
 
 
-@router.post("/{job_id}/cancel", status_code=202, summary="cancel cooperatively")
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    summary="cancel cooperatively",
+    response_model=None,
+    responses={202: {"model": JobRecord, "description": "the job, cancel requested"}},
+)
 def cancel(request: Request, job_id: JobId) -> dict[str, Any]:
     try:
         job = _jobs(request).cancel(job_id)

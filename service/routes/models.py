@@ -18,8 +18,9 @@ from service.schemas import (
     ModelSource,
     error_responses,
 )
+from service.security import KeyFirstRoute
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=KeyFirstRoute)
 ERRORS = error_responses(401, 403, 404, 409, 413, 422, 502)
 
 _ACCEPTS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import socket
 import struct
 import time
@@ -182,3 +183,38 @@ def test_a_client_hanging_up_mid_body_is_no_server_error(server: Server) -> None
     with server.client() as client:
         metrics = client.get("/metrics").text
     assert 'status="500"' not in metrics
+
+
+def _passes(client, op: str) -> float:
+    """Forward passes the server has run for `op` (mmvae_batch_requests_count)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("mmvae_batch_requests_count") and f'op="{op}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.slow
+def test_work_queued_by_a_client_that_hung_up_is_never_computed(tmp_path: Path) -> None:
+    """Three likelihoods share one heavy thread: the first runs, the second and third wait in
+    its queue, the second's client hangs up. When the third is answered (FIFO: the second's
+    turn came before), the server has run two passes, not three."""
+    labels = {"inputs": {"label": list(range(10)) * 25}, "k": 5000}  # seconds of compute
+    body = json.dumps({**labels, "seed": 1}).encode()
+    request = (
+        f"POST {LL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with serve(tmp_path, MMVAE_MAX_REQUEST_WORK=str(10**12)) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        with ThreadPoolExecutor(2) as pool, server.client(timeout=300) as client:
+            before = _passes(client, "log-likelihood/heavy")
+            first = pool.submit(client.post, LL, json=labels)
+            time.sleep(0.5)  # the first holds the heavy thread
+            with socket.create_connection((host, int(port))) as conn:
+                conn.sendall(request)
+                time.sleep(0.3)  # queued behind the first
+            third = pool.submit(client.post, LL, json={**labels, "seed": 3})
+            assert not first.done(), "the first request was too quick to show anything"
+            assert first.result().status_code == 200 and third.result().status_code == 200
+            assert _passes(client, "log-likelihood/heavy") - before == 2

@@ -92,3 +92,19 @@ def test_before_after_alternates_two_trees(tmp_path: Path) -> None:
     assert key == "mopoe bs 32 samples/s" and len(data["ratios"]["training"][key]) == 2
     assert all(r > 0 for r in data["ratios"]["training"][key])
     assert len(data["figures"]["training"]["before"][key]) == 2
+
+
+@pytest.mark.slow
+def test_hardening_replays_the_hostile_cases_on_two_trees(tmp_path: Path) -> None:
+    from bench import hardening
+
+    args = ["--before", str(hardening.ROOT), "--rounds", "1", "--duration", "0.5"]
+    args += ["--uploads", "1", "--connections", "4", "--out", str(tmp_path)]
+    assert hardening.main(args) == 0
+    data = _load(tmp_path, "hardening")
+    after = data["runs"]["after"][0]
+    for name in hardening.HOSTILE:
+        case = after[f"hostile: {name}"]
+        assert case["status"] in (200, 422) and case["seconds"] > 0
+    assert after["upload 1 MiB raw body"]["status"] == 422  # random bytes are not an .npz
+    assert after["seeded generate, 4 connections"]["rps"] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -127,6 +128,96 @@ def test_full_queue_is_503_with_retry_after() -> None:
     error = asyncio.run(main())
     assert error.status == 503 and error.headers["Retry-After"] == "1"
     assert depth == [2, 0]  # the queue-depth gauge reads the queue when scraped
+
+
+def _gated_runner() -> tuple[threading.Event, Callable, list]:
+    gate, seen = threading.Event(), []
+
+    def runner(key, payloads):
+        gate.wait(5)
+        seen.extend(payloads)
+        return payloads
+
+    return gate, runner, seen
+
+
+def test_a_full_queue_admits_waiters_in_arrival_order_when_places_free() -> None:
+    """Refusing at once turns clients that ignore Retry-After into busy loops; waiting for a
+    place does not, and the oldest waiter gets the first place that frees."""
+    gate, runner, seen = _gated_runner()
+
+    async def main():
+        b = _batcher(runner, queue_size=1, max_wait_s=0, admission_wait_s=5)
+        running = asyncio.ensure_future(b.submit("k", 0, 1, 5))
+        await asyncio.sleep(0.05)  # 0 runs; 1 fills the queue; 2 and 3 wait for a place
+        jobs = [asyncio.ensure_future(b.submit("k", i, 1, 5)) for i in (1, 2, 3)]
+        await asyncio.sleep(0.05)
+        waiting = len(b._waiters)
+        gate.set()
+        out = await asyncio.gather(running, *jobs)
+        await b.close()
+        return waiting, out
+
+    waiting, out = asyncio.run(main())
+    assert waiting == 2
+    assert out == [0, 1, 2, 3] and seen == [0, 1, 2, 3]
+
+
+def test_a_waiter_gets_503_after_the_admission_wait_naming_both_settings() -> None:
+    gate, runner, _ = _gated_runner()
+
+    async def main():
+        b = _batcher(runner, queue_size=1, max_wait_s=0, admission_wait_s=0.1)
+        running = asyncio.ensure_future(b.submit("k", 0, 1, 5))
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(b.submit("k", 1, 1, 5))
+        await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(ApiError) as err:
+            await b.submit("k", 2, 1, 5)
+        waited = loop.time() - start
+        left = len(b._waiters)
+        gate.set()
+        await asyncio.gather(running, queued)
+        await b.close()
+        return err.value, waited, left
+
+    error, waited, left = asyncio.run(main())
+    assert error.status == 503 and error.headers["Retry-After"] == "1"
+    assert "MMVAE_QUEUE_SIZE" in error.message and "MMVAE_ADMISSION_WAIT_S" in error.message
+    assert 0.09 <= waited < 1 and left == 0
+
+
+def test_a_cancelled_waiter_hands_its_place_on_and_close_refuses_waiters() -> None:
+    gate, runner, seen = _gated_runner()
+
+    async def main():
+        b = _batcher(runner, queue_size=1, max_wait_s=0, admission_wait_s=5)
+        running = asyncio.ensure_future(b.submit("k", 0, 1, 5))
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(b.submit("k", 1, 1, 5))
+        gone = asyncio.ensure_future(b.submit("k", 2, 1, 5))
+        after = asyncio.ensure_future(b.submit("k", 3, 1, 5))
+        await asyncio.sleep(0.05)
+        gone.cancel()  # its caller hung up while waiting
+        gate.set()
+        out = await asyncio.gather(running, queued, after)
+        gate.clear()
+        blocked = asyncio.ensure_future(b.submit("k", 4, 1, 5))
+        await asyncio.sleep(0.05)
+        fill = asyncio.ensure_future(b.submit("k", 5, 1, 5))
+        waiter = asyncio.ensure_future(b.submit("k", 6, 1, 5))
+        await asyncio.sleep(0.05)
+        await b.close("stopping")
+        gate.set()
+        refused = await asyncio.gather(fill, waiter, return_exceptions=True)
+        await asyncio.gather(blocked, return_exceptions=True)
+        return out, refused
+
+    out, refused = asyncio.run(main())
+    assert out == [0, 1, 3] and 2 not in seen
+    assert [(e.status, e.code) for e in refused] == [(503, "shutting_down")] * 2
 
 
 def test_timeout_is_504() -> None:

@@ -55,3 +55,32 @@ def test_api_fuzz(case) -> None:
             return  # unloading the model would make the other cases 404s
         case.path_parameters["name"] = "tiny"
     case.call_and_validate(checks=CHECKS)
+
+
+# Stateful: sequences over the job and dataset routes, following the schema's links (a
+# submitted job's id into GET and cancel, an uploaded dataset's id into GET), with the same
+# checks on every response. No worker runs: submitted jobs stay queued or get cancelled.
+class JobRoutes(schema.include(path_regex="^/v1/(jobs|datasets)").as_state_machine()):
+    def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
+        case.validate_response(response, checks=CHECKS)  # as the stateless test
+
+
+TestJobRoutesStateful = JobRoutes.TestCase
+TestJobRoutesStateful.settings = settings(
+    max_examples=15,
+    stateful_step_count=4,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+
+
+def test_the_state_machine_follows_links_between_job_routes() -> None:
+    """The stateful test above exercises real transitions, not only independent calls."""
+    incoming = {
+        label: [link.source.label for link in t.incoming]
+        for label, t in JobRoutes._transitions.operations.items()
+    }
+    assert "POST /v1/jobs" in incoming["GET /v1/jobs/{job_id}"]
+    assert "POST /v1/jobs" in incoming["POST /v1/jobs/{job_id}/cancel"]
+    assert "POST /v1/datasets" in incoming["GET /v1/datasets/{dataset_id}"]

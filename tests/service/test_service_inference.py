@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pydantic import TypeAdapter
 
 from core.data import MultimodalDataset, save_npz
+from workers.specs import JobSpec
 
 GEN = "/v1/models/tiny/generate"
 
@@ -212,7 +215,12 @@ def test_evaluate_too_large_points_to_jobs(make_client) -> None:
     with make_client(max_eval_samples=10) as client:
         body = {"dataset": {"kind": "npz", "data_base64": _npz_b64(16)}}
         r = client.post("/v1/models/tiny/evaluate", json=body)
-        assert r.status_code == 413 and "/v1/jobs" in r.json()["error"]["message"]
+        message = r.json()["error"]["message"]
+        assert r.status_code == 413 and "POST /v1/jobs" in message
+    # The job the hint shows is one the jobs API accepts, placeholders filled in.
+    hint = json.loads(message[message.index("{") :])
+    spec = {**hint, "model": "tiny", "dataset": "digits"}
+    assert TypeAdapter(JobSpec).validate_python(spec).type == "evaluate"
 
 
 def test_inputs_are_decoded_and_outputs_encoded_off_the_event_loop(client, monkeypatch) -> None:

@@ -78,8 +78,18 @@ def test_protected_mode(caplog: pytest.LogCaptureFixture) -> None:
     assert "running open" in caplog.text
     with pytest.raises(ExposureError, match="--allow-open"):
         check_exposure("0.0.0.0", open_settings)
-    check_exposure("0.0.0.0", Settings(api_keys=["k"], preload=[]))
+    check_exposure("0.0.0.0", Settings(api_keys=["k" * 16], preload=[]))
     check_exposure("0.0.0.0", Settings(api_keys=[], allow_open=True, preload=[]))
+
+
+def test_a_public_bind_refuses_short_keys_and_names_them() -> None:
+    keys = Settings(api_keys=["long-enough-key-0123", "k", "zq9"], preload=[])
+    check_exposure("127.0.0.1", keys)  # loopback: any key
+    with pytest.raises(ExposureError) as err:
+        check_exposure("0.0.0.0", keys)
+    message = str(err.value)
+    assert "MMVAE_API_KEYS" in message and "number 2, 3 are shorter than 16" in message
+    assert "zq9" not in message and "long-enough" not in message  # keys are not echoed
 
 
 def test_serve_refuses_public_address_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 
+from service.job_schemas import DatasetSummary, JobList, JobRecord
 from tests.workers.conftest import AUTH, submit, train_spec
 
 
@@ -31,10 +32,14 @@ def test_submit_idempotent_list_and_cancel_queued(make_env) -> None:
         assert again.status_code == 202 and again.json()["id"] == first["id"]
         assert again.headers["Idempotent-Replayed"] == "true"
         other = submit(client, train_spec())
-        jobs = client.get("/v1/jobs?state=queued", headers=AUTH).json()["jobs"]
+        JobRecord.model_validate(first)  # every field the API returns is in its schema
+        listed = client.get("/v1/jobs?state=queued", headers=AUTH).json()
+        jobs = JobList.model_validate(listed).model_dump()["jobs"]
         assert [j["id"] for j in jobs] == [other["id"], first["id"]]
         r = client.post(f"/v1/jobs/{first['id']}/cancel", headers=AUTH)
         assert r.status_code == 202 and r.json()["state"] == "cancelled"
+        JobRecord.model_validate(r.json())
+        JobRecord.model_validate(client.get(f"/v1/jobs/{first['id']}", headers=AUTH).json())
         assert (
             client.get("/v1/jobs?state=cancelled", headers=AUTH).json()["jobs"][0]["id"]
             == (first["id"])
@@ -58,13 +63,15 @@ def test_dataset_upload_and_use(make_env) -> None:
         r = client.post("/v1/datasets", content=content, headers=headers)
         assert r.status_code == 201, r.text
         info = r.json()
+        DatasetSummary.model_validate(info)
         assert info["n"] == 20 and {m["name"] for m in info["modalities"]} == {"image", "vec"}
         files = {"file": ("d.npz", content, "application/octet-stream")}
         r = client.post("/v1/datasets", files=files, headers=AUTH)
         assert r.status_code == 200 and r.json()["id"] == info["id"]
         got = client.get(f"/v1/datasets/dataset:{info['id']}", headers=AUTH).json()
         assert got["modalities"] == info["modalities"]
-        assert client.get("/v1/datasets/digits", headers=AUTH).json()["modalities"]
+        builtin = client.get("/v1/datasets/digits", headers=AUTH).json()
+        assert DatasetSummary.model_validate(builtin).modalities
         assert client.get("/v1/datasets/" + "0" * 64, headers=AUTH).status_code == 404
         r = client.post("/v1/datasets", content=npz_bytes(bad=True), headers=headers)
         assert r.status_code == 422 and "mask__nothing" in r.json()["error"]["message"]
