@@ -102,6 +102,7 @@ def serve(args: argparse.Namespace) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_grace_s,
+            limit_concurrency=settings.max_connections,
         )
     except Terminated:
         pass  # uvicorn finished its graceful shutdown, then re-raised the signal

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         "503; refusing at once lets clients that ignore Retry-After starve the server "
         "(service/batching.py)",
     )
+    max_connections: int = Field(
+        2048,
+        gt=0,
+        description="open connections and requests uvicorn serves at once (its "
+        "limit_concurrency); beyond it a new request gets an immediate 503 before its body is "
+        "read: bounds the memory of requests waiting for a queue place",
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="per-request inference timeout")
     shutdown_grace_s: float = Field(
         10.0, gt=0, description="on SIGTERM/SIGINT: time in-flight requests get to finish"

@@ -102,3 +102,24 @@ def test_serve_refuses_public_address_without_keys(monkeypatch: pytest.MonkeyPat
     register(parser.add_subparsers())
     args = parser.parse_args(["serve", "--host", "0.0.0.0", "--preload", ""])
     assert args.func(args) == 2
+
+
+def test_serve_hands_the_connection_limit_and_grace_to_uvicorn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import argparse
+
+    import uvicorn
+
+    from service.cli import register
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("MMVAE_MAX_CONNECTIONS", "300")
+    monkeypatch.setenv("MMVAE_SHUTDOWN_GRACE_S", "7")
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    argv = ["serve", "--preload", "", "--no-worker", "--data-dir", str(tmp_path)]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    assert seen["limit_concurrency"] == 300 and seen["timeout_graceful_shutdown"] == 7
