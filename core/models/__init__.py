@@ -2,9 +2,12 @@
 
 from core.models.base import Draw, Experts, MultimodalVAE
 from core.models.config import ModalitySpec, ModelConfig
+from core.models.crmvae import CRMVAE, CRMVAEConfig
 from core.models.distributions import Noise, Posterior
+from core.models.gpoe import GPoE, GPoEConfig
 from core.models.jmvae import JMVAE, JMVAEConfig
 from core.models.latents import SHARED, Latent, LatentSpace, level_space, private_space
+from core.models.me_mvae import MeMVAE, MeMVAEConfig
 from core.models.mmvae import MMVAE, MMVAEConfig
 from core.models.mopoe import MoPoE, MoPoEConfig
 from core.models.mvae import MVAE, MVAEConfig
@@ -19,14 +22,18 @@ from core.models.registry import (
 )
 
 __all__ = [
+    "CRMVAE",
     "JMVAE",
     "MMVAE",
     "MODEL_REGISTRY",
     "MVAE",
     "MVTCAE",
     "SHARED",
+    "CRMVAEConfig",
     "Draw",
     "Experts",
+    "GPoE",
+    "GPoEConfig",
     "JMVAEConfig",
     "Latent",
     "LatentSpace",
@@ -34,6 +41,8 @@ __all__ = [
     "MMVAEConfig",
     "MVAEConfig",
     "MVTCAEConfig",
+    "MeMVAE",
+    "MeMVAEConfig",
     "MoPoE",
     "MoPoEConfig",
     "ModalitySpec",

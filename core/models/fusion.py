@@ -17,21 +17,40 @@ _MIN_PRECISION = 1e-8
 
 
 def product_of_experts(
-    loc: Tensor, scale: Tensor, mask: Tensor, prior_expert: bool = True
+    loc: Tensor,
+    scale: Tensor,
+    mask: Tensor,
+    prior_expert: bool = True,
+    weights: Tensor | None = None,
 ) -> Diagonal:
     """Gaussian PoE of the available experts (and the N(0, I) prior expert when asked).
 
-    precision = Σ_m mask_m / σ_m² (+ 1), mean = Σ_m mask_m μ_m / σ_m² / precision. `mask` is
-    [M, B] or [T, M, B] (T products at once -> parameters [T, B, D]). A sample with no available
-    expert and no prior expert is an error upstream; here its precision is floored.
+    precision = Σ_m w_m mask_m / σ_m² (+ 1), mean = Σ_m w_m mask_m μ_m / σ_m² / precision, with
+    w = 1, or `weights` [M, D] (the generalised PoE of Cao & Fleet 2014: per-modality,
+    per-dimension trust). `mask` is [M, B] or [T, M, B] (T products at once -> parameters
+    [T, B, D]). A sample with no available expert and no prior expert is an error upstream;
+    here its precision is floored.
     """
     precision = mask.unsqueeze(-1).to(loc.dtype) / scale.pow(2)  # [..., M, B, D]
+    if weights is not None:
+        precision = precision * weights.unsqueeze(-2)  # [M, 1, D]
     total = precision.sum(-3)
     if prior_expert:
         total = total + 1.0
     total = total.clamp_min(_MIN_PRECISION)
     joint_loc = (precision * loc).sum(-3) / total
     return Diagonal(joint_loc, total.rsqrt(), "normal")
+
+
+def mean_of_experts(loc: Tensor, scale: Tensor, mask: Tensor) -> Diagonal:
+    """The average of the available Gaussian experts' means and of their log-variances
+    (multi-view-AE's `MeanRepresentation`), per sample; `mask` [M, B] or [T, M, B] (T averages
+    at once -> parameters [T, B, D])."""
+    weight = mask.unsqueeze(-1).to(loc.dtype)  # [..., M, B, 1]
+    count = weight.sum(-3).clamp_min(1.0)
+    mean = (weight * loc).sum(-3) / count
+    log_var = (weight * 2 * scale.log()).sum(-3) / count
+    return Diagonal(mean, torch.exp(0.5 * log_var), "normal")
 
 
 def subsets_matrix(n_modalities: int, subsets: list[list[int]] | None = None) -> Tensor:

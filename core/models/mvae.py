@@ -1,4 +1,6 @@
-"""MVAE (Wu & Goodman, NeurIPS 2018): product of experts with a prior expert, sub-sampled ELBOs."""
+"""MVAE (Wu & Goodman, NeurIPS 2018): product of experts with a prior expert, sub-sampled ELBOs;
+with multi-view-AE's options, the experts averaged instead (`join_type="mean"`) or multiplied
+without the prior expert (`use_prior=False`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from core.data.batch import Batch
 from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig
 from core.models.distributions import Diagonal, Posterior, kl_divergence
-from core.models.fusion import product_of_experts, subsets_matrix
+from core.models.fusion import mean_of_experts, product_of_experts, subsets_matrix
 from core.models.optimization import LossOutput
 
 
@@ -26,6 +28,14 @@ class MVAEConfig(ModelConfig):
         "whose ELBO is added per training batch, with use_subsampling",
     )
     warmup: int = Field(10, ge=0, description="epochs over which β is annealed from 0")
+    join_type: Literal["poe", "mean"] = Field(
+        "poe",
+        description="poe: product of the experts; mean: the average of their means and "
+        "log-variances (multi-view-AE's mVAE option)",
+    )
+    use_prior: bool = Field(
+        True, description="join the N(0, I) prior expert to the product (poe only)"
+    )
     annealing: Literal["per_step", "per_epoch"] = Field(
         "per_step",
         description="per_step: β·progress/warmup, from 0 at the first step (MultiVae); per_epoch: "
@@ -47,7 +57,14 @@ class MVAE(MultimodalVAE):
     config: MVAEConfig
 
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
-        return product_of_experts(experts.loc, experts.scale, mask, prior_expert=True)
+        return self._join(experts, mask)
+
+    def _join(self, experts: Diagonal, mask: Tensor) -> Diagonal:
+        """The joint posterior of the experts marked in `mask` ([M, B], or [T, M, B] for T
+        modality sets at once)."""
+        if self.config.join_type == "mean":
+            return mean_of_experts(experts.loc, experts.scale, mask)
+        return product_of_experts(experts.loc, experts.scale, mask, self.config.use_prior)
 
     def __init__(self, config: MVAEConfig | dict) -> None:
         super().__init__(config)
@@ -74,8 +91,7 @@ class MVAE(MultimodalVAE):
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         terms = self._terms()  # [T, M]
         term_masks = terms.unsqueeze(-1) & observed.unsqueeze(0)  # [T, M, B]
-        shared = experts.shared
-        q = product_of_experts(shared.loc, shared.scale, term_masks, prior_expert=True)
+        q = self._join(experts.shared, term_masks)
         z = q.rsample(1)[0]  # [T, B, D]: one draw per term and sample
         outs = self.decoder_outputs(z)
         rec = torch.zeros_like(z[..., 0])

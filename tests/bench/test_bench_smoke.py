@@ -108,3 +108,14 @@ def test_hardening_replays_the_hostile_cases_on_two_trees(tmp_path: Path) -> Non
         assert case["status"] in (200, 422) and case["seconds"] > 0
     assert after["upload 1 MiB raw body"]["status"] == 422  # random bytes are not an .npz
     assert after["seeded generate, 4 connections"]["rps"] > 0
+
+
+@pytest.mark.slow
+def test_model_quality_reports_nll_and_both_coherences_per_seed(tmp_path: Path) -> None:
+    from bench import model_quality
+
+    args = ["--models", "mvtcae", "--seeds", "0", "--k", "10", "--out", str(tmp_path)]
+    assert model_quality.main(args) == 0
+    (run,) = _load(tmp_path, "model_quality")["runs"]["mvtcae"]
+    assert run["joint_nll"] > 0 and 0 <= run["image_to_label"] <= 1
+    assert 0 <= run["label_to_image"] <= 1

@@ -24,6 +24,8 @@ VARIANTS = {
         "k": 2,
         "modalities": [*MODALITIES, {"name": "extra", "shape": [3]}],
     },
+    "mvae_mean_join": {"model_type": "mvae", "join_type": "mean"},
+    "mvae_no_prior": {"model_type": "mvae", "use_prior": False},
     "jmvae": {
         "model_type": "jmvae",
         "joint_features": 16,
@@ -40,6 +42,10 @@ VARIANTS = {
     "mopoe": {"model_type": "mopoe"},
     "mopoe_private": {"model_type": "mopoe", "modalities_specific_dim": 2, "beta_style": 0.5},
     "mvtcae": {"model_type": "mvtcae"},
+    "crmvae": {"model_type": "crmvae"},
+    "me_mvae": {"model_type": "me_mvae"},
+    "me_mvae_mean": {"model_type": "me_mvae", "join_type": "mean"},
+    "gpoe": {"model_type": "gpoe"},
     **{f"hook_{name}": config for name, config in HOOK_MODELS.items()},
 }
 

@@ -19,9 +19,15 @@ from tests.core.models.objective_helpers import (
 )
 
 
-def hand_loss(model, beta: float) -> torch.Tensor:
+def _mean_join(experts):
+    mu = torch.stack([m for m, _ in experts]).mean(0)
+    return mu, torch.exp(torch.stack([s.log() for _, s in experts]).mean(0))
+
+
+def hand_loss(model, beta: float, join: str = "poe", prior: bool = True) -> torch.Tensor:
     """−mean_i Σ_T ELBO_T: T = the joint set and each modality alone; each term's posterior a
-    PoE of the prior and the experts T has in sample i; terms with none of them skipped."""
+    PoE of the prior and the experts T has in sample i (or, options, a PoE without the prior,
+    or their mean); terms with none of them skipped."""
     b = batch()
     total = []
     for i, have in enumerate(observed()):
@@ -30,7 +36,8 @@ def hand_loss(model, beta: float) -> torch.Tensor:
             used = [m for m in term if m in have]
             if not used:
                 continue
-            mu, s = poe([expert(model, m, b.data[m][i]) for m in used], prior=True)
+            experts = [expert(model, m, b.data[m][i]) for m in used]
+            mu, s = poe(experts, prior=prior) if join == "poe" else _mean_join(experts)
             z = mu + s * eps(0)
             rec = sum(weight(m) * log_lik(model, m, z, b.data[m][i]) for m in used)
             elbos.append(rec - beta * kl_standard(mu, s))
@@ -64,3 +71,12 @@ def test_evaluation_is_not_annealed():
     model = tiny("mvae", beta=2.0, warmup=10).eval()
     model.set_epoch(1)
     torch.testing.assert_close(model(batch()).loss, hand_loss(model, 2.0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.usefixtures("fixed_noise")
+@pytest.mark.parametrize(("join_type", "use_prior"), [("poe", False), ("mean", True)])
+def test_the_joint_posterior_options_of_multi_view_ae(join_type, use_prior):
+    model = tiny("mvae", beta=1.5, warmup=0, join_type=join_type, use_prior=use_prior)
+    got = model(batch()).loss
+    expected = hand_loss(model, 1.5, join=join_type, prior=use_prior)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
