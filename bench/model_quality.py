@@ -23,7 +23,7 @@ def measure(model_type: str, seed: int, k: int, clf: Any) -> dict[str, float]:
     figures = quality(model, clf)
     report = evaluate(model, load_builtin("digits", "test"), metrics=["likelihood"], k=k)
     return {
-        "joint_nll": report["likelihood"]["joint_nll"],
+        "joint_nll": report["metrics"]["likelihood"]["joint_nll"],
         "image_to_label": figures["image_to_label"],
         "label_to_image": figures["label_to_image"],
     }

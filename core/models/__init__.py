@@ -8,6 +8,7 @@ from core.models.gpoe import GPoE, GPoEConfig
 from core.models.jmvae import JMVAE, JMVAEConfig
 from core.models.latents import SHARED, Latent, LatentSpace, level_space, private_space
 from core.models.me_mvae import MeMVAE, MeMVAEConfig
+from core.models.mmjsd import MMJSD, MMJSDConfig
 from core.models.mmvae import MMVAE, MMVAEConfig
 from core.models.mopoe import MoPoE, MoPoEConfig
 from core.models.mvae import MVAE, MVAEConfig
@@ -24,6 +25,7 @@ from core.models.registry import (
 __all__ = [
     "CRMVAE",
     "JMVAE",
+    "MMJSD",
     "MMVAE",
     "MODEL_REGISTRY",
     "MVAE",
@@ -38,6 +40,7 @@ __all__ = [
     "Latent",
     "LatentSpace",
     "LossOutput",
+    "MMJSDConfig",
     "MMVAEConfig",
     "MVAEConfig",
     "MVTCAEConfig",

@@ -4,6 +4,7 @@ The figures themselves are not checked (a shared CI machine is no place to time 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -117,5 +118,5 @@ def test_model_quality_reports_nll_and_both_coherences_per_seed(tmp_path: Path) 
     args = ["--models", "mvtcae", "--seeds", "0", "--k", "10", "--out", str(tmp_path)]
     assert model_quality.main(args) == 0
     (run,) = _load(tmp_path, "model_quality")["runs"]["mvtcae"]
-    assert run["joint_nll"] > 0 and 0 <= run["image_to_label"] <= 1
+    assert math.isfinite(run["joint_nll"]) and 0 <= run["image_to_label"] <= 1
     assert 0 <= run["label_to_image"] <= 1

@@ -46,6 +46,7 @@ VARIANTS = {
     "me_mvae": {"model_type": "me_mvae"},
     "me_mvae_mean": {"model_type": "me_mvae", "join_type": "mean"},
     "gpoe": {"model_type": "gpoe"},
+    "mmjsd": {"model_type": "mmjsd", "alpha": 0.8},
     **{f"hook_{name}": config for name, config in HOOK_MODELS.items()},
 }
 

@@ -1,0 +1,60 @@
+"""mmJSD (Sutter, Daunhawer & Vogt, NeurIPS 2020): mixture-of-experts reconstruction with a
+multimodal Jensen-Shannon regulariser towards a dynamic prior.
+
+Loss per sample = −Σ_m log p(x_m | z) + α JS, z ~ q_MoE(z|X) (a per-sample draw from the uniform
+mixture of the sample's experts), and, following the paper,
+    JS = Σ_{j ∈ X ∪ {p}} π KL(q_j ‖ f),  π = 1/(M + 1),
+f the dynamic prior: the π-weighted geometric mean (PoE with every precision times π) of the
+experts and the prior p = N(0, I). Weighting every precision by the same π leaves the PoE's mean
+and divides its precision by π, so f is the PoE with the prior expert, its scale times √(M + 1).
+(multi-view-AE's version weighs the experts 1/M, omits the prior from f and from the sum, and
+does not divide by M + 1.) Inference from a subset: the mixture of its experts, as upstream.
+
+Incomplete data: X and M are the sample's observed modalities and their number, in the mixture,
+the dynamic prior and the sum. β would weigh private latents' KLs, which this model does not
+have yet (upstream's `private` option).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from torch import Tensor
+
+from core.data.batch import Batch
+from core.models.base import Experts, MultimodalVAE
+from core.models.config import ModelConfig
+from core.models.distributions import Diagonal, Posterior, kl_divergence
+from core.models.fusion import mixture_of_experts, product_of_experts
+from core.models.optimization import LossOutput
+
+
+class MMJSDConfig(ModelConfig):
+    model_type: str = "mmjsd"
+    alpha: float = Field(1.0, ge=0, description="weight of the Jensen-Shannon term")
+
+
+class MMJSD(MultimodalVAE):
+    model_type = "mmjsd"
+    config_class = MMJSDConfig
+    config: MMJSDConfig
+
+    def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
+        return mixture_of_experts(experts.loc, experts.scale, mask, self.posterior_family)
+
+    def dynamic_prior(self, experts: Diagonal, observed: Tensor) -> Diagonal:
+        """f: the geometric mean, weights 1/(M + 1), of the observed experts and the prior."""
+        poe = product_of_experts(experts.loc, experts.scale, observed, prior_expert=True)
+        stretch = (observed.sum(0).to(poe.scale.dtype) + 1).sqrt().unsqueeze(-1)
+        return Diagonal(poe.loc, poe.scale * stretch, "normal")
+
+    def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
+        shared = experts.shared
+        z = self.posterior(batch, observed, shared).rsample(1)
+        rec = sum(self.log_likelihoods(self.decoder_outputs(z), batch).values())[0]
+        f = self.dynamic_prior(shared, observed)
+        to_f = kl_divergence(shared, Diagonal(f.loc.unsqueeze(0), f.scale.unsqueeze(0)))
+        from_prior = kl_divergence(self.prior(), f)  # [D] against [B, D]: broadcast
+        n = observed.sum(0).to(rec.dtype)
+        js = ((to_f * observed.to(rec.dtype)).sum(0) + from_prior) / (n + 1)
+        loss = -rec + self.config.alpha * js
+        return LossOutput(loss.mean(), {"rec": -rec.mean().detach(), "jsd": js.mean().detach()})

@@ -1,0 +1,61 @@
+"""mmJSD's objective against a hand computation (Sutter et al. 2020; MODELS.md)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tests.core.models.objective_helpers import (
+    batch,
+    eps,
+    expert,
+    fixed_noise,  # noqa: F401  (fixture; mixtures pick their first available component)
+    kl_normal,
+    log_lik,
+    observed,
+    tiny,
+    weight,
+)
+
+
+def _geometric_mean(normals, weight_each):
+    """The weighted geometric mean of Gaussians: precisions and precision-weighted means add,
+    each times its weight."""
+    precision = sum(weight_each / s**2 for _, s in normals)
+    mean = sum(weight_each * mu / s**2 for mu, s in normals) / precision
+    return mean, precision.rsqrt()
+
+
+@pytest.mark.usefixtures("fixed_noise")
+def test_loss_is_moe_reconstruction_plus_alpha_times_the_jensen_shannon_to_the_dynamic_prior():
+    """−Σ_m log p(x_m|z), z from the sample's mixture, + α Σ_{j∈X∪{p}} π KL(q_j ‖ f), π = 1/(M+1),
+    f the π-weighted geometric mean of the experts and N(0, I)."""
+    alpha = 0.8
+    model = tiny("mmjsd", alpha=alpha)
+    b = batch()
+    losses = []
+    for i, have in enumerate(observed()):
+        experts = {m: expert(model, m, b.data[m][i]) for m in have}
+        first_mu, first_s = experts[have[0]]  # the mixture's draw: its first available expert
+        z = first_mu + first_s * eps(0)
+        rec = sum(weight(m) * log_lik(model, m, z, b.data[m][i]) for m in have)
+        pi = 1 / (len(have) + 1)
+        prior = (torch.zeros(2), torch.ones(2))
+        f = _geometric_mean([*experts.values(), prior], pi)
+        js = pi * sum(kl_normal(*q, *f) for q in [*experts.values(), prior])
+        losses.append(-rec + alpha * js)
+    torch.testing.assert_close(model(b).loss, torch.stack(losses).mean(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_dynamic_prior_of_one_expert_is_its_geometric_mean_with_the_prior():
+    model = tiny("mmjsd")
+    mu, s = torch.tensor([[[0.4, -1.0]]]), torch.tensor([[[0.5, 2.0]]])
+    from core.models.distributions import Diagonal
+
+    f = model.dynamic_prior(Diagonal(mu, s), torch.tensor([[True]]))
+    mean, scale = _geometric_mean([(mu[0, 0], s[0, 0]), (torch.zeros(2), torch.ones(2))], 0.5)
+    torch.testing.assert_close(f.loc[0], mean)
+    torch.testing.assert_close(f.scale[0], scale)
+    assert math.isclose(float(f.scale[0, 0]), (0.5 * (1 / 0.25 + 1)) ** -0.5, rel_tol=1e-6)
