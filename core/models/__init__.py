@@ -4,6 +4,7 @@ from core.models.base import Draw, Experts, MultimodalVAE
 from core.models.config import ModalitySpec, ModelConfig
 from core.models.crmvae import CRMVAE, CRMVAEConfig
 from core.models.distributions import Noise, Posterior
+from core.models.dmvae import DMVAE, DMVAEConfig
 from core.models.gpoe import GPoE, GPoEConfig
 from core.models.jmvae import JMVAE, JMVAEConfig
 from core.models.latents import SHARED, Latent, LatentSpace, level_space, private_space
@@ -21,9 +22,11 @@ from core.models.registry import (
     get_model_class,
     parameter_count,
 )
+from core.models.weighted_dmvae import WeightedDMVAE, WeightedDMVAEConfig
 
 __all__ = [
     "CRMVAE",
+    "DMVAE",
     "JMVAE",
     "MMJSD",
     "MMVAE",
@@ -32,6 +35,7 @@ __all__ = [
     "MVTCAE",
     "SHARED",
     "CRMVAEConfig",
+    "DMVAEConfig",
     "Draw",
     "Experts",
     "GPoE",
@@ -57,6 +61,8 @@ __all__ = [
     "Posterior",
     "Stage",
     "Trainable",
+    "WeightedDMVAE",
+    "WeightedDMVAEConfig",
     "available_models",
     "build_model",
     "get_model_class",

@@ -2,8 +2,7 @@
 generalised product of experts with learnable per-modality, per-dimension weights.
 
 q(z|X): precision T = Σ_m w_{m,d} / σ²_{m,d}, mean = Σ_m w_{m,d} μ_{m,d} / σ²_{m,d} / T, no prior
-expert; w [M, latent_dim] starts at 1/M and is kept in [0, 1] (projected after every optimiser
-step, as upstream clamps it in place).
+expert; w [M, latent_dim] starts at 1/M and is kept in [0, 1] (core/models/expert_weights.py).
 Loss per sample = β KL(q(z|X) ‖ p) − (1/M) Σ_m log p(x_m | z), z ~ q(z|X).
 
 Incomplete data: a missing modality's expert gets weight 0 in the product and M is the number of
@@ -12,49 +11,28 @@ modalities the sample has. (Upstream's private-latent option is not implemented 
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from core.data.batch import Batch
 from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig
 from core.models.distributions import Diagonal, Posterior, kl_divergence
+from core.models.expert_weights import LearnedExpertWeights
 from core.models.fusion import product_of_experts
-from core.models.optimization import LossOutput, Optimizers
+from core.models.optimization import LossOutput
 
 
 class GPoEConfig(ModelConfig):
     model_type: str = "gpoe"
 
 
-class GPoE(MultimodalVAE):
+class GPoE(LearnedExpertWeights, MultimodalVAE):
     model_type = "gpoe"
     config_class = GPoEConfig
     config: GPoEConfig
 
-    def __init__(self, config: GPoEConfig | dict) -> None:
-        super().__init__(config)
-        n = len(self.names)
-        self.expert_weights = nn.Parameter(torch.full((n, self.latent_dim), 1.0 / n))
-
-    def weights(self) -> Tensor:
-        """The expert weights, read in [0, 1] (the stored values are kept there by
-        `training_step`)."""
-        return self.expert_weights.clamp(0.0, 1.0)
-
-    def training_step(self, batch: Any, optimizers: Optimizers) -> LossOutput:
-        """A step, then the weights projected back into [0, 1] (upstream clamps them in place
-        after each step): a weight pushed past a bound can come back."""
-        out = super().training_step(batch, optimizers)
-        with torch.no_grad():
-            self.expert_weights.clamp_(0.0, 1.0)
-        return out
-
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
-        w = self.weights()
-        return product_of_experts(experts.loc, experts.scale, mask, False, w)
+        return product_of_experts(experts.loc, experts.scale, mask, False, self.weights())
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         q = self.posterior(batch, observed, experts.shared)

@@ -6,6 +6,11 @@ joined to the full subset only (MODELS.md). All subset PoEs come from one batche
 Loss per sample: −rec(z) + β Σ_s w_s KL(q_s ‖ p) with z drawn from one mixture component per
 sample (by default dealt out in balanced proportions across the batch, as the authors' code and
 MultiVae do), plus β_style KL terms for the optional private (modality-specific) latents.
+
+Encoding from a subset S of modalities (`encode`/`generate` given S, and a sample missing some
+modalities) uses the mixture over the subsets of S, not MultiVae's PoE of S: it is the
+posterior the objective trains for a sample whose observed set is S, so training on incomplete
+data and inference from S agree; the PoE of S is one component of that mixture.
 """
 
 from __future__ import annotations
@@ -31,14 +36,30 @@ class MoPoEConfig(ModelConfig):
         None, description="modality subsets forming the mixture (default: all non-empty ones)"
     )
     beta_style: float = Field(1.0, ge=0, description="KL weight of the private latents")
-    modalities_specific_dim: int | None = Field(
-        None, gt=0, description="size of each modality's private latent (None: no private latents)"
+    modalities_specific_dim: int | dict[str, int] | None = Field(
+        None,
+        description="size of the private latents: one size for every modality, or one per "
+        "modality as MultiVae (a modality left out, or 0, has none); None: no private latents",
     )
     mixture_selection: Literal["stratified", "random"] = Field(
         "stratified",
         description="how each sample's mixture component is drawn in training: balanced across "
         "the batch (the authors' and MultiVae's code) or independently per sample",
     )
+
+    @model_validator(mode="after")
+    def _check_private_sizes(self) -> MoPoEConfig:
+        sizes = self.modalities_specific_dim
+        if isinstance(sizes, dict):
+            unknown = set(sizes) - set(self.modality_names)
+            if unknown or any(d < 0 for d in sizes.values()):
+                raise ValueError(
+                    f"modalities_specific_dim: sizes >= 0 for modalities of "
+                    f"{sorted(self.modality_names)} (unknown: {sorted(unknown)})"
+                )
+        elif sizes is not None and sizes < 1:
+            raise ValueError("modalities_specific_dim: a size of at least 1, or None")
+        return self
 
     @model_validator(mode="after")
     def _check_subsets(self) -> MoPoEConfig:
@@ -64,7 +85,10 @@ class MoPoE(MultimodalVAE):
         self.register_buffer("prior_on", subsets.all(1), persistent=False)
 
     def _private_dim(self, modality: str) -> int:
-        return self.config.modalities_specific_dim or 0
+        sizes = self.config.modalities_specific_dim
+        if isinstance(sizes, dict):
+            return sizes.get(modality, 0)
+        return sizes or 0
 
     def _subset_posteriors(self, mask: Tensor, experts: Diagonal) -> tuple[Diagonal, Tensor]:
         joint, valid = subset_products(

@@ -41,12 +41,20 @@ VARIANTS = {
     },
     "mopoe": {"model_type": "mopoe"},
     "mopoe_private": {"model_type": "mopoe", "modalities_specific_dim": 2, "beta_style": 0.5},
+    "mopoe_private_per_modality": {"model_type": "mopoe", "modalities_specific_dim": {"image": 2}},
     "mvtcae": {"model_type": "mvtcae"},
     "crmvae": {"model_type": "crmvae"},
     "me_mvae": {"model_type": "me_mvae"},
     "me_mvae_mean": {"model_type": "me_mvae", "join_type": "mean"},
     "gpoe": {"model_type": "gpoe"},
     "mmjsd": {"model_type": "mmjsd", "alpha": 0.8},
+    "dmvae": {"model_type": "dmvae"},
+    "weighted_dmvae": {"model_type": "weighted_dmvae", "modalities_specific_dim": 1},
+    "dmvae_sizes": {
+        "model_type": "dmvae",
+        "modalities_specific_dim": {"image": 3, "label": 1},
+        "modalities_specific_betas": {"image": 0.5},
+    },
     **{f"hook_{name}": config for name, config in HOOK_MODELS.items()},
 }
 
