@@ -11,6 +11,7 @@ from core.models.latents import SHARED, Latent, LatentSpace, level_space, privat
 from core.models.me_mvae import MeMVAE, MeMVAEConfig
 from core.models.mmjsd import MMJSD, MMJSDConfig
 from core.models.mmvae import MMVAE, MMVAEConfig
+from core.models.mmvae_plus import MMVAEPlus, MMVAEPlusConfig
 from core.models.mopoe import MoPoE, MoPoEConfig
 from core.models.mvae import MVAE, MVAEConfig
 from core.models.mvtcae import MVTCAE, MVTCAEConfig
@@ -46,6 +47,8 @@ __all__ = [
     "LossOutput",
     "MMJSDConfig",
     "MMVAEConfig",
+    "MMVAEPlus",
+    "MMVAEPlusConfig",
     "MVAEConfig",
     "MVTCAEConfig",
     "MeMVAE",
