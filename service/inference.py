@@ -47,7 +47,8 @@ class Work:
 def op_encode(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any], g: Any) -> Outputs:
     """Per latent space, `spaces.<space>.mean` / `.scale` (the posterior's mean and standard
     deviation, [B, D], or [S, B, D] where it depends on another space's draws) and `.samples`
-    [S, B, D]; `mean` / `scale` / `samples` repeat the primary space's."""
+    [S, B, D]; `mean` / `scale` / `samples` repeat the primary space's; `clusters` [B, C] the
+    cluster probabilities of models with a clustered prior."""
     assert batch is not None
     n = p["n_samples"]
     latent = model.encode(batch, None, n_samples=max(n, 1), mean=n == 0, generator=g)
@@ -62,6 +63,9 @@ def op_encode(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any], g: A
     for key in ("mean", "scale", "samples"):
         if f"spaces.{latent.primary}.{key}" in out:
             out[key] = out[f"spaces.{latent.primary}.{key}"]
+    clusters = model.cluster_probabilities(latent)
+    if clusters is not None:
+        out["clusters"] = (clusters, 0)
     return out
 
 

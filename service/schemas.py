@@ -141,6 +141,11 @@ class EncodeResponse(BaseModel):
     scale: TensorOut = Field(description="posterior standard deviation [B, D] of the primary space")
     samples: TensorOut | None = Field(None, description="latent draws [S, B, D], primary space")
     spaces: dict[str, LatentOut] = Field(description="every latent space of the model, by name")
+    clusters: TensorOut | None = Field(
+        None,
+        description="models with a clustered prior (cmvae): q(cluster | codes) [B, C], averaged "
+        "over the draws, and `classes`, each sample's most probable cluster",
+    )
 
 
 class GenerateResponse(BaseModel):

@@ -1,6 +1,7 @@
 """Multimodal VAE models. Importing this package registers every built-in `model_type`."""
 
 from core.models.base import Draw, Experts, MultimodalVAE
+from core.models.cmvae import CMVAE, CMVAEConfig
 from core.models.config import ModalitySpec, ModelConfig
 from core.models.crmvae import CRMVAE, CRMVAEConfig
 from core.models.distributions import Noise, Posterior
@@ -26,6 +27,7 @@ from core.models.registry import (
 from core.models.weighted_dmvae import WeightedDMVAE, WeightedDMVAEConfig
 
 __all__ = [
+    "CMVAE",
     "CRMVAE",
     "DMVAE",
     "JMVAE",
@@ -35,6 +37,7 @@ __all__ = [
     "MVAE",
     "MVTCAE",
     "SHARED",
+    "CMVAEConfig",
     "CRMVAEConfig",
     "DMVAEConfig",
     "Draw",

@@ -434,6 +434,11 @@ class MultimodalVAE(Trainable):
             log_w.append(self.log_weights(batch, self.infer(batch, mask, experts, draw)))
         return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
 
+    def cluster_probabilities(self, latent: Latent) -> Tensor | None:
+        """q(cluster | codes) [B, C] averaged over the latent's draws, for models whose prior
+        has clusters (the HTTP `encode` route returns it); None for the others."""
+        return None
+
     def describe_latent_spaces(self) -> dict[str, dict[str, Any]]:
         return {name: space.describe() for name, space in self.latent_spaces.items()}
 

@@ -121,13 +121,18 @@ class MMVAEPlus(MultimodalVAE):
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return mixture_of_experts(experts.loc, experts.scale, mask, self.posterior_family)
 
+    def log_code_prior(self, u: Tensor, w: Tensor) -> Tensor:
+        """log p(u, w) [K, B] of a shared code u [K, B, D] and a private code w [K, B, P], the
+        prior term of the importance weight."""
+        p_shared, p_private = self.joint_prior()
+        return p_shared.log_prob(u) + p_private.log_prob(w)
+
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         shared, private = experts.shared, experts.private
         k, b = self.config.K, shared.loc.shape[1]
         dreg = self.training and self.config.loss == "dreg_looser"
         scored = shared.detach() if dreg else shared
         proposal = mixture_of_experts(scored.loc, scored.scale, observed, self.posterior_family)
-        p_shared, p_private = self.joint_prior()
         u = shared.rsample(k).transpose(0, 1)  # [M, K, B, D]
         own = torch.stack([private[m].rsample(k) for m in self.names])  # [M, K, B, P]
         cross = {  # r_n draws for decoding x_n from another modality's u
@@ -143,7 +148,7 @@ class MMVAEPlus(MultimodalVAE):
             outs = self.decoder_outputs(Latent(codes))
             rec = sum(self.log_likelihoods(outs, batch).values())  # [K, B]
             q_w = private[m].detach() if dreg else private[m]
-            log_p = p_shared.log_prob(u[i]) + p_private.log_prob(own[i])
+            log_p = self.log_code_prior(u[i], own[i])
             log_q = proposal.log_prob(u[i]) + q_w.log_prob(own[i])
             log_w.append(rec + self.config.beta * (log_p - log_q))
         log_w_all = torch.stack(log_w)  # [M, K, B]

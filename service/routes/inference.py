@@ -186,7 +186,14 @@ async def encode(body: EncodeRequest, entry: ModelDep, request: Request) -> Any:
             if f"spaces.{space}.mean" in out
         }
         primary = entry.model.primary_space
-        return EncodeResponse(model=entry.name, space=primary, spaces=spaces, **tensors(""))
+        clusters = out.get("clusters")
+        found = None
+        if clusters is not None:
+            found = encode_tensor(clusters, None, body.encoding)
+            found.classes = clusters.argmax(-1).tolist()
+        return EncodeResponse(
+            model=entry.name, space=primary, spaces=spaces, clusters=found, **tensors("")
+        )
 
     finish = _finisher(request, entry, "encode", body.png_scale, as_json)
     params = {"n_samples": body.n_samples}

@@ -51,3 +51,13 @@ def test_every_route_answers_for_every_model(client: TestClient, model_type: str
     assert body["model"] == model_type
     if route == "log-likelihood":
         assert all(torch.isfinite(torch.tensor(body["log_likelihood"])))
+
+
+def test_encode_returns_cluster_assignments_for_models_with_clusters(client: TestClient) -> None:
+    body = {"inputs": {"label": [3, 4]}, "n_samples": 4, "seed": 0}
+    clustered = client.post("/v1/models/cmvae/encode", json=body).json()["clusters"]
+    assert clustered["shape"] == [2, 10] and len(clustered["classes"]) == 2
+    rows = torch.tensor(clustered["data"]).view(2, 10)
+    torch.testing.assert_close(rows.sum(-1), torch.ones(2))
+    assert clustered["classes"] == rows.argmax(-1).tolist()
+    assert client.post("/v1/models/mvae/encode", json=body).json()["clusters"] is None

@@ -19,7 +19,7 @@ NETWORK = {"kind": "mlp", "hidden": [256, 256]}
 
 def train_digits_model(model_type: str, epochs: int = EPOCHS, seed: int = 0) -> MultimodalVAE:
     torch.manual_seed(seed)
-    extra = {"K": 5} if model_type in ("mmvae", "mmvae_plus") else {}
+    extra = {"K": 5} if model_type in ("mmvae", "mmvae_plus", "cmvae") else {}
     model = build_model(
         {
             "model_type": model_type,

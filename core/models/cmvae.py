@@ -1,0 +1,103 @@
+"""CMVAE (Palumbo, Manduchi, Laguna, Chopard & Vogt, ICLR 2024): MMVAE+ whose shared latent has a
+mixture-of-Gaussians prior, for clustering.
+
+Prior: p(c) = softmax(learnable logits) over `number_of_clusters`, p(u|c) with learnable means
+(initialised uniformly in [-1, 1]) and unit scales (the original code fixes them), in the
+posterior family; private codes regularised by a fixed standard p(w_m), beside MMVAE+'s learnable
+auxiliary priors r_m for cross-modal reconstruction. The importance weight's prior term is the
+explicit expectation over the clusters' posterior q(c|u) = p(c) p(u|c) / Σ_c' p(c') p(u|c'):
+    Σ_c q(c|u) [log p(c) + log p(u|c) − log q(c|u)] + log p(w_m),
+which equals log p(u) + log p(w_m) (the same value and gradients); the rest of the bound, its
+DReG and IWAE estimators and the incomplete-data rule are MMVAE+'s (core/models/mmvae_plus.py).
+`predict_clusters` assigns samples to clusters from any subset of their modalities.
+
+Upstream differences: MultiVae sizes the p(c) logits by the private dimension instead of the
+number of clusters; its MoE divides by the number of modalities whatever a sample has.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field, model_validator
+from torch import Tensor, nn
+
+from core.data.batch import Batch
+from core.models.distributions import Diagonal, Mixture
+from core.models.latents import SHARED, Latent, private_space
+from core.models.mmvae_plus import MMVAEPlus, MMVAEPlusConfig
+
+
+class CMVAEConfig(MMVAEPlusConfig):
+    model_type: str = "cmvae"
+    number_of_clusters: int = Field(10, ge=1, le=1000, description="clusters of the prior")
+
+    @model_validator(mode="after")
+    def _fixed_shared_prior(self) -> CMVAEConfig:
+        if self.learn_shared_prior:
+            raise ValueError(
+                "learn_shared_prior: CMVAE learns its shared prior as cluster weights and means"
+            )
+        return self
+
+
+class CMVAE(MMVAEPlus):
+    model_type = "cmvae"
+    config_class = CMVAEConfig
+    config: CMVAEConfig
+
+    def __init__(self, config: CMVAEConfig | dict) -> None:
+        super().__init__(config)
+        c, d = self.config.number_of_clusters, self.latent_dim
+        self.cluster_logits = nn.Parameter(torch.zeros(c))
+        self.cluster_means = nn.Parameter(2 * torch.rand(c, d) - 1)
+
+    def clusters(self) -> Diagonal:
+        """p(u|c) for every cluster: parameters [C, 1, D] (unit scales)."""
+        means = self.cluster_means.unsqueeze(1)
+        return Diagonal(means, torch.ones_like(means), self.posterior_family)
+
+    def prior(self, space: str = SHARED, latent: Latent | None = None) -> Diagonal | Mixture:
+        if space == SHARED:
+            log_pc = torch.log_softmax(self.cluster_logits, -1).unsqueeze(0)  # [1, C]
+            return Mixture(self.clusters(), log_pc)
+        if self.config.reconstruction_option == "single_prior":
+            return self.modality_prior(space.removeprefix(private_space("")))
+        return self._private_prior()
+
+    def _private_prior(self) -> Diagonal:
+        """p(w_m): fixed, standard, in the posterior family."""
+        ones = torch.ones(self.config.modalities_specific_dim, device=self.cluster_means.device)
+        return Diagonal(torch.zeros_like(ones), ones, self.posterior_family)
+
+    def log_cluster_joint(self, u: Tensor) -> Tensor:
+        """log p(c) + log p(u|c) [C, S, B] for codes u [S, B, D]."""
+        log_pc = torch.log_softmax(self.cluster_logits, -1).view(-1, 1, 1)
+        return log_pc + self.clusters().log_prob(u.unsqueeze(-3)).movedim(-2, 0)
+
+    def cluster_posterior(self, u: Tensor) -> Tensor:
+        """log q(c|u) [C, S, B] for codes u [S, B, D]."""
+        log_joint = self.log_cluster_joint(u)
+        return log_joint - torch.logsumexp(log_joint, 0, keepdim=True)
+
+    def log_code_prior(self, u: Tensor, w: Tensor) -> Tensor:
+        log_joint = self.log_cluster_joint(u)  # [C, K, B]
+        log_q = log_joint - torch.logsumexp(log_joint, 0, keepdim=True)
+        expectation = (log_q.exp() * (log_joint - log_q)).sum(0)
+        return expectation + self._private_prior().log_prob(w)
+
+    def cluster_probabilities(self, latent: Latent) -> Tensor:
+        return self.cluster_posterior(latent.codes[SHARED]).exp().mean(1).transpose(0, 1)
+
+    @torch.no_grad()
+    def predict_clusters(
+        self,
+        batch: Batch,
+        given: list[str] | None = None,
+        n_samples: int = 100,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """(cluster [B], probabilities [B, C]): q(c|u) averaged over `n_samples` draws of u from
+        the posterior of the `given` modalities (default: all a sample has)."""
+        latent = self.encode(batch, given=given, n_samples=n_samples, generator=generator)
+        probs = self.cluster_probabilities(latent)
+        return probs.argmax(-1), probs
