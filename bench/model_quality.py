@@ -2,12 +2,13 @@
 and both cross-modal coherences, after the slow quality test's short training (30 epochs, MLP
 2x256, latent 16, batch 64, Adam 1e-3).
 
-    python -m bench.model_quality --models crmvae,me_mvae,gpoe --seeds 0,1,2 [--k 1000]
+    python -m bench.model_quality --models crmvae,me_mvae,gpoe --seeds 0,1,2 [--k 1000] [--append]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=1000, help="importance samples for the NLL")
     parser.add_argument("--name", default="model_quality", help="results file name")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output folder")
+    parser.add_argument(
+        "--append", action="store_true", help="add the models to the results already there"
+    )
     args = parser.parse_args(argv)
     info = machine()
     seeds = [int(s) for s in args.seeds.split(",")]
     clf = image_classifier()
     runs = {m: [measure(m, s, args.k, clf) for s in seeds] for m in args.models.split(",") if m}
+    earlier = args.out / f"{args.name}.json"
+    if args.append and earlier.is_file():
+        before = json.loads(earlier.read_text())
+        if (before["seeds"], before["k"]) != (seeds, args.k):
+            raise SystemExit("--append: the earlier results used other seeds or K")
+        runs = {**before["runs"], **runs}
     results = {"machine": finish(info), "seeds": seeds, "k": args.k, "runs": runs}
     write(args.name, results, markdown(results), args.out)
     print(markdown(results))

@@ -120,3 +120,6 @@ def test_model_quality_reports_nll_and_both_coherences_per_seed(tmp_path: Path) 
     (run,) = _load(tmp_path, "model_quality")["runs"]["mvtcae"]
     assert math.isfinite(run["joint_nll"]) and 0 <= run["image_to_label"] <= 1
     assert 0 <= run["label_to_image"] <= 1
+    more = ["--models", "crmvae", "--seeds", "0", "--k", "10", "--out", str(tmp_path)]
+    assert model_quality.main([*more, "--append"]) == 0
+    assert set(_load(tmp_path, "model_quality")["runs"]) == {"mvtcae", "crmvae"}
