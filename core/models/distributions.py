@@ -182,6 +182,29 @@ def kl_divergence(p: Diagonal, q: Diagonal) -> Tensor:
     return kl.sum(-1)
 
 
+# Molchanov et al. (2017)'s fit of −KL(q ‖ log-uniform) for variational dropout
+_SPARSE_K1, _SPARSE_K2, _SPARSE_K3 = 0.63576, 1.8732, 1.48695
+
+
+def dropout_log_alpha(posterior: Diagonal) -> Tensor:
+    """log α = log σ² − 2 log|μ| of a Normal posterior, clamped to [−8, 8] (dropout rates
+    α/(1+α) between 0.03 % and 99.97 %, as multi-view-AE and mcVAE clamp it)."""
+    log_var = 2 * posterior.scale.log()
+    return (log_var - 2 * torch.log(posterior.loc.abs() + 1e-8)).clamp(-8.0, 8.0)
+
+
+def sparse_kl(posterior: Diagonal) -> Tensor:
+    """The variational-dropout KL approximation of a sparse posterior (σ² = α μ²), summed over
+    D: −KL ≈ k1 σ(k2 + k3 log α) − ½ log(1 + 1/α) − k1 (Molchanov et al. 2017)."""
+    log_alpha = dropout_log_alpha(posterior)
+    neg = (
+        _SPARSE_K1 * torch.sigmoid(_SPARSE_K2 + _SPARSE_K3 * log_alpha)
+        - 0.5 * torch.log1p(torch.exp(-log_alpha))
+        - _SPARSE_K1
+    )
+    return -neg.sum(-1)
+
+
 def _pick(cdf: Tensor, u: Tensor) -> Tensor:
     """Index of the first cumulative weight above u·total (inverse-CDF): [..., C] -> [...]."""
     return (cdf < u.unsqueeze(-1) * cdf[..., -1:]).sum(-1).clamp(max=cdf.shape[-1] - 1)

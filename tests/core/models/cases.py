@@ -26,6 +26,7 @@ VARIANTS = {
     },
     "mvae_mean_join": {"model_type": "mvae", "join_type": "mean"},
     "mvae_no_prior": {"model_type": "mvae", "use_prior": False},
+    "mvae_sparse": {"model_type": "mvae", "sparse": True, "threshold": 0.9},
     "jmvae": {
         "model_type": "jmvae",
         "joint_features": 16,

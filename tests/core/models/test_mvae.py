@@ -80,3 +80,46 @@ def test_the_joint_posterior_options_of_multi_view_ae(join_type, use_prior):
     got = model(batch()).loss
     expected = hand_loss(model, 1.5, join=join_type, prior=use_prior)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def _sparse_kl_by_hand(mu: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    log_alpha = (2 * s.log() - 2 * torch.log(mu.abs() + 1e-8)).clamp(-8, 8)
+    k1, k2, k3 = 0.63576, 1.8732, 1.48695
+    neg = k1 * torch.sigmoid(k2 + k3 * log_alpha) - 0.5 * torch.log1p(torch.exp(-log_alpha)) - k1
+    return -neg.sum()
+
+
+@pytest.mark.usefixtures("fixed_noise")
+def test_sparse_experts_have_variance_alpha_mu_squared_and_the_molchanov_kl():
+    log_alpha = torch.tensor([0.4, -1.1])
+    model = tiny("mvae", beta=1.2, warmup=0, sparse=True)
+    with torch.no_grad():
+        model.log_alpha.copy_(log_alpha)
+    b = batch()
+    total = []
+    for i, have in enumerate(observed()):
+        elbos = []
+        for term in (["a", "b"], ["a"], ["b"]):
+            used = [m for m in term if m in have]
+            if not used:
+                continue
+            experts = []
+            for m in used:
+                mu, _ = expert(model, m, b.data[m][i])
+                experts.append((mu, torch.exp(0.5 * log_alpha) * (mu.abs() + 1e-8)))
+            mu, s = poe(experts, prior=True)
+            z = mu + s * eps(0)
+            rec = sum(weight(m) * log_lik(model, m, z, b.data[m][i]) for m in used)
+            elbos.append(rec - 1.2 * _sparse_kl_by_hand(mu, s))
+        total.append(-sum(elbos))
+    torch.testing.assert_close(model(b).loss, torch.stack(total).mean(), rtol=1e-5, atol=1e-5)
+
+
+def test_dimensions_past_the_dropout_threshold_are_zero_at_prediction():
+    model = tiny("mvae", sparse=True, threshold=0.5).eval()
+    with torch.no_grad():
+        model.log_alpha.copy_(torch.tensor([2.0, -2.0]))  # rates 0.88 (dropped) and 0.12
+    codes = model.encode(batch(), n_samples=3).codes["shared"]
+    assert codes[..., 0].eq(0).all() and codes[..., 1].ne(0).all()
+    with pytest.raises(ValueError, match="threshold"):
+        tiny("mvae", threshold=0.5)
