@@ -23,7 +23,7 @@ from torch.distributions import Distribution
 from core.data.batch import Batch
 from core.models import pretrained
 from core.models.config import ModelConfig
-from core.models.distributions import Diagonal, Family, Noise, Posterior, standard
+from core.models.distributions import Diagonal, Family, Noise, Posterior, kl_divergence, standard
 from core.models.latents import SHARED, Latent, LatentSpace, private_space
 from core.models.optimization import LossOutput, Trainable
 from core.models.registry import register
@@ -226,6 +226,22 @@ class MultimodalVAE(Trainable):
                 private[m] = own
         stacked = Diagonal(torch.stack(locs), torch.stack(scales), self.posterior_family)
         return Experts(stacked, private)
+
+    def private_draws(self, experts: Experts, n_samples: int) -> dict[str, Tensor]:
+        """Codes [S, B, D_m] of every private space, drawn from its modality's encoding."""
+        return {private_space(m): q.rsample(n_samples) for m, q in experts.private.items()}
+
+    def private_kl(
+        self, experts: Experts, batch: Batch, weights: Mapping[str, float] | None = None
+    ) -> Tensor:
+        """Σ_m w_m KL(q(w_m|x_m) ‖ p(w_m)) [B] over the private latents of the modalities each
+        sample has (w_m = 1 unless `weights` says otherwise)."""
+        total = torch.zeros(batch.size, device=batch.device)
+        for m, q in experts.private.items():
+            kl = kl_divergence(q, self.prior(private_space(m)))
+            w = 1.0 if weights is None else weights.get(m, 1.0)
+            total = total + w * kl * batch.masks[m].to(kl.dtype)
+        return total
 
     def availability(self, batch: Batch, given: Iterable[str] | None = None) -> Tensor:
         """Bool [M, B]: modality observed in the sample and among `given` (all when None)."""

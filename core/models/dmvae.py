@@ -25,7 +25,7 @@ from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig
 from core.models.distributions import Diagonal, Posterior, kl_divergence
 from core.models.fusion import product_of_experts
-from core.models.latents import SHARED, Latent, private_space
+from core.models.latents import SHARED, Latent
 from core.models.optimization import LossOutput
 
 
@@ -64,9 +64,6 @@ class DMVAE(MultimodalVAE):
         sizes = self.config.modalities_specific_dim
         return sizes[modality] if isinstance(sizes, dict) else sizes
 
-    def private_beta(self, modality: str) -> float:
-        return (self.config.modalities_specific_betas or {}).get(modality, 1.0)
-
     def fuse(self, experts: Diagonal, mask: Tensor) -> Diagonal:
         """The shared posterior of the experts marked in `mask`: their PoE with the prior."""
         return product_of_experts(experts.loc, experts.scale, mask, prior_expert=True)
@@ -92,13 +89,10 @@ class DMVAE(MultimodalVAE):
         )
         terms = len(q.loc)
         codes = {SHARED: q.rsample(1)[0]}  # [T, B, D]
-        codes.update({private_space(m): w.rsample(terms) for m, w in experts.private.items()})
+        codes.update(self.private_draws(experts, terms))
         rec = sum(self.log_likelihoods(self.decoder_outputs(Latent(codes)), batch).values())
         kl_shared = kl_divergence(q, self.prior())  # [T, B]
-        kl_private = torch.zeros_like(kl_shared[0])
-        for m, w in experts.private.items():
-            kl_m = kl_divergence(w, self.prior(private_space(m)))
-            kl_private = kl_private + self.private_beta(m) * kl_m * batch.masks[m].to(kl_m.dtype)
+        kl_private = self.private_kl(experts, batch, self.config.modalities_specific_betas)
         negative_elbo = -rec + self.config.beta * kl_shared + kl_private  # [T, B]
         weight = torch.cat([torch.ones_like(observed[:1]), observed]).to(negative_elbo.dtype)
         loss = (negative_elbo * weight).sum(0).mean()

@@ -5,12 +5,16 @@ q(z|X): precision T = Σ_m w_{m,d} / σ²_{m,d}, mean = Σ_m w_{m,d} μ_{m,d} / 
 expert; w [M, latent_dim] starts at 1/M and is kept in [0, 1] (core/models/expert_weights.py).
 Loss per sample = β KL(q(z|X) ‖ p) − (1/M) Σ_m log p(x_m | z), z ~ q(z|X).
 
+Optional private latents (`modalities_specific_dim`, upstream's `private`): x_m is decoded
+from [z, w_m] and the loss gains β (1/M) Σ_m KL(q(w_m|x_m) ‖ p), as upstream.
+
 Incomplete data: a missing modality's expert gets weight 0 in the product and M is the number of
-modalities the sample has. (Upstream's private-latent option is not implemented here.)
+modalities the sample has.
 """
 
 from __future__ import annotations
 
+from pydantic import Field
 from torch import Tensor
 
 from core.data.batch import Batch
@@ -19,11 +23,15 @@ from core.models.config import ModelConfig
 from core.models.distributions import Diagonal, Posterior, kl_divergence
 from core.models.expert_weights import LearnedExpertWeights
 from core.models.fusion import product_of_experts
+from core.models.latents import SHARED, Latent
 from core.models.optimization import LossOutput
 
 
 class GPoEConfig(ModelConfig):
     model_type: str = "gpoe"
+    modalities_specific_dim: int | None = Field(
+        None, ge=1, description="size of each modality's private latent (None: none)"
+    )
 
 
 class GPoE(LearnedExpertWeights, MultimodalVAE):
@@ -31,13 +39,17 @@ class GPoE(LearnedExpertWeights, MultimodalVAE):
     config_class = GPoEConfig
     config: GPoEConfig
 
+    def _private_dim(self, modality: str) -> int:
+        return self.config.modalities_specific_dim or 0
+
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return product_of_experts(experts.loc, experts.scale, mask, False, self.weights())
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         q = self.posterior(batch, observed, experts.shared)
-        rec = sum(self.log_likelihoods(self.decoder_outputs(q.rsample(1)), batch).values())[0]
+        codes = {SHARED: q.rsample(1), **self.private_draws(experts, 1)}
+        rec = sum(self.log_likelihoods(self.decoder_outputs(Latent(codes)), batch).values())[0]
         kl = kl_divergence(q, self.prior())
         n = observed.sum(0).to(kl.dtype)
-        loss = -rec / n + self.config.beta * kl
+        loss = -rec / n + self.config.beta * (kl + self.private_kl(experts, batch) / n)
         return LossOutput(loss.mean(), {"rec": -rec.mean().detach(), "kl": kl.mean().detach()})

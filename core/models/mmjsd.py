@@ -10,9 +10,12 @@ and divides its precision by π, so f is the PoE with the prior expert, its scal
 (multi-view-AE's version weighs the experts 1/M, omits the prior from f and from the sum, and
 does not divide by M + 1.) Inference from a subset: the mixture of its experts, as upstream.
 
+Optional private latents (`modalities_specific_dim`, upstream's `private`/`s_dim`): x_m is
+decoded from [z, w_m], w_m ~ q(w_m|x_m), and β Σ_m KL(q(w_m|x_m) ‖ p) joins the loss (β weighs
+only these, as upstream).
+
 Incomplete data: X and M are the sample's observed modalities and their number, in the mixture,
-the dynamic prior and the sum. β would weigh private latents' KLs, which this model does not
-have yet (upstream's `private` option).
+the dynamic prior and the sums.
 """
 
 from __future__ import annotations
@@ -25,18 +28,25 @@ from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig
 from core.models.distributions import Diagonal, Posterior, kl_divergence
 from core.models.fusion import mixture_of_experts, product_of_experts
+from core.models.latents import SHARED, Latent
 from core.models.optimization import LossOutput
 
 
 class MMJSDConfig(ModelConfig):
     model_type: str = "mmjsd"
     alpha: float = Field(1.0, ge=0, description="weight of the Jensen-Shannon term")
+    modalities_specific_dim: int | None = Field(
+        None, ge=1, description="size of each modality's private latent (None: none)"
+    )
 
 
 class MMJSD(MultimodalVAE):
     model_type = "mmjsd"
     config_class = MMJSDConfig
     config: MMJSDConfig
+
+    def _private_dim(self, modality: str) -> int:
+        return self.config.modalities_specific_dim or 0
 
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return mixture_of_experts(experts.loc, experts.scale, mask, self.posterior_family)
@@ -49,12 +59,17 @@ class MMJSD(MultimodalVAE):
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         shared = experts.shared
-        z = self.posterior(batch, observed, shared).rsample(1)
-        rec = sum(self.log_likelihoods(self.decoder_outputs(z), batch).values())[0]
+        codes = {SHARED: self.posterior(batch, observed, shared).rsample(1)}
+        codes.update(self.private_draws(experts, 1))
+        rec = sum(self.log_likelihoods(self.decoder_outputs(Latent(codes)), batch).values())[0]
         f = self.dynamic_prior(shared, observed)
         to_f = kl_divergence(shared, Diagonal(f.loc.unsqueeze(0), f.scale.unsqueeze(0)))
         from_prior = kl_divergence(self.prior(), f)  # [D] against [B, D]: broadcast
         n = observed.sum(0).to(rec.dtype)
         js = ((to_f * observed.to(rec.dtype)).sum(0) + from_prior) / (n + 1)
-        loss = -rec + self.config.alpha * js
-        return LossOutput(loss.mean(), {"rec": -rec.mean().detach(), "jsd": js.mean().detach()})
+        kl_private = self.private_kl(experts, batch)
+        loss = -rec + self.config.alpha * js + self.config.beta * kl_private
+        metrics = {"rec": -rec.mean().detach(), "jsd": js.mean().detach()}
+        if experts.private:
+            metrics["kl_private"] = kl_private.mean().detach()
+        return LossOutput(loss.mean(), metrics)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
@@ -26,7 +25,7 @@ from core.models.base import Experts, MultimodalVAE
 from core.models.config import ModelConfig
 from core.models.distributions import Diagonal, Posterior, kl_divergence
 from core.models.fusion import mixture_of_subsets, subset_products, subsets_matrix
-from core.models.latents import SHARED, Latent, private_space
+from core.models.latents import SHARED, Latent
 from core.models.optimization import LossOutput
 
 
@@ -111,15 +110,12 @@ class MoPoE(MultimodalVAE):
             codes = {SHARED: mixture.stratified_rsample()}  # one component per sample
         else:
             codes = {SHARED: mixture.rsample(1)}
-        codes.update({private_space(m): q.rsample(1) for m, q in private.items()})
+        codes.update(self.private_draws(experts, 1))
         rec = sum(self.log_likelihoods(self.decoder_outputs(Latent(codes)), batch).values())
         kl = kl_divergence(joint, self.prior())  # [S, B]
         w = valid.to(kl.dtype) / valid.sum(0).to(kl.dtype)
         kl = (kl * w).sum(0)
-        kl_style = torch.zeros_like(kl)
-        for m, q in private.items():
-            kl_m = kl_divergence(q, self.prior(private_space(m)))
-            kl_style = kl_style + kl_m * batch.masks[m].to(kl.dtype)
+        kl_style = self.private_kl(experts, batch)
         loss = (-rec[0] + self.config.beta * kl + self.config.beta_style * kl_style).mean()
         metrics = {"rec": -rec.mean().detach(), "kl": kl.mean().detach()}
         if private:

@@ -65,7 +65,9 @@ VARIANTS = {
     "me_mvae": {"model_type": "me_mvae"},
     "me_mvae_mean": {"model_type": "me_mvae", "join_type": "mean"},
     "gpoe": {"model_type": "gpoe"},
+    "gpoe_private": {"model_type": "gpoe", "modalities_specific_dim": 2},
     "mmjsd": {"model_type": "mmjsd", "alpha": 0.8},
+    "mmjsd_private": {"model_type": "mmjsd", "modalities_specific_dim": 2, "beta": 0.5},
     "dmvae": {"model_type": "dmvae"},
     "weighted_dmvae": {"model_type": "weighted_dmvae", "modalities_specific_dim": 1},
     "dmvae_sizes": {

@@ -85,6 +85,13 @@ def expert(model: MultimodalVAE, m: str, x: Tensor, dim: int = D) -> tuple[Tenso
     return out[:dim], torch.exp(0.5 * out[dim : 2 * dim])
 
 
+def private_expert(model: MultimodalVAE, m: str, x: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """(μ, σ) of modality m's private latent of `size`: the encoder outputs after the shared
+    ones (Normal experts)."""
+    out = model.encoders[m](x.unsqueeze(0))[0]
+    return out[2 * D : 2 * D + size], torch.exp(0.5 * out[2 * D + size : 2 * D + 2 * size])
+
+
 def poe(experts: list[tuple[Tensor, Tensor]], prior: bool) -> tuple[Tensor, Tensor]:
     """Product of Gaussian experts (and N(0, 1) when `prior`): precisions add."""
     precision = sum(1 / s**2 for _, s in experts) + (1.0 if prior else 0.0)

@@ -8,7 +8,6 @@ import torch
 from core.data.batch import Batch
 from core.models.distributions import Diagonal
 from tests.core.models.objective_helpers import (
-    D,
     batch,
     eps,
     expert,
@@ -17,18 +16,12 @@ from tests.core.models.objective_helpers import (
     log_lik,
     observed,
     poe,
+    private_expert,
     tiny,
     weight,
 )
 
 PRIVATE = {"a": 2, "b": 1}
-
-
-def private_expert(model, m: str, x: torch.Tensor):
-    """(μ, σ) of modality m's private latent: the encoder's outputs after the shared ones."""
-    out = model.encoders[m](x.unsqueeze(0))[0]
-    p = PRIVATE[m]
-    return out[2 * D : 2 * D + p], torch.exp(0.5 * out[2 * D + p : 2 * D + 2 * p])
 
 
 def hand_loss(model, joint, beta: float, betas: dict[str, float]) -> torch.Tensor:
@@ -38,7 +31,7 @@ def hand_loss(model, joint, beta: float, betas: dict[str, float]) -> torch.Tenso
     losses = []
     for i, have in enumerate(observed()):
         experts = {m: expert(model, m, b.data[m][i]) for m in have}
-        private = {m: private_expert(model, m, b.data[m][i]) for m in have}
+        private = {m: private_expert(model, m, b.data[m][i], PRIVATE[m]) for m in have}
         terms = [(0, joint(experts))]
         terms += [(1 + ["a", "b"].index(m), experts[m]) for m in have]
         kl_private = sum(betas[m] * kl_standard(*private[m]) for m in have)

@@ -18,17 +18,20 @@ from tests.core.models.objective_helpers import (
     kl_standard,
     log_lik,
     observed,
+    private_expert,
     tiny,
     weight,
 )
 
 
 @pytest.mark.usefixtures("fixed_noise")
-def test_loss_uses_the_weighted_product_and_averages_reconstructions_over_modalities():
+@pytest.mark.parametrize("private", [None, 1])
+def test_loss_uses_the_weighted_product_and_averages_reconstructions_over_modalities(private):
     """q(z|X): precision Σ_m w_m/σ_m², mean Σ_m w_m μ_m/σ_m² / precision (no prior expert);
-    loss = β KL(q ‖ p) − (1/M) Σ_m log p(x_m|z), M the sample's modality count."""
+    loss = β KL(q ‖ p) − (1/M) Σ_m log p(x_m|z), M the sample's modality count; with private
+    latents x_m is decoded from [z, w_m] and β (1/M) Σ_m KL(q(w_m|x_m) ‖ p) is added."""
     beta = 1.4
-    model = tiny("gpoe", beta=beta)
+    model = tiny("gpoe", beta=beta, modalities_specific_dim=private)
     with torch.no_grad():  # weights off their 1/M start, one of them clamped at use
         model.expert_weights.copy_(torch.tensor([[0.2, 0.9], [0.7, 1.6]]))
     w = {"a": torch.tensor([0.2, 0.9]), "b": torch.tensor([0.7, 1.0])}
@@ -40,8 +43,16 @@ def test_loss_uses_the_weighted_product_and_averages_reconstructions_over_modali
         mu = sum(w[m] * experts[m][0] / experts[m][1] ** 2 for m in have) / precision
         s = precision.rsqrt()
         z = mu + s * eps(0)
-        rec = sum(weight(m) * log_lik(model, m, z, b.data[m][i]) for m in have)
-        losses.append(beta * kl_standard(mu, s) - rec / len(have))
+        rec, kl_private = 0.0, 0.0
+        for m in have:
+            code = z
+            if private:
+                w_mu, w_s = private_expert(model, m, b.data[m][i], private)
+                code = torch.cat([z, w_mu + w_s * eps(0)])
+                kl_private = kl_private + kl_standard(w_mu, w_s)
+            rec = rec + weight(m) * log_lik(model, m, code, b.data[m][i])
+        n = len(have)
+        losses.append(beta * (kl_standard(mu, s) + kl_private / n) - rec / n)
     torch.testing.assert_close(model(b).loss, torch.stack(losses).mean(), rtol=1e-5, atol=1e-5)
 
 

@@ -13,8 +13,10 @@ from tests.core.models.objective_helpers import (
     expert,
     fixed_noise,  # noqa: F401  (fixture; mixtures pick their first available component)
     kl_normal,
+    kl_standard,
     log_lik,
     observed,
+    private_expert,
     tiny,
     weight,
 )
@@ -29,23 +31,34 @@ def _geometric_mean(normals, weight_each):
 
 
 @pytest.mark.usefixtures("fixed_noise")
-def test_loss_is_moe_reconstruction_plus_alpha_times_the_jensen_shannon_to_the_dynamic_prior():
+@pytest.mark.parametrize("private", [None, 1])
+def test_loss_is_moe_reconstruction_plus_alpha_times_the_jensen_shannon_to_the_dynamic_prior(
+    private,
+):
     """−Σ_m log p(x_m|z), z from the sample's mixture, + α Σ_{j∈X∪{p}} π KL(q_j ‖ f), π = 1/(M+1),
-    f the π-weighted geometric mean of the experts and N(0, I)."""
-    alpha = 0.8
-    model = tiny("mmjsd", alpha=alpha)
+    f the π-weighted geometric mean of the experts and N(0, I); with private latents, x_m is
+    decoded from [z, w_m] and β Σ_m KL(q(w_m|x_m) ‖ p) is added."""
+    alpha, beta = 0.8, 0.6
+    model = tiny("mmjsd", alpha=alpha, beta=beta, modalities_specific_dim=private)
     b = batch()
     losses = []
     for i, have in enumerate(observed()):
         experts = {m: expert(model, m, b.data[m][i]) for m in have}
         first_mu, first_s = experts[have[0]]  # the mixture's draw: its first available expert
         z = first_mu + first_s * eps(0)
-        rec = sum(weight(m) * log_lik(model, m, z, b.data[m][i]) for m in have)
+        rec, kl_private = 0.0, 0.0
+        for m in have:
+            code = z
+            if private:
+                w_mu, w_s = private_expert(model, m, b.data[m][i], private)
+                code = torch.cat([z, w_mu + w_s * eps(0)])
+                kl_private = kl_private + kl_standard(w_mu, w_s)
+            rec = rec + weight(m) * log_lik(model, m, code, b.data[m][i])
         pi = 1 / (len(have) + 1)
         prior = (torch.zeros(2), torch.ones(2))
         f = _geometric_mean([*experts.values(), prior], pi)
         js = pi * sum(kl_normal(*q, *f) for q in [*experts.values(), prior])
-        losses.append(-rec + alpha * js)
+        losses.append(-rec + alpha * js + beta * kl_private)
     torch.testing.assert_close(model(b).loss, torch.stack(losses).mean(), rtol=1e-5, atol=1e-5)
 
 
