@@ -82,7 +82,9 @@ class CMVAE(MMVAEPlus):
     def log_code_prior(self, u: Tensor, w: Tensor) -> Tensor:
         log_joint = self.log_cluster_joint(u)  # [C, K, B]
         log_q = log_joint - torch.logsumexp(log_joint, 0, keepdim=True)
-        expectation = (log_q.exp() * (log_joint - log_q)).sum(0)
+        # a pruned cluster has q = 0 and log_joint = log_q = −inf: it contributes nothing
+        terms = log_q.exp() * (log_joint - log_q)
+        expectation = torch.where(torch.isfinite(log_q), terms, 0.0).sum(0)
         return expectation + self._private_prior().log_prob(w)
 
     def cluster_probabilities(self, latent: Latent) -> Tensor:
@@ -101,3 +103,29 @@ class CMVAE(MMVAEPlus):
         latent = self.encode(batch, given=given, n_samples=n_samples, generator=generator)
         probs = self.cluster_probabilities(latent)
         return probs.argmax(-1), probs
+
+    @torch.no_grad()
+    def prune_clusters(
+        self,
+        batch: Batch,
+        given: list[str] | None = None,
+        n_samples: int = 10,
+        generator: torch.Generator | None = None,
+    ) -> list[int]:
+        """Keep the clusters the data uses; returns the indices kept.
+
+        The mean assignment π̂_c = mean over `batch` of q(c | x) gives the effective number of
+        clusters exp(H(π̂)) (its perplexity); the round(exp(H)) clusters with the most mass are
+        kept and the others get p(c) = 0 (their logits −inf), so they neither generate nor
+        receive assignments. The model trains with a generous `number_of_clusters` and is
+        pruned once, post hoc, on a dataset (this project's entropy rule: MODELS.md does not
+        give the paper's procedure)."""
+        _, probs = self.predict_clusters(batch, given, n_samples, generator)
+        mass = probs.mean(0)  # [C]
+        entropy = -(mass * mass.clamp_min(1e-12).log()).sum()
+        keep = max(1, int(torch.exp(entropy).round().item()))
+        kept = mass.argsort(descending=True)[:keep].sort().values
+        dropped = torch.ones_like(mass, dtype=torch.bool)
+        dropped[kept] = False
+        self.cluster_logits[dropped] = float("-inf")
+        return kept.tolist()

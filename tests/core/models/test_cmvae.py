@@ -104,3 +104,24 @@ def test_predict_clusters_assigns_each_sample_its_most_probable_cluster():
 def test_the_shared_prior_is_not_a_learnable_scale():
     with pytest.raises(ValueError, match="learn_shared_prior"):
         tiny("cmvae", learn_shared_prior=True)
+
+
+def test_pruning_keeps_the_effective_number_of_clusters_the_data_uses():
+    """Two clusters hold all the data (equal mass): exp(H) = 2, so the third is pruned and
+    never assigned again."""
+    model = cmvae().eval()
+    with torch.no_grad():
+        model.cluster_means.copy_(torch.tensor([[30.0, 30.0], [-30.0, -30.0], [0.0, 0.0]]))
+    far = torch.tensor([[30.0, 30.0], [-30.0, -30.0]])
+    latent = torch.cat([far, far]).unsqueeze(0)  # 4 samples, two at each far cluster
+
+    def assign(batch, given=None, n_samples=10, generator=None):
+        probs = model.cluster_posterior(latent).exp().mean(1).transpose(0, 1)
+        return probs.argmax(-1), probs
+
+    model.predict_clusters = assign  # the codes, not the encoders, are what this pins
+    assert model.prune_clusters(batch()) == [0, 1]
+    assert torch.isinf(model.cluster_logits[2]) and torch.isfinite(model.cluster_logits[:2]).all()
+    u = torch.zeros(1, 1, D)  # at the pruned cluster's mean
+    assert model.cluster_posterior(u)[2].exp().item() == 0.0
+    assert torch.isfinite(model.train()(batch()).loss)  # training may go on after pruning
