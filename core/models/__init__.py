@@ -24,6 +24,7 @@ from core.models.registry import (
     get_model_class,
     parameter_count,
 )
+from core.models.telbo import TELBO, TELBOConfig
 from core.models.weighted_dmvae import WeightedDMVAE, WeightedDMVAEConfig
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "MVAE",
     "MVTCAE",
     "SHARED",
+    "TELBO",
     "CMVAEConfig",
     "CRMVAEConfig",
     "DMVAEConfig",
@@ -66,6 +68,7 @@ __all__ = [
     "Optimizers",
     "Posterior",
     "Stage",
+    "TELBOConfig",
     "Trainable",
     "WeightedDMVAE",
     "WeightedDMVAEConfig",

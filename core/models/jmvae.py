@@ -16,108 +16,31 @@ log-variance (`joint_features`, `joint_encoder`, `joint_feature_activation` chan
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field, field_validator
-from torch import Tensor, nn
+from pydantic import Field
+from torch import Tensor
 
 from core.data.batch import Batch
 from core.models.base import Experts, MultimodalVAE
-from core.models.config import ModelConfig, NetworkSpec
 from core.models.distributions import Diagonal, Posterior, kl_divergence
 from core.models.fusion import product_of_experts
+from core.models.joint_encoder import JointEncoded, JointEncoderConfig
 from core.models.optimization import LossOutput
-from core.nn.networks import build_network, validate_network_spec
 
 
-def _default_joint() -> NetworkSpec:
-    return {"kind": "mlp", "hidden": [512, 512]}
-
-
-class JMVAEConfig(ModelConfig):
+class JMVAEConfig(JointEncoderConfig):
     model_type: str = "jmvae"
     alpha: float = Field(0.1, ge=0, description="weight of the KL(q(z|X) ‖ q(z|x_m)) terms")
     warmup: int = Field(10, ge=0, description="epochs over which a(t) grows from 0 to 1")
-    joint_features: int | None = Field(
-        None, gt=0, description="per-modality feature size fed to the head (None: latent_dim)"
-    )
-    joint_encoder: NetworkSpec = Field(
-        default_factory=_default_joint, description="head over the concatenated features"
-    )
-    joint_feature_activation: Literal["none", "relu"] = Field(
-        "none", description="applied to each modality's features before the head"
-    )
-    joint_init: Literal["copy", "fresh"] | None = Field(
-        None,
-        description="copy: each feature network starts as its modality's encoder (its mean "
-        "head), as MultiVae's joint encoder does; fresh: its own random initialisation; None: "
-        "copy when joint_features is left to latent_dim, else fresh",
-    )
-
-    @field_validator("joint_encoder")
-    @classmethod
-    def _network(cls, v: NetworkSpec) -> NetworkSpec:
-        return validate_network_spec(v)
 
 
-class JMVAE(MultimodalVAE):
+class JMVAE(JointEncoded, MultimodalVAE):
     model_type = "jmvae"
     config_class = JMVAEConfig
     config: JMVAEConfig
 
-    def __init__(self, config: JMVAEConfig | dict) -> None:
-        super().__init__(config)
-        cfg = self.config
-        feat = cfg.joint_features or self.latent_dim
-        self.joint_features = nn.ModuleDict(
-            {
-                m.name: build_network(m.encoder or cfg.encoder, tuple(m.shape), (feat,))
-                for m in cfg.modalities
-            }
-        )
-        self.joint_head = build_network(
-            cfg.joint_encoder, (feat * len(self.names),), (2 * self.latent_dim,)
-        )
-        if (cfg.joint_init or ("copy" if cfg.joint_features is None else "fresh")) == "copy":
-            self._copy_encoders()
-
-    @torch.no_grad()
-    def _copy_encoders(self) -> None:
-        """Start each feature network as its modality's encoder: same weights, the output layer
-        cut to its first rows (the mean of the shared latent)."""
-        for m, net in self.joint_features.items():
-            source = self.encoders[m].state_dict()
-            for name, tensor in net.state_dict().items():
-                found = source.get(name)
-                if found is None or found.shape[1:] != tensor.shape[1:] or len(found) < len(tensor):
-                    raise ValueError(
-                        f"joint_init: 'copy' needs the feature network of {m!r} to be its "
-                        f"encoder's architecture ({name} differs); use 'fresh'"
-                    )
-                tensor.copy_(found[: len(tensor)])
-
-    def joint_encode(self, batch: Batch) -> Diagonal:
-        """q(z|X) [B, D] from every modality (only meaningful for complete samples)."""
-        feats = [self.joint_features[m](batch.data[m]) for m in self.names]
-        if self.config.joint_feature_activation == "relu":
-            feats = [torch.relu(f) for f in feats]
-        out = self.joint_head(torch.cat(feats, dim=-1))
-        d = self.latent_dim
-        return Diagonal(out[:, :d], self.expert_scale(out[:, d:]), "normal")
-
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
-        subset = product_of_experts(experts.loc, experts.scale, mask, prior_expert=False)
-        complete = mask.all(0)
-        if not complete.any():
-            return subset
-        joint = self.joint_encode(batch)
-        pick = complete.unsqueeze(-1)
-        return Diagonal(
-            torch.where(pick, joint.loc, subset.loc),
-            torch.where(pick, joint.scale, subset.scale),
-            "normal",
-        )
+        return self.joint_or_subset(batch, mask, experts)
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         complete = observed.all(0)  # [B]

@@ -32,6 +32,13 @@ VARIANTS = {
         "joint_features": 16,
         "joint_encoder": {"kind": "mlp", "hidden": [32]},
     },
+    "telbo": {
+        "model_type": "telbo",
+        "warmup": 1,
+        "joint_features": 16,
+        "joint_encoder": {"kind": "mlp", "hidden": [32]},
+        "gamma_factors": {"image": 0.5},
+    },
     "mmvae_dreg_laplace": {"model_type": "mmvae", "K": 3},
     "mmvae_iwae_normal": {
         "model_type": "mmvae",

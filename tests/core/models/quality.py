@@ -14,12 +14,21 @@ from core.models import MultimodalVAE, available_models, build_model
 from core.training import Trainer, TrainerConfig
 
 EPOCHS = 30
+# Per-model settings for the short budget: fewer importance samples for the IWAE models (speed);
+# TELBO's joint stage is 2/3 of the epochs (its default 10 of 30 leaves frozen decoders that were
+# trained for 10 epochs only: image→label 0.60 against 0.82 with 20).
+EXTRA: dict[str, dict] = {
+    "mmvae": {"K": 5},
+    "mmvae_plus": {"K": 5},
+    "cmvae": {"K": 5},
+    "telbo": {"warmup": 20},
+}
 NETWORK = {"kind": "mlp", "hidden": [256, 256]}
 
 
 def train_digits_model(model_type: str, epochs: int = EPOCHS, seed: int = 0) -> MultimodalVAE:
     torch.manual_seed(seed)
-    extra = {"K": 5} if model_type in ("mmvae", "mmvae_plus", "cmvae") else {}
+    extra = EXTRA.get(model_type, {})
     model = build_model(
         {
             "model_type": model_type,

@@ -33,19 +33,30 @@ def test_every_registered_model_is_covered():
 
 
 def test_forward_gives_finite_scalar_loss_and_grads_reach_every_parameter(variant):
+    """In every training stage the loss is a finite scalar and reaches every parameter the
+    stage trains; over the stages, every parameter is trained."""
     model = _model(variant)
     model.train()
     batch = make_batch(make_config(variant))
-    out = model(batch)
-    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
-    assert all(torch.isfinite(v) for v in out.metrics.values())
-    out.loss.backward()
-    dead = [
-        n
-        for n, p in model.named_parameters()
-        if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
-    ]
-    assert dead == []
+    names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+    reached: set[str] = set()
+    for stage in model.stages:
+        model.set_stage(stage.name)
+        model.zero_grad()
+        out = model(batch)
+        assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+        assert all(torch.isfinite(v) for v in out.metrics.values())
+        out.loss.backward()
+        trained = (
+            names.values()
+            if stage.parameters is None
+            else [names[id(p)] for p in stage.parameters(model) if id(p) in names]
+        )
+        params = dict(model.named_parameters())
+        dead = [n for n in trained if params[n].grad is None or not params[n].grad.abs().sum() > 0]
+        assert dead == [], stage.name
+        reached |= set(trained)
+    assert reached == set(names.values())
 
 
 def test_values_under_false_masks_change_neither_loss_nor_gradients(variant):
