@@ -124,12 +124,23 @@ def test_an_unreachable_redis_is_a_503_with_retry_after(tmp_path: Path) -> None:
             assert response.headers["Retry-After"]
 
 
+# Heavy enough to take seconds on any machine: 250 rows x K 5000, legal on a server whose work
+# limit is raised (the default limit admits 60 rows, which a fast CPU finishes within a second).
+HEAVY = {"inputs": {"label": list(range(10)) * 25}, "k": 5000}
+
+
+@pytest.fixture(scope="module")
+def heavy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serve(tmp_path_factory.mktemp("heavy"), MMVAE_MAX_REQUEST_WORK=str(10**12)) as running:
+        yield running
+
+
 @pytest.mark.slow
-def test_a_legal_heavy_request_does_not_stall_cheap_ones(server: Server) -> None:
-    """A likelihood just under the work limit (seconds of compute) runs in the heavy lane while
-    one-label generates keep answering at once."""
-    heavy = {"inputs": {"label": list(range(10)) * 6}, "k": 5000}
-    with ThreadPoolExecutor(1) as pool, server.client() as client:
+def test_a_legal_heavy_request_does_not_stall_cheap_ones(heavy_server: Server) -> None:
+    """A legal likelihood taking seconds runs in the heavy lane while one-label generates keep
+    answering at once."""
+    server, heavy = heavy_server, HEAVY
+    with ThreadPoolExecutor(1) as pool, server.client(timeout=300) as client:
         running = pool.submit(client.post, LL, json=heavy)
         time.sleep(0.5)  # the heavy request holds its thread by now
         waits = []
@@ -194,27 +205,26 @@ def _passes(client, op: str) -> float:
 
 
 @pytest.mark.slow
-def test_work_queued_by_a_client_that_hung_up_is_never_computed(tmp_path: Path) -> None:
+def test_work_queued_by_a_client_that_hung_up_is_never_computed(heavy_server: Server) -> None:
     """Three likelihoods share one heavy thread: the first runs, the second and third wait in
     its queue, the second's client hangs up. When the third is answered (FIFO: the second's
     turn came before), the server has run two passes, not three."""
-    labels = {"inputs": {"label": list(range(10)) * 25}, "k": 5000}  # seconds of compute
+    server, labels = heavy_server, HEAVY
     body = json.dumps({**labels, "seed": 1}).encode()
     request = (
         f"POST {LL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    with serve(tmp_path, MMVAE_MAX_REQUEST_WORK=str(10**12)) as server:
-        host, port = server.url.removeprefix("http://").split(":")
-        with ThreadPoolExecutor(2) as pool, server.client(timeout=300) as client:
-            before = _passes(client, "log-likelihood/heavy")
-            first = pool.submit(client.post, LL, json=labels)
-            time.sleep(0.5)  # the first holds the heavy thread
-            with socket.create_connection((host, int(port))) as conn:
-                conn.sendall(request)
-                time.sleep(0.3)  # queued behind the first
-            third = pool.submit(client.post, LL, json={**labels, "seed": 3})
-            assert not first.done(), "the first request was too quick to show anything"
-            assert first.result().status_code == 200 and third.result().status_code == 200
-            assert _passes(client, "log-likelihood/heavy") - before == 2
+    host, port = server.url.removeprefix("http://").split(":")
+    with ThreadPoolExecutor(2) as pool, server.client(timeout=300) as client:
+        before = _passes(client, "log-likelihood/heavy")
+        first = pool.submit(client.post, LL, json=labels)
+        time.sleep(0.5)  # the first holds the heavy thread
+        with socket.create_connection((host, int(port))) as conn:
+            conn.sendall(request)
+            time.sleep(0.3)  # queued behind the first
+        third = pool.submit(client.post, LL, json={**labels, "seed": 3})
+        assert not first.done(), "the first request was too quick to show anything"
+        assert first.result().status_code == 200 and third.result().status_code == 200
+        assert _passes(client, "log-likelihood/heavy") - before == 2
