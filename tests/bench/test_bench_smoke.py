@@ -123,3 +123,24 @@ def test_model_quality_reports_nll_and_both_coherences_per_seed(tmp_path: Path) 
     more = ["--models", "crmvae", "--seeds", "0", "--k", "10", "--out", str(tmp_path)]
     assert model_quality.main([*more, "--append"]) == 0
     assert set(_load(tmp_path, "model_quality")["runs"]) == {"mvtcae", "crmvae"}
+
+
+@pytest.mark.slow
+def test_the_mmvae_plus_polymnist_experiment_runs_on_data_in_the_project_format(tmp_path):
+    """Five 3×28×28 modalities, as PolyMNIST, a few random samples: one epoch end to end."""
+    import torch
+
+    from bench.paper import mmvae_plus_polymnist as experiment
+    from core.data import MultimodalDataset, save_npz
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 8), ("test", 4)):
+        data = {f"m{i}": torch.rand(n, 3, 28, 28, generator=g) for i in range(5)}
+        save_npz(MultimodalDataset(data, labels=torch.arange(n) % 10), tmp_path / f"{split}.npz")
+    out = tmp_path / "run"
+    args = ["--train", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz")]
+    assert experiment.main([*args, "--epochs", "1", "--output", str(out), "--k", "2"]) == 0
+    report = json.loads((out / "paper_report.json").read_text())
+    assert math.isfinite(report["metrics"]["likelihood"]["joint_nll"])
+    config = json.loads((out / "model" / "config.json").read_text())["config"]
+    assert config["K"] == 1 and config["beta"] == 2.5 and config["latent_dim"] == 32

@@ -1,0 +1,1 @@
+"""Experiments with a paper's architecture and hyper-parameters, run on the paper's dataset."""
