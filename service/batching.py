@@ -11,9 +11,10 @@ the same queue (so backpressure and timeouts behave the same).
 Why wait before refusing: clients that ignore Retry-After resend a refused request at once. An
 immediate 503 turns each of them into a busy loop that the event loop serves between forward
 passes, and every pass needs several turns of that loop; with 512 such clients and a 16-place
-queue, answered requests fell from ~700 to ~6 per second (bench/overload.py). Holding the
-refusal for `admission_wait_s` bounds its rate to connections / admission_wait_s, and a place
-that frees up in the meantime goes to the oldest waiter instead of being refused.
+queue, answered requests fell from ~700 to ~6 per second (bench/hardening.py measures it,
+tests/adversarial pins it). Holding the refusal for `admission_wait_s` bounds its rate to
+connections / admission_wait_s, and a place that frees up in the meantime goes to the oldest
+waiter instead of being refused.
 
 Per-request bookkeeping is O(1) (rows pending per key are counted, metric children cached, the
 timeout is one timer rather than `wait_for(shield(...))`, and a new request wakes the collector

@@ -69,6 +69,15 @@ class DatasetSummary(_Described):
     has_labels: bool | None = None
 
 
+def link_to(path: str, method: str, parameter: str) -> dict[str, Any]:
+    """An OpenAPI link from a response whose body has an `id` to the operation `method path`
+    taking it as `parameter` (clients and schemathesis's stateful mode follow them)."""
+    return {
+        "operationRef": "#/paths/" + path.replace("/", "~1") + "/" + method,
+        "parameters": {parameter: "$response.body#/id"},
+    }
+
+
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,

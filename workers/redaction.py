@@ -18,9 +18,6 @@ def _roots(data_dir: Path, store_dir: Path) -> list[tuple[str, str]]:
         str(data_dir.resolve()): "<data>",
         str(Path(tempfile.gettempdir()).resolve()): "<tmp>",
     }
-    for folder, name in list(pairs.items()):
-        if os.path.realpath(folder) != folder:  # reachable by a symlinked path too
-            pairs.setdefault(os.path.realpath(folder), name)
     return sorted(pairs.items(), key=lambda p: len(p[0]), reverse=True)
 
 

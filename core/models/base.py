@@ -114,8 +114,13 @@ class MultimodalVAE(Trainable):
 
     # ---- hooks for subclasses -------------------------------------------------------------
     def _private_dim(self, modality: str) -> int:
-        """Size of the modality-specific latent (0 = the model has none)."""
-        return 0
+        """Size of the modality-specific latent (0 = the model has none): read from the config's
+        `modalities_specific_dim` where the model has one, one size for every modality or a dict
+        per modality (a modality left out has none)."""
+        sizes = getattr(self.config, "modalities_specific_dim", None)
+        if isinstance(sizes, dict):
+            return sizes.get(modality, 0)
+        return sizes or 0
 
     def declare_latent_spaces(self) -> list[LatentSpace]:
         """The model's latent spaces, parents before the spaces whose priors depend on them.

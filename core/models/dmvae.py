@@ -60,10 +60,6 @@ class DMVAE(MultimodalVAE):
     config_class = DMVAEConfig
     config: DMVAEConfig
 
-    def _private_dim(self, modality: str) -> int:
-        sizes = self.config.modalities_specific_dim
-        return sizes[modality] if isinstance(sizes, dict) else sizes
-
     def fuse(self, experts: Diagonal, mask: Tensor) -> Diagonal:
         """The shared posterior of the experts marked in `mask`: their PoE with the prior."""
         return product_of_experts(experts.loc, experts.scale, mask, prior_expert=True)

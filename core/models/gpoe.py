@@ -39,9 +39,6 @@ class GPoE(LearnedExpertWeights, MultimodalVAE):
     config_class = GPoEConfig
     config: GPoEConfig
 
-    def _private_dim(self, modality: str) -> int:
-        return self.config.modalities_specific_dim or 0
-
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return product_of_experts(experts.loc, experts.scale, mask, False, self.weights())
 

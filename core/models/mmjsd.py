@@ -45,9 +45,6 @@ class MMJSD(MultimodalVAE):
     config_class = MMJSDConfig
     config: MMJSDConfig
 
-    def _private_dim(self, modality: str) -> int:
-        return self.config.modalities_specific_dim or 0
-
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return mixture_of_experts(experts.loc, experts.scale, mask, self.posterior_family)
 

@@ -78,9 +78,6 @@ class MMVAEPlus(MultimodalVAE):
             }
         )
 
-    def _private_dim(self, modality: str) -> int:
-        return self.config.modalities_specific_dim
-
     @property
     def posterior_family(self) -> Family:  # type: ignore[override]
         laplace = self.config.prior_and_posterior_dist == "laplace_with_softmax"
@@ -135,10 +132,9 @@ class MMVAEPlus(MultimodalVAE):
         proposal = mixture_of_experts(scored.loc, scored.scale, observed, self.posterior_family)
         u = shared.rsample(k).transpose(0, 1)  # [M, K, B, D]
         own = torch.stack([private[m].rsample(k) for m in self.names])  # [M, K, B, P]
+        r = {n: self.modality_prior(n) for n in self.names}
         cross = {  # r_n draws for decoding x_n from another modality's u
-            n: Diagonal(
-                self.modality_prior(n).loc.expand(b, -1), self.modality_prior(n).scale.expand(b, -1)
-            ).rsample(k)
+            n: Diagonal(r[n].loc.expand(b, -1), r[n].scale.expand(b, -1)).rsample(k)
             for n in self.names
         }
         log_w = []

@@ -83,12 +83,6 @@ class MoPoE(MultimodalVAE):
         self.register_buffer("subsets", subsets, persistent=False)
         self.register_buffer("prior_on", subsets.all(1), persistent=False)
 
-    def _private_dim(self, modality: str) -> int:
-        sizes = self.config.modalities_specific_dim
-        if isinstance(sizes, dict):
-            return sizes.get(modality, 0)
-        return sizes or 0
-
     def _subset_posteriors(self, mask: Tensor, experts: Diagonal) -> tuple[Diagonal, Tensor]:
         joint, valid = subset_products(
             experts.loc, experts.scale, mask, self.subsets, self.prior_on

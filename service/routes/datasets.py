@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from core.data import DatasetError
 from service.deps import AdminKey
 from service.errors import ApiError, invalid, not_found
-from service.job_schemas import UPLOAD_BODY, DatasetSummary
+from service.job_schemas import UPLOAD_BODY, DatasetSummary, link_to
 from service.schemas import error_responses
 from service.security import KeyFirstRoute
 from workers import datasets
@@ -101,12 +101,7 @@ async def _chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
         201: {
             "model": DatasetSummary,
             "description": "stored",
-            "links": {
-                "GetDataset": {
-                    "operationRef": "#/paths/~1v1~1datasets~1{dataset_id}/get",
-                    "parameters": {"dataset_id": "$response.body#/id"},
-                }
-            },
+            "links": {"GetDataset": link_to("/v1/datasets/{dataset_id}", "get", "dataset_id")},
         },
         200: {"model": DatasetSummary, "description": "already stored (same sha256)"},
     },

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from service.deps import AdminKey
 from service.errors import ApiError, not_found
-from service.job_schemas import JobList, JobRecord
+from service.job_schemas import JobList, JobRecord, link_to
 from service.jobs_client import BrokerUnavailable, JobsClient, public
 from service.schemas import error_responses
 from service.security import KeyFirstRoute
@@ -51,20 +51,6 @@ def _record(model: type) -> dict[int | str, dict[str, Any]]:
     return {200: {"model": model, "description": "see the schema"}}
 
 
-def _links_to_job() -> dict[str, Any]:
-    """OpenAPI links from a returned record to the routes taking its id (clients and
-    schema-driven tests such as schemathesis's stateful mode follow them)."""
-    targets = {"GetJob": "get", "CancelJob": "post"}
-    paths = {"GetJob": "/v1/jobs/{job_id}", "CancelJob": "/v1/jobs/{job_id}/cancel"}
-    return {
-        name: {
-            "operationRef": "#/paths/" + paths[name].replace("/", "~1") + "/" + method,
-            "parameters": {"job_id": "$response.body#/id"},
-        }
-        for name, method in targets.items()
-    }
-
-
 def _jobs(request: Request) -> JobsClient:
     return request.app.state.jobs
 
@@ -85,7 +71,10 @@ def _get(request: Request, job_id: str) -> dict[str, Any]:
         202: {
             "model": JobRecord,
             "description": "the queued job (or, replayed, the first)",
-            "links": _links_to_job(),
+            "links": {
+                "GetJob": link_to("/v1/jobs/{job_id}", "get", "job_id"),
+                "CancelJob": link_to("/v1/jobs/{job_id}/cancel", "post", "job_id"),
+            },
         }
     },
 )

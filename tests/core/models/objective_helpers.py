@@ -92,6 +92,22 @@ def private_expert(model: MultimodalVAE, m: str, x: Tensor, size: int) -> tuple[
     return out[2 * D : 2 * D + size], torch.exp(0.5 * out[2 * D + size : 2 * D + 2 * size])
 
 
+def decode_with_private(
+    model: MultimodalVAE, b: Batch, i: int, have: list[str], z: Tensor, private: int | None
+) -> tuple[Tensor, Tensor]:
+    """(Σ_m λ_m log p(x_m | code_m), Σ_m KL(q(w_m|x_m) ‖ N(0, I))) for sample i: code_m = z, or
+    [z, w_m] with w_m = μ + σ ε_0 from modality m's private latent of size `private`."""
+    rec, kl_private = torch.tensor(0.0), torch.tensor(0.0)
+    for m in have:
+        code = z
+        if private:
+            w_mu, w_s = private_expert(model, m, b.data[m][i], private)
+            code = torch.cat([z, w_mu + w_s * eps(0)])
+            kl_private = kl_private + kl_standard(w_mu, w_s)
+        rec = rec + weight(m) * log_lik(model, m, code, b.data[m][i])
+    return rec, kl_private
+
+
 def poe(experts: list[tuple[Tensor, Tensor]], prior: bool) -> tuple[Tensor, Tensor]:
     """Product of Gaussian experts (and N(0, 1) when `prior`): precisions add."""
     precision = sum(1 / s**2 for _, s in experts) + (1.0 if prior else 0.0)

@@ -12,15 +12,13 @@ from tests.core.models.objective_helpers import (
     MODALITIES,
     D,
     batch,
+    decode_with_private,
     eps,
     expert,
     fixed_noise,  # noqa: F401  (fixture)
     kl_standard,
-    log_lik,
     observed,
-    private_expert,
     tiny,
-    weight,
 )
 
 
@@ -43,14 +41,7 @@ def test_loss_uses_the_weighted_product_and_averages_reconstructions_over_modali
         mu = sum(w[m] * experts[m][0] / experts[m][1] ** 2 for m in have) / precision
         s = precision.rsqrt()
         z = mu + s * eps(0)
-        rec, kl_private = 0.0, 0.0
-        for m in have:
-            code = z
-            if private:
-                w_mu, w_s = private_expert(model, m, b.data[m][i], private)
-                code = torch.cat([z, w_mu + w_s * eps(0)])
-                kl_private = kl_private + kl_standard(w_mu, w_s)
-            rec = rec + weight(m) * log_lik(model, m, code, b.data[m][i])
+        rec, kl_private = decode_with_private(model, b, i, have, z, private)
         n = len(have)
         losses.append(beta * (kl_standard(mu, s) + kl_private / n) - rec / n)
     torch.testing.assert_close(model(b).loss, torch.stack(losses).mean(), rtol=1e-5, atol=1e-5)

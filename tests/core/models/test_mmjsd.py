@@ -9,16 +9,13 @@ import torch
 
 from tests.core.models.objective_helpers import (
     batch,
+    decode_with_private,
     eps,
     expert,
     fixed_noise,  # noqa: F401  (fixture; mixtures pick their first available component)
     kl_normal,
-    kl_standard,
-    log_lik,
     observed,
-    private_expert,
     tiny,
-    weight,
 )
 
 
@@ -46,14 +43,7 @@ def test_loss_is_moe_reconstruction_plus_alpha_times_the_jensen_shannon_to_the_d
         experts = {m: expert(model, m, b.data[m][i]) for m in have}
         first_mu, first_s = experts[have[0]]  # the mixture's draw: its first available expert
         z = first_mu + first_s * eps(0)
-        rec, kl_private = 0.0, 0.0
-        for m in have:
-            code = z
-            if private:
-                w_mu, w_s = private_expert(model, m, b.data[m][i], private)
-                code = torch.cat([z, w_mu + w_s * eps(0)])
-                kl_private = kl_private + kl_standard(w_mu, w_s)
-            rec = rec + weight(m) * log_lik(model, m, code, b.data[m][i])
+        rec, kl_private = decode_with_private(model, b, i, have, z, private)
         pi = 1 / (len(have) + 1)
         prior = (torch.zeros(2), torch.ones(2))
         f = _geometric_mean([*experts.values(), prior], pi)
