@@ -9,13 +9,16 @@ explicit expectation over the clusters' posterior q(c|u) = p(c) p(u|c) / Σ_c' p
     Σ_c q(c|u) [log p(c) + log p(u|c) − log q(c|u)] + log p(w_m),
 which equals log p(u) + log p(w_m) (the same value and gradients); the rest of the bound, its
 DReG and IWAE estimators and the incomplete-data rule are MMVAE+'s (core/models/mmvae_plus.py).
-`predict_clusters` assigns samples to clusters from any subset of their modalities.
+`predict_clusters` assigns samples to clusters from any subset of their modalities;
+`prune_clusters` selects the number of clusters after training as the paper does.
 
 Upstream differences: MultiVae sizes the p(c) logits by the private dimension instead of the
 number of clusters; its MoE divides by the number of modalities whatever a sample has.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from pydantic import Field, model_validator
@@ -69,9 +72,11 @@ class CMVAE(MMVAEPlus):
         ones = torch.ones(self.config.modalities_specific_dim, device=self.cluster_means.device)
         return Diagonal(torch.zeros_like(ones), ones, self.posterior_family)
 
-    def log_cluster_joint(self, u: Tensor) -> Tensor:
-        """log p(c) + log p(u|c) [C, S, B] for codes u [S, B, D]."""
-        log_pc = torch.log_softmax(self.cluster_logits, -1).view(-1, 1, 1)
+    def log_cluster_joint(self, u: Tensor, logits: Tensor | None = None) -> Tensor:
+        """log p(c) + log p(u|c) [C, S, B] for codes u [S, B, D]; p(c) from `logits` when given
+        (default: the model's)."""
+        logits = self.cluster_logits if logits is None else logits
+        log_pc = torch.log_softmax(logits, -1).view(-1, 1, 1)
         return log_pc + self.clusters().log_prob(u.unsqueeze(-3)).movedim(-2, 0)
 
     def cluster_posterior(self, u: Tensor) -> Tensor:
@@ -105,27 +110,52 @@ class CMVAE(MMVAEPlus):
         return probs.argmax(-1), probs
 
     @torch.no_grad()
-    def prune_clusters(
-        self,
-        batch: Batch,
-        given: list[str] | None = None,
-        n_samples: int = 10,
-        generator: torch.Generator | None = None,
-    ) -> list[int]:
-        """Keep the clusters the data uses; returns the indices kept.
+    def prune_clusters(self, batch: Batch, generator: torch.Generator | None = None) -> dict:
+        """The paper's post-hoc selection of the number of clusters, on a dataset `batch`.
 
-        The mean assignment π̂_c = mean over `batch` of q(c | x) gives the effective number of
-        clusters exp(H(π̂)) (its perplexity); the round(exp(H)) clusters with the most mass are
-        kept and the others get p(c) = 0 (their logits −inf), so they neither generate nor
-        receive assignments. The model trains with a generous `number_of_clusters` and is
-        pruned once, post hoc, on a dataset (this project's entropy rule: MODELS.md does not
-        give the paper's procedure)."""
-        _, probs = self.predict_clusters(batch, given, n_samples, generator)
-        mass = probs.mean(0)  # [C]
-        entropy = -(mass * mass.clamp_min(1e-12).log()).sum()
-        keep = max(1, int(torch.exp(entropy).round().item()))
-        kept = mass.argsort(descending=True)[:keep].sort().values
-        dropped = torch.ones_like(mass, dtype=torch.bool)
-        dropped[kept] = False
-        self.cluster_logits[dropped] = float("-inf")
-        return kept.tolist()
+        One code u ~ q(u|x_m) per sample and modality it has. Starting from every cluster, score
+        the current set, then drop the cluster the fewest samples are assigned to (each sample's
+        cluster a vote over its modalities' argmax q(c|u)), down to two clusters; keep the set
+        with the lowest score. The score, averaged over a sample's modalities and then over
+        samples, is β·H(q(c|u))/log(n clusters) − log p(u)/D: assignments that are confident,
+        under a prior that still explains the codes. Dropped clusters get p(c) = 0 (logits −inf),
+        so they neither generate nor receive assignments. Returns {"kept": cluster indices,
+        "scores": {n clusters: score}}. MultiVae redraws u for every count; one draw for all
+        counts compares them on the same codes."""
+        codes = []
+        for m in self.names:
+            rows = batch.masks[m].nonzero().squeeze(-1)
+            if len(rows):
+                latent = self.encode(batch.index(rows), given=[m], generator=generator)
+                codes.append((rows, latent.codes[SHARED][0]))
+        return self.select_clusters(codes, batch.size)
+
+    @torch.no_grad()
+    def select_clusters(self, codes: list[tuple[Tensor, Tensor]], n: int) -> dict:
+        """`prune_clusters` on given codes: (sample rows, u [rows, D]) per modality."""
+        alive = torch.isfinite(self.cluster_logits)
+        scores: dict[int, float] = {}
+        sets: dict[int, Tensor] = {}
+        while int(alive.sum()) >= 2:
+            count = int(alive.sum())
+            score, votes = torch.zeros(n), torch.zeros(n, len(alive))
+            seen = torch.zeros(n)
+            for rows, u in codes:
+                logits = self.cluster_logits.masked_fill(~alive, float("-inf"))
+                log_joint = self.log_cluster_joint(u.unsqueeze(0), logits)[:, 0]  # [C, rows]
+                log_p = torch.logsumexp(log_joint, 0)
+                log_q = log_joint - log_p
+                entropy = -torch.where(alive.unsqueeze(-1), log_q.exp() * log_q, 0.0).sum(0)
+                beta = self.config.beta
+                score[rows] += beta * entropy / math.log(count) - log_p / self.latent_dim
+                seen[rows] += 1
+                votes[rows, log_q.argmax(0)] += 1
+            scores[count] = (score[seen > 0] / seen[seen > 0]).mean().item()
+            sets[count] = alive.clone()
+            mass = torch.bincount(votes.argmax(-1)[seen > 0], minlength=len(alive)).float()
+            alive[mass.masked_fill(~alive, float("inf")).argmin()] = False
+        if scores:
+            best = min(scores, key=scores.__getitem__)
+            self.cluster_logits[~sets[best]] = float("-inf")
+        kept = torch.isfinite(self.cluster_logits).nonzero().squeeze(-1)
+        return {"kept": kept.tolist(), "scores": scores}

@@ -67,6 +67,9 @@ class GitRepo:
             for name, data in files.items():
                 (self.path / name).parent.mkdir(parents=True, exist_ok=True)
                 (self.path / name).write_bytes(data)
+        # Forget the index's stat cache first: copytree keeps mtimes, and two same-size files
+        # copied within one second onto a reused inode look unchanged to `git add`.
+        self.git("rm", "-r", "-q", "--cached", "--ignore-unmatch", ".")
         self.git("add", "-A")
         self.git("commit", "-q", "--allow-empty", "-m", message)
         return self.git("rev-parse", "HEAD")

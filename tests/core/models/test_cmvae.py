@@ -3,6 +3,8 @@ MODELS.md)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -83,22 +85,52 @@ def test_the_shared_prior_is_not_a_learnable_scale():
         tiny("cmvae", learn_shared_prior=True)
 
 
-def test_pruning_keeps_the_effective_number_of_clusters_the_data_uses():
-    """Two clusters hold all the data (equal mass): exp(H) = 2, so the third is pruned and
-    never assigned again."""
-    model = cmvae().eval()
+def clustered(means: torch.Tensor, beta: float = 1.0):
+    """A CMVAE whose clusters have these means and equal weights."""
+    model = cmvae(beta=beta).eval()
     with torch.no_grad():
-        model.cluster_means.copy_(torch.tensor([[30.0, 30.0], [-30.0, -30.0], [0.0, 0.0]]))
-    far = torch.tensor([[30.0, 30.0], [-30.0, -30.0]])
-    latent = torch.cat([far, far]).unsqueeze(0)  # 4 samples, two at each far cluster
+        model.cluster_means.copy_(means)
+        model.cluster_logits.zero_()
+    return model
 
-    def assign(batch, given=None, n_samples=10, generator=None):
-        probs = model.cluster_posterior(latent).exp().mean(1).transpose(0, 1)
-        return probs.argmax(-1), probs
 
-    model.predict_clusters = assign  # the codes, not the encoders, are what this pins
-    assert model.prune_clusters(batch()) == [0, 1]
+def test_pruning_selects_the_cluster_count_with_the_lowest_score_by_hand():
+    """Codes sit on two of three cluster means: the third gets no votes and is dropped first;
+    with q(c|u) one-hot, each count's score is −log p(u)/D = −(log(1/n) + log p(u|c))/D, lowest
+    for two clusters, which are kept (one cluster is never scored, as in the paper)."""
+    means = torch.tensor([[30.0, 30.0], [-30.0, -30.0], [0.0, 0.0]])
+    model = clustered(means)
+    far = means[:2]
+    codes = [(torch.arange(4), torch.cat([far, far])), (torch.tensor([0, 1]), far)]
+    pruned = model.select_clusters(codes, 4)
+    at_mean = laplace_log_prob(far[0], far[0], torch.ones(D)).item()  # unit-scale clusters
+    for n in (3, 2):
+        assert pruned["scores"][n] == pytest.approx(-(math.log(1 / n) + at_mean) / D)
+    assert pruned["kept"] == [0, 1] and set(pruned["scores"]) == {2, 3}
     assert torch.isinf(model.cluster_logits[2]) and torch.isfinite(model.cluster_logits[:2]).all()
     u = torch.zeros(1, 1, D)  # at the pruned cluster's mean
     assert model.cluster_posterior(u)[2].exp().item() == 0.0
     assert torch.isfinite(model.train()(batch()).loss)  # training may go on after pruning
+
+
+def test_pruning_keeps_every_cluster_the_codes_need_and_weighs_uncertainty_by_beta():
+    """Three separated groups of codes: dropping any cluster leaves its codes far from every
+    mean, so the full set scores best. A code halfway between two means has q(c|u) = (1/2, 1/2):
+    its entropy, log 2 / log 3 normalised, counts β times."""
+    means = torch.tensor([[30.0, 30.0], [-30.0, -30.0], [30.0, -30.0]])
+    assert clustered(means).select_clusters([(torch.arange(3), means)], 3)["kept"] == [0, 1, 2]
+
+    def score_of_a_halfway_code(beta: float) -> float:
+        model = clustered(torch.tensor([[1.0, 1.0], [-1.0, -1.0], [30.0, 30.0]]), beta)
+        return model.select_clusters([(torch.tensor([0]), torch.zeros(1, D))], 1)["scores"][3]
+
+    entropy = score_of_a_halfway_code(2.0) - score_of_a_halfway_code(1.0)
+    assert entropy == pytest.approx(math.log(2) / math.log(3), abs=1e-4)
+
+
+def test_prune_clusters_encodes_each_modality_a_sample_has():
+    model = cmvae().eval()
+    g = torch.Generator().manual_seed(0)
+    pruned = model.prune_clusters(batch(), generator=g)
+    assert set(pruned["scores"]) == {2, 3} and 2 <= len(pruned["kept"]) <= 3
+    assert torch.isfinite(model.cluster_logits).sum() == len(pruned["kept"])
