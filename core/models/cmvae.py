@@ -19,6 +19,7 @@ number of clusters; its MoE divides by the number of modalities whatever a sampl
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from pydantic import Field, model_validator
@@ -110,8 +111,11 @@ class CMVAE(MMVAEPlus):
         return probs.argmax(-1), probs
 
     @torch.no_grad()
-    def prune_clusters(self, batch: Batch, generator: torch.Generator | None = None) -> dict:
-        """The paper's post-hoc selection of the number of clusters, on a dataset `batch`.
+    def prune_clusters(
+        self, data: Batch | Iterable[Batch], generator: torch.Generator | None = None
+    ) -> dict:
+        """The paper's post-hoc selection of the number of clusters, on a dataset given as one
+        batch or as batches.
 
         One code u ~ q(u|x_m) per sample and modality it has. Starting from every cluster, score
         the current set, then drop the cluster the fewest samples are assigned to (each sample's
@@ -122,13 +126,15 @@ class CMVAE(MMVAEPlus):
         so they neither generate nor receive assignments. Returns {"kept": cluster indices,
         "scores": {n clusters: score}}. MultiVae redraws u for every count; one draw for all
         counts compares them on the same codes."""
-        codes = []
-        for m in self.names:
-            rows = batch.masks[m].nonzero().squeeze(-1)
-            if len(rows):
-                latent = self.encode(batch.index(rows), given=[m], generator=generator)
-                codes.append((rows, latent.codes[SHARED][0]))
-        return self.select_clusters(codes, batch.size)
+        codes, offset = [], 0
+        for batch in [data] if isinstance(data, Batch) else data:
+            for m in self.names:
+                rows = batch.masks[m].nonzero().squeeze(-1)
+                if len(rows):
+                    latent = self.encode(batch.index(rows), given=[m], generator=generator)
+                    codes.append((rows + offset, latent.codes[SHARED][0].cpu()))
+            offset += batch.size
+        return self.select_clusters(codes, offset)
 
     @torch.no_grad()
     def select_clusters(self, codes: list[tuple[Tensor, Tensor]], n: int) -> dict:

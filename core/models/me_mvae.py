@@ -4,7 +4,8 @@ every modality's own ELBO.
 Loss per sample = −log p(X | z) + β KL(q(z|X) ‖ p) + Σ_m [−log p(x_m | z_m) + β KL(q(z|x_m) ‖ p)],
 z ~ q(z|X), z_m ~ q(z|x_m); each unimodal ELBO reconstructs only its own modality. q(z|X) joins
 the experts as multi-view-AE does: `join_type="poe"` a product without a prior expert, `"mean"`
-the mean of their means and of their log-variances.
+the mean of their means and of their log-variances. multi-view-AE's `weight_kld` is β here (the
+same weight on every KL term).
 
 Incomplete data: X is the sample's observed modalities, both in the joint term and in the fusion,
 and only observed modalities contribute a unimodal ELBO.

@@ -125,22 +125,65 @@ def test_model_quality_reports_nll_and_both_coherences_per_seed(tmp_path: Path) 
     assert set(_load(tmp_path, "model_quality")["runs"]) == {"mvtcae", "crmvae"}
 
 
-@pytest.mark.slow
-def test_the_mmvae_plus_polymnist_experiment_runs_on_data_in_the_project_format(tmp_path):
-    """Five 3×28×28 modalities, as PolyMNIST, a few random samples: one epoch end to end."""
+def _paper_data(shapes: dict[str, list[int]], folder, seed: int = 0) -> list[str]:
+    """Random train/test .npz files of the experiment's shapes, labels 0..9; the CLI arguments."""
     import torch
 
-    from bench.paper import mmvae_plus_polymnist as experiment
     from core.data import MultimodalDataset, save_npz
 
-    g = torch.Generator().manual_seed(0)
-    for split, n in (("train", 8), ("test", 4)):
-        data = {f"m{i}": torch.rand(n, 3, 28, 28, generator=g) for i in range(5)}
-        save_npz(MultimodalDataset(data, labels=torch.arange(n) % 10), tmp_path / f"{split}.npz")
+    g = torch.Generator().manual_seed(seed)
+    for split, n in (("train", 12), ("test", 6)):
+        data = {m: torch.rand(n, *s, generator=g) for m, s in shapes.items()}
+        save_npz(MultimodalDataset(data, labels=torch.arange(n) % 10), folder / f"{split}.npz")
+    return ["--train", str(folder / "train.npz"), "--test", str(folder / "test.npz")]
+
+
+PAPER_SHAPES = {
+    "polymnist": {f"m{i}": [3, 28, 28] for i in range(5)},
+    "mnist_svhn": {"mnist": [1, 28, 28], "svhn": [3, 32, 32]},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, data, settings",
+    [
+        ("mmvae_plus_polymnist", "polymnist", {"K": 1, "beta": 2.5, "latent_dim": 32}),
+        ("cmvae_polymnist", "polymnist", {"number_of_clusters": 40, "beta": 2.5}),
+        ("crmvae_translated_polymnist", "polymnist", {"latent_dim": 512, "beta": 0.1}),
+        ("dmvae_mnist_svhn", "mnist_svhn", {"modalities_specific_dim": {"mnist": 1, "svhn": 4}}),
+    ],
+)
+def test_each_paper_experiment_runs_end_to_end_on_data_of_its_benchmark_shape(
+    tmp_path, name, data, settings
+):
+    """A few random samples in the benchmark's shapes, one epoch, the paper's settings kept."""
+    from bench.paper.__main__ import main
+
     out = tmp_path / "run"
-    args = ["--train", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz")]
-    assert experiment.main([*args, "--epochs", "1", "--output", str(out), "--k", "2"]) == 0
+    args = [name, *_paper_data(PAPER_SHAPES[data], tmp_path), "--output", str(out)]
+    assert main([*args, "--epochs", "1", "--k", "2"]) == 0
     report = json.loads((out / "paper_report.json").read_text())
     assert math.isfinite(report["metrics"]["likelihood"]["joint_nll"])
+    assert report["experiment"]["name"] == name
     config = json.loads((out / "model" / "config.json").read_text())["config"]
-    assert config["K"] == 1 and config["beta"] == 2.5 and config["latent_dim"] == 32
+    assert {key: config[key] for key in settings} == settings
+    if name == "cmvae_polymnist":  # clusters selected after training, scored on the test labels
+        selection = report["metrics"][name]
+        assert 2 <= selection["clusters_kept"] <= 40 and 0 <= selection["nmi"] <= 1
+
+
+def test_a_paper_experiment_refuses_data_of_another_shape(tmp_path):
+    from bench.paper.__main__ import main
+
+    args = ["dmvae_mnist_svhn", *_paper_data({"mnist": [1, 28, 28]}, tmp_path)]
+    with pytest.raises(ValueError, match=r"MNIST-SVHN has mnist \[1, 28, 28\] and svhn"):
+        main([*args, "--output", str(tmp_path / "run")])
+
+
+def test_the_paper_experiments_are_listed_with_their_anchors(capsys):
+    from bench.paper.__main__ import main
+
+    assert main(["--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "cmvae_polymnist" in listing and "Anchor: PolyMNIST 89.7 / 78.1" in listing

@@ -128,9 +128,14 @@ def test_pruning_keeps_every_cluster_the_codes_need_and_weighs_uncertainty_by_be
     assert entropy == pytest.approx(math.log(2) / math.log(3), abs=1e-4)
 
 
+@pytest.mark.usefixtures("fixed_noise")
 def test_prune_clusters_encodes_each_modality_a_sample_has():
     model = cmvae().eval()
     g = torch.Generator().manual_seed(0)
     pruned = model.prune_clusters(batch(), generator=g)
     assert set(pruned["scores"]) == {2, 3} and 2 <= len(pruned["kept"]) <= 3
     assert torch.isfinite(model.cluster_logits).sum() == len(pruned["kept"])
+    again = cmvae().eval()  # the same data in two batches: the same codes and scores
+    halves = [batch().index(slice(0, 2)), batch().index(slice(2, 3))]
+    in_batches = again.prune_clusters(halves, generator=torch.Generator().manual_seed(0))
+    assert in_batches["scores"] == pytest.approx(pruned["scores"])
