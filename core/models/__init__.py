@@ -8,6 +8,7 @@ from core.models.distributions import Noise, Posterior
 from core.models.dmvae import DMVAE, DMVAEConfig
 from core.models.gpoe import GPoE, GPoEConfig
 from core.models.jmvae import JMVAE, JMVAEConfig
+from core.models.jnf import JNF, JNFConfig
 from core.models.latents import SHARED, Latent, LatentSpace, level_space, private_space
 from core.models.me_mvae import MeMVAE, MeMVAEConfig
 from core.models.mmjsd import MMJSD, MMJSDConfig
@@ -32,6 +33,7 @@ __all__ = [
     "CRMVAE",
     "DMVAE",
     "JMVAE",
+    "JNF",
     "MMJSD",
     "MMVAE",
     "MODEL_REGISTRY",
@@ -47,6 +49,7 @@ __all__ = [
     "GPoE",
     "GPoEConfig",
     "JMVAEConfig",
+    "JNFConfig",
     "Latent",
     "LatentSpace",
     "LossOutput",

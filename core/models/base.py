@@ -455,6 +455,11 @@ class MultimodalVAE(Trainable):
             log_w.append(self.log_weights(batch, self.infer(batch, mask, experts, draw)))
         return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
 
+    def inference_passes(self, modalities: list[str]) -> int:
+        """Model passes one posterior draw may cost when samples are given some of `modalities`:
+        1, unless inference iterates (JNF's Monte Carlo). Request costs are multiplied by it."""
+        return 1
+
     def cluster_probabilities(self, latent: Latent) -> Tensor | None:
         """q(cluster | codes) [B, C] averaged over the latent's draws, for models whose prior
         has clusters (the HTTP `encode` route returns it); None for the others."""

@@ -1,11 +1,13 @@
 """A joint encoder q(z|X) over every modality at once, for the models that have one (jmvae,
-telbo): per modality a network of the unimodal encoder's architecture giving `joint_features`
-features, concatenated, then a head to the mean and log-variance (MultiVae's default; its
-options in `JointEncoderConfig`). Only meaningful for samples that have every modality.
+telbo, jnf), and the joint ELBO they train it with. Per modality a network of the unimodal
+encoder's architecture gives `joint_features` features; they are concatenated, then a head gives
+the mean and log-variance (MultiVae's default; its options in `JointEncoderConfig`). Only
+meaningful for samples that have every modality.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -15,8 +17,9 @@ from torch import Tensor, nn
 from core.data.batch import Batch
 from core.models.base import MultimodalVAE
 from core.models.config import ModelConfig, NetworkSpec
-from core.models.distributions import Diagonal
+from core.models.distributions import Diagonal, kl_divergence
 from core.models.fusion import product_of_experts
+from core.models.optimization import LossOutput
 from core.nn.networks import build_network, validate_network_spec
 
 
@@ -94,6 +97,21 @@ class JointEncoded(MultimodalVAE):
         out = self.joint_head(torch.cat(feats, dim=-1))
         d = self.latent_dim
         return Diagonal(out[:, :d], self.expert_scale(out[:, d:]), "normal")
+
+    def joint_elbo(
+        self, batch: Batch, observed: Tensor, weights: Mapping[str, float] | None = None
+    ) -> LossOutput:
+        """The joint ELBO −Σ_m w_m log p(x_m | z) + β KL(q(z|X) ‖ p), z ~ q(z|X), averaged over
+        the batch; samples missing a modality add 0 (the joint encoder needs them all).
+        `weights`: w_m per modality (default 1), on top of the likelihood weights λ_m."""
+        complete = observed.all(0).to(batch.data[self.names[0]].dtype)
+        q = self.joint_encode(batch)
+        lps = self.log_likelihoods(self.decoder_outputs(q.rsample(1)), batch)
+        rec = sum((weights or {}).get(m, 1.0) * lp[0] for m, lp in lps.items())
+        kl = kl_divergence(q, self.prior())
+        loss = ((-rec + self.config.beta * kl) * complete).mean()
+        metrics = {"rec_joint": -rec.mean().detach(), "kl_joint": kl.mean().detach()}
+        return LossOutput(loss, metrics)
 
     def joint_or_subset(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Diagonal:
         """q(z|X) from the joint encoder for the samples given every modality; the PoE of the

@@ -71,18 +71,8 @@ class TELBO(JointEncoded, MultimodalVAE):
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         if self.stage == "joint":
-            return self._joint_elbo(batch, observed)
+            return self.joint_elbo(batch, observed, self.config.lambda_factors)
         return self._unimodal_elbos(batch, observed, experts.shared)
-
-    def _joint_elbo(self, batch: Batch, observed: Tensor) -> LossOutput:
-        complete = observed.all(0).to(batch.data[self.names[0]].dtype)
-        q = self.joint_encode(batch)
-        lps = self.log_likelihoods(self.decoder_outputs(q.rsample(1)), batch)
-        rec = sum(self._factor("lambda_factors", m) * lp[0] for m, lp in lps.items())
-        kl = kl_divergence(q, self.prior())
-        loss = ((-rec + self.config.beta * kl) * complete).mean()
-        metrics = {"rec_joint": -rec.mean().detach(), "kl_joint": kl.mean().detach()}
-        return LossOutput(loss, metrics)
 
     def _unimodal_elbos(self, batch: Batch, observed: Tensor, experts: Diagonal) -> LossOutput:
         own = experts.rsample(1)[0]  # [M, B, D]

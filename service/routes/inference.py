@@ -200,7 +200,8 @@ async def encode(body: EncodeRequest, entry: ModelDep, request: Request) -> Any:
     draws = rows * max(body.n_samples, 1)
     latent = sum(space.dim for space in entry.model.latent_spaces.values())
     values = rows * latent * (2 + body.n_samples)
-    cost = Cost(values, 0, draws * entry.parameters, "n_samples")
+    passes = draws * entry.model.inference_passes(list(body.inputs))
+    cost = Cost(values, 0, passes * entry.parameters, "n_samples")
     out = await _run(request, entry, "encode", params, rows, body.seed, finish, cost, body.inputs)
     return _respond(out)
 
@@ -221,9 +222,10 @@ async def generate(body: GenerateRequest, entry: ModelDep, request: Request) -> 
     finish = _finisher(request, entry, "generate", body.png_scale, as_json)
     params = {"targets": targets, "n_samples": body.n_samples, "mean_latent": body.mean_latent}
     draws = rows * body.n_samples
+    passes = draws * entry.model.inference_passes(list(body.inputs))
     scale = _png_scale(request, body.encoding, body.png_scale)
     specs = [entry.specs[m] for m in targets]
-    cost = output_cost(specs, draws, draws, entry.parameters, scale, "n_samples")
+    cost = output_cost(specs, draws, passes, entry.parameters, scale, "n_samples")
     out = await _run(request, entry, "generate", params, rows, body.seed, finish, cost, body.inputs)
     return _respond(out)
 
@@ -267,9 +269,10 @@ async def reconstruct(body: ReconstructRequest, entry: ModelDep, request: Reques
     }
     sources = 1 + (len(body.inputs) if body.cross else 0)  # all inputs, then each alone
     draws = rows * body.n_samples * sources
+    passes = draws * entry.model.inference_passes(list(body.inputs))
     scale = _png_scale(request, body.encoding, body.png_scale)
     specs = [entry.specs[m] for m in targets]
-    cost = output_cost(specs, draws, draws, entry.parameters, scale, "n_samples")
+    cost = output_cost(specs, draws, passes, entry.parameters, scale, "n_samples")
     out = await _run(
         request, entry, "reconstruct", params, rows, body.seed, finish, cost, body.inputs
     )
@@ -341,6 +344,7 @@ async def log_likelihood(body: LogLikelihoodRequest, entry: ModelDep, request: R
 
     params = {"k": body.k, "given": given}
     passes = rows * body.k * (1 if given is None else 2)  # conditional: joint and marginal
+    passes *= entry.model.inference_passes(list(body.inputs))
     cost = Cost(rows, 0, passes * entry.parameters, "k")
     out = await _run(
         request, entry, "log-likelihood", params, rows, body.seed, as_json, cost, decode=decode

@@ -16,7 +16,11 @@ from service.app import create_app
 from tests.service.conftest import TINY, make_settings, wait_ready
 
 BUILT_IN = [m for m in available_models() if MODEL_REGISTRY[m].__module__.startswith("core.")]
-EXTRA = {"mmvae": {"K": 2}, "jmvae": {"joint_features": 8}}
+EXTRA = {
+    "mmvae": {"K": 2},
+    "jmvae": {"joint_features": 8},
+    "jnf": {"flow_hidden": [16], "mcmc_steps": 5, "normaliser_draws": 100},
+}
 ROUTES = {
     "encode": {"inputs": {"label": [3, 4]}, "n_samples": 2},
     "generate": {"inputs": {"label": [3], "vec": [None]}, "n_samples": 2, "seed": 1},

@@ -80,3 +80,30 @@ def test_heavy_requests_run_in_their_own_lane(make_client) -> None:
         client.post(GEN, json={"inputs": {"label": [1]}})
         text = client.get("/metrics").text
     assert 'op="generate"' in text and "/heavy" not in text
+
+
+def test_monte_carlo_inference_counts_its_steps_in_the_work(tmp_path) -> None:
+    """JNF given two of three modalities samples by HMC: (n_lf + 1) × mcmc_steps passes a draw."""
+    import torch
+    from fastapi.testclient import TestClient
+
+    from core.models import build_model
+    from core.store import ModelStore
+    from service.app import create_app
+    from tests.service.conftest import TINY, make_settings, wait_ready
+
+    torch.manual_seed(0)
+    config = {**TINY, "model_type": "jnf", "flow_hidden": [8], "mcmc_steps": 3, "n_lf": 1}
+    model = build_model(config).eval()
+    ModelStore(tmp_path / "models").save(model, "jnf", "1")
+    parameters = sum(p.numel() for p in model.parameters())
+    body = {"inputs": {"label": [1], "vec": [[0.0, 0.1, 0.2]]}, "n_samples": 2}
+    for limit, expected in ((2 * 6 * parameters, 200), (2 * 6 * parameters - 1, 422)):
+        settings = make_settings(tmp_path / "models", tmp_path, preload=["store:jnf"],
+                                 jobs_enabled=False, max_request_work=limit)  # fmt: skip
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            wait_ready(client)
+            r = client.post("/v1/models/jnf/generate", json=body)
+            assert r.status_code == expected, r.text
+            alone = {"inputs": {"label": [1]}, "n_samples": 2}  # one modality: one pass a draw
+            assert client.post("/v1/models/jnf/generate", json=alone).status_code == 200

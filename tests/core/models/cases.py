@@ -39,6 +39,23 @@ VARIANTS = {
         "joint_encoder": {"kind": "mlp", "hidden": [32]},
         "gamma_factors": {"image": 0.5},
     },
+    "jnf": {
+        "model_type": "jnf",
+        "warmup": 1,
+        "joint_features": 16,
+        "joint_encoder": {"kind": "mlp", "hidden": [32]},
+        "flow_hidden": [16],
+    },
+    "jnf_three_modalities": {
+        "model_type": "jnf",
+        "warmup": 1,
+        "modalities": [*MODALITIES, {"name": "extra", "shape": [3]}],
+        "flow_hidden": [16],
+        "mcmc_steps": 3,
+        "n_lf": 2,
+        "normaliser_draws": 50,
+        "moment_draws": 4,
+    },
     "mmvae_dreg_laplace": {"model_type": "mmvae", "K": 3},
     "mmvae_iwae_normal": {
         "model_type": "mmvae",

@@ -1,5 +1,5 @@
-"""TELBO's two stages against hand computations, any-subset inference, and a run stopped in
-stage 2 that resumes in stage 2 with the frozen parts unchanged (Vedantam et al. 2018)."""
+"""TELBO's two stages against hand computations and any-subset inference (Vedantam et al. 2018);
+its stage-2 resume is in test_multistage_resume.py."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import pytest
 import torch
 
 from core.data.batch import Batch
-from core.data.builtin import builtin_modalities, load_builtin
 from core.models import build_model
 from core.models.distributions import Diagonal
-from core.training import Trainer, TrainerConfig
 from tests.core.models.objective_helpers import (
     LINEAR,
     MODALITIES,
@@ -90,31 +88,3 @@ def test_inference_from_any_subset_is_the_poe_of_its_experts_and_joint_when_comp
     mu, s = poe(pair, prior=False)
     torch.testing.assert_close(q.loc[1], mu)
     torch.testing.assert_close(q.scale[1], s)
-
-
-def _frozen(model) -> dict[str, torch.Tensor]:
-    return {
-        n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith("encoders.")
-    }
-
-
-def test_a_run_stopped_in_stage_two_resumes_there_with_the_frozen_parts_unchanged(tmp_path):
-    torch.manual_seed(0)
-    net = {"kind": "mlp", "hidden": [16]}
-    config = {"model_type": "telbo", "modalities": builtin_modalities("digits"), "latent_dim": 4,
-              "encoder": net, "decoder": net, "warmup": 1, **JOINT}  # fmt: skip
-    data = load_builtin("digits", "train").subset(torch.arange(128))
-    cfg = TrainerConfig(epochs=2, batch_size=32, output_dir=str(tmp_path), seed=0)
-    model = build_model(config)
-    Trainer(model, data, None, cfg.model_copy(update={"epochs": 1})).fit()
-    after_stage_one = _frozen(model)
-    encoders_before = {n: p.detach().clone() for n, p in model.encoders.named_parameters()}
-    Trainer(model, data, None, cfg).fit(resume=True)  # one epoch of stage 2, then "killed"
-    resumed = build_model(config)
-    result = Trainer(resumed, data, None, cfg.model_copy(update={"epochs": 3})).fit(resume=True)
-    assert result.epochs_run == 3 and resumed.stage == "unimodal"
-    for name, value in _frozen(resumed).items():
-        assert torch.equal(value, after_stage_one[name]), name
-    changed = [n for n, p in resumed.encoders.named_parameters()
-               if not torch.equal(p.detach(), encoders_before[n])]  # fmt: skip
-    assert changed
