@@ -30,7 +30,9 @@ def measure(model_type: str, seed: int, k: int, clf: Any) -> dict[str, float]:
     }
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float | None]) -> str:
+    if any(v is None for v in values):
+        return "—"  # the model does not generate it (a conditional model)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.3f} ± {spread:.3f}"
 
@@ -46,7 +48,8 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             machine_line(results["machine"]),
             f"seeds {results['seeds']}, K = {results['k']}; mean ± std over seeds. Chance "
-            "coherence is 0.10.",
+            "coherence is 0.10. CVAE's NLL is the conditional −log p(image | label), and it "
+            "does not generate labels (—).",
             "",
             table(["model", "joint NLL", "image→label", "label→image"], rows),
             "",

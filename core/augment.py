@@ -231,7 +231,7 @@ def _complete(
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
             batch = given.batch(slice(start, stop)).to(device)
-            targets = [m for m in model.names if not bool(batch.masks[m].all())]
+            targets = [m for m in model.generated if not bool(batch.masks[m].all())]
             if targets:
                 rows = {k: v.to(device) for k, v in stream.take(start, stop).items()}
                 noise = {

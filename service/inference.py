@@ -76,8 +76,9 @@ def op_generate(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any], g:
 
 
 def op_reconstruct(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any], g: Any) -> Outputs:
-    """`rec.<m>` from every observed input; `cross.<s>.<m>` from source `s` alone, NaN in the
-    rows that lack `s`, with `cross.<s>` holding the row mask."""
+    """`rec.<m>` from every observed input; `cross.<s>.<m>` from source `s` alone (for the sources
+    the model can generate from alone), NaN in the rows that lack `s`, with `cross.<s>` holding
+    the row mask."""
     assert batch is not None
     targets, n, mean = p["targets"], p["n_samples"], p["mean_latent"]
     out: Outputs = {
@@ -87,7 +88,7 @@ def op_reconstruct(model: MultimodalVAE, batch: Batch | None, p: dict[str, Any],
         return out
     for source in model.names:
         rows = batch.masks[source]
-        if not bool(rows.any()):
+        if not bool(rows.any()) or model.generation_error([source], targets) is not None:
             continue
         sub = model.generate(batch.index(rows.nonzero().flatten()), [source], targets, n, g, mean)
         out[f"cross.{source}"] = (rows.float(), 0)

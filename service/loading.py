@@ -154,4 +154,5 @@ def warm_up(model: MultimodalVAE) -> None:
     data = {m.name: torch.zeros(1, *m.shape) for m in model.config.modalities}
     masks = {m: torch.ones(1, dtype=torch.bool) for m in data}
     model.generate(Batch(data, masks), n_samples=1)
-    model.sample(1, sampler=model.sampler)
+    if model.sampled_spaces:  # a conditional model has no unconditional samples
+        model.sample(1, sampler=model.sampler)

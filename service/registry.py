@@ -39,6 +39,10 @@ class LoadedModel:
 
     @property
     def samplers(self) -> list[str]:
+        """Where unconditional samples can come from: none for a model whose every latent space
+        has a prior that needs inputs (a conditional VAE)."""
+        if not self.model.sampled_spaces:
+            return []
         fitted = self.model.sampler
         names = ["prior"]
         if fitted is not None and fitted.name != "prior":

@@ -220,7 +220,13 @@ class ModelInfo(BaseModel):
     latent_spaces: dict[str, LatentSpaceInfo] = Field(description="the model's latent spaces")
     primary_space: str = Field(description="the space `encode` reports as mean/scale/samples")
     modalities: list[ModalityInfo]
-    samplers: list[str] = Field(description="samplers `sample` accepts")
+    samplers: list[str] = Field(
+        description="samplers `sample` accepts (none: no unconditional samples)"
+    )
+    generates: list[str] = Field(description="the modalities `generate` can produce")
+    requires: list[str] = Field(
+        description="modalities every input sample must have (a conditional model's conditions)"
+    )
     source: ModelSource
     loaded_at: str
     ready: bool

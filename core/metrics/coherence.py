@@ -98,7 +98,9 @@ def cross_coherence(
     per_subset: dict[str, dict] = {}
     by_size: dict[int, dict[str, list[float]]] = {}
     for subset in subsets or proper_subsets(model.names):
-        targets = [m for m in model.names if m not in subset and m in found]
+        targets = [m for m in model.generated if m not in subset and m in found]
+        if model.generation_error(subset, targets) is not None:
+            continue  # a conditional model generates from its conditioning modalities only
         select = observed_all(dataset, subset)
         select = select[labels[select] >= 0]
         if not targets or not len(select):
@@ -150,6 +152,8 @@ def joint_coherence(
     Needs classifiers for at least two modalities; modalities without one are left out.
     """
     model.eval()
+    if not model.sampled_spaces:
+        return {"joint_coherence": None, "skipped": "the model has no unconditional samples"}
     found, skipped = resolve_classifiers(model, classifiers, label_modality)
     if len(found) < 2:
         return {"joint_coherence": None, "skipped": "needs classifiers for two modalities"}

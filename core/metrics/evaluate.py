@@ -84,7 +84,8 @@ def _likelihood(ctx: EvalContext) -> dict[str, Any]:
                 estimator=est,
                 **kw,
             )
-            for m in ctx.model.names
+            for m in ctx.model.generated
+            if ctx.model.generation_error([o for o in ctx.model.names if o != m], [m]) is None
         }
     return out
 
@@ -153,14 +154,15 @@ def _figures(ctx: EvalContext) -> dict[str, Any]:
     if ctx.output_dir is None:
         return {"skipped": "no output_dir"}
     model, d, out = ctx.model, ctx.dataset, ctx.output_dir
-    images = [m for m in model.names if modality_kind(model, m) == "image"]
+    images = [m for m in model.generated if modality_kind(model, m) == "image"]
     files: list[str] = []
-    if images:
+    if images and model.sampled_spaces:
         files.append(str(sample_grid(model, 64, out / "samples.png", generator=ctx.generator())))
     for m in images:
-        files.append(str(reconstruction_grid(model, d, m, out / f"reconstruction_{m}.png")))
+        if model.generation_error([m], [m]) is None:
+            files.append(str(reconstruction_grid(model, d, m, out / f"reconstruction_{m}.png")))
         others = [o for o in model.names if o != m]
-        if others:
+        if others and model.generation_error(others, [m]) is None:
             path = out / f"conditional_{'+'.join(others)}_to_{m}.png"
             files.append(
                 str(conditional_grid(model, d, others, m, path, generator=ctx.generator()))

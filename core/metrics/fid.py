@@ -180,16 +180,17 @@ def fid_scores(
     """Unconditional FID per modality and, if `conditional`, FID of each modality generated from
     all the others. Defaults: image modalities, raw-pixel features."""
     if modalities is None:
-        modalities = [m for m in model.names if str(model.config.modality(m).kind) == "image"]
+        modalities = [m for m in model.generated if model.config.modality(m).kind == "image"]
     result: dict[str, Any] = {"unconditional": {}, "conditional": {}, "extractor": {}}
     for m in modalities:
         ext = extractor.get(m) if isinstance(extractor, Mapping) else extractor
         ext = ext or PixelFeatures()
         result["extractor"][m] = ext.name
         kw = {"n": n, "sampler": sampler, "batch_size": batch_size, "generator": generator}
-        result["unconditional"][m] = fid(model, dataset, m, ext, None, **kw)
+        if model.sampled_spaces:  # a conditional model has no unconditional samples
+            result["unconditional"][m] = fid(model, dataset, m, ext, None, **kw)
         others = [o for o in model.names if o != m]
-        if conditional and others:
+        if conditional and others and model.generation_error(others, [m]) is None:
             key = f"{subset_key(others)}->{m}"
             result["conditional"][key] = fid(model, dataset, m, ext, others, **kw)
     return result

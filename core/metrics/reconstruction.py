@@ -104,12 +104,11 @@ def reconstruction(
     kw: dict[str, Any] = {"batch_size": batch_size, "mean_latent": mean_latent}
     kw["generator"] = generator
     out: dict[str, dict] = {"self": {}, "cross": {}, "joint": {}}
-    for m in modalities or model.names:
+    for m in modalities or model.generated:
         others = [o for o in model.names if o != m]
-        out["self"][m] = reconstruct(model, dataset, [m], m, **kw)
-        if others:
-            out["cross"][m] = reconstruct(model, dataset, others, m, **kw)
-        out["joint"][m] = reconstruct(model, dataset, model.names, m, **kw)
+        for kind, given in (("self", [m]), ("cross", others), ("joint", model.names)):
+            if given and model.generation_error(given, [m]) is None:
+                out[kind][m] = reconstruct(model, dataset, given, m, **kw)
     out["mean_latent"] = mean_latent
     return out
 

@@ -4,6 +4,7 @@ from core.models.base import Draw, Experts, MultimodalVAE
 from core.models.cmvae import CMVAE, CMVAEConfig
 from core.models.config import ModalitySpec, ModelConfig
 from core.models.crmvae import CRMVAE, CRMVAEConfig
+from core.models.cvae import CVAE, CVAEConfig
 from core.models.distributions import Noise, Posterior
 from core.models.dmvae import DMVAE, DMVAEConfig
 from core.models.gpoe import GPoE, GPoEConfig
@@ -11,12 +12,14 @@ from core.models.jmvae import JMVAE, JMVAEConfig
 from core.models.jnf import JNF, JNFConfig
 from core.models.latents import SHARED, Latent, LatentSpace, level_space, private_space
 from core.models.me_mvae import MeMVAE, MeMVAEConfig
+from core.models.mhvae import MHVAE, MHVAEConfig
 from core.models.mmjsd import MMJSD, MMJSDConfig
 from core.models.mmvae import MMVAE, MMVAEConfig
 from core.models.mmvae_plus import MMVAEPlus, MMVAEPlusConfig
 from core.models.mopoe import MoPoE, MoPoEConfig
 from core.models.mvae import MVAE, MVAEConfig
 from core.models.mvtcae import MVTCAE, MVTCAEConfig
+from core.models.nexus import Nexus, NexusConfig
 from core.models.optimization import LossOutput, Optimizers, OptimizerSpec, Stage, Trainable
 from core.models.registry import (
     MODEL_REGISTRY,
@@ -31,9 +34,11 @@ from core.models.weighted_dmvae import WeightedDMVAE, WeightedDMVAEConfig
 __all__ = [
     "CMVAE",
     "CRMVAE",
+    "CVAE",
     "DMVAE",
     "JMVAE",
     "JNF",
+    "MHVAE",
     "MMJSD",
     "MMVAE",
     "MODEL_REGISTRY",
@@ -43,6 +48,7 @@ __all__ = [
     "TELBO",
     "CMVAEConfig",
     "CRMVAEConfig",
+    "CVAEConfig",
     "DMVAEConfig",
     "Draw",
     "Experts",
@@ -53,6 +59,7 @@ __all__ = [
     "Latent",
     "LatentSpace",
     "LossOutput",
+    "MHVAEConfig",
     "MMJSDConfig",
     "MMVAEConfig",
     "MMVAEPlus",
@@ -66,6 +73,8 @@ __all__ = [
     "ModalitySpec",
     "ModelConfig",
     "MultimodalVAE",
+    "Nexus",
+    "NexusConfig",
     "Noise",
     "OptimizerSpec",
     "Optimizers",

@@ -39,10 +39,12 @@ _LOGVAR_RANGE = (-30.0, 20.0)
 @dataclass
 class Experts:
     """Every modality's encoding: `shared` stacked [M, B, D] (fused into the shared posterior),
-    `private[m]` the posterior of modality m's own latent [B, D_m] (models with private spaces)."""
+    `private[m]` the posterior of modality m's own latent [B, D_m] (models with private spaces),
+    `features[m]` the intermediate features of a hierarchical encoder (MHVAE's skips)."""
 
     shared: Diagonal
     private: dict[str, Diagonal] = field(default_factory=dict)
+    features: dict[str, list[Tensor]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,11 @@ class MultimodalVAE(Trainable):
         if self.private_dims[modality]:
             return (SHARED, private_space(modality))
         return (SHARED,)
+
+    def decoder_context(self, modality: str) -> tuple[str, ...]:
+        """Entries of `Latent.context` the modality's decoder reads after the codes (a
+        conditional model's conditioning features); none by default."""
+        return ()
 
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         """The shared posterior of each sample from its modalities marked in `mask` [M, B]."""
@@ -264,6 +271,13 @@ class MultimodalVAE(Trainable):
             raise ValueError(
                 f"given: sample {int(empty[0])} has none of the given modalities observed"
             )
+        for m in self.required_inputs:
+            lacking = (~mask[self.index[m]]).nonzero().flatten()
+            if len(lacking):
+                raise ValueError(
+                    f"given: sample {int(lacking[0])} is not given {m!r}; this "
+                    f"{self.model_type} model needs {self.required_inputs} to encode a sample"
+                )
         return mask
 
     @property
@@ -307,7 +321,7 @@ class MultimodalVAE(Trainable):
         if not absent:
             return latent
         full = Latent(dict(latent.codes), dict(latent.posteriors), dict(latent.observed))
-        full.primary = latent.primary
+        full.primary, full.context = latent.primary, dict(latent.context)
         shape = (latent.n_samples, latent.batch_size)
         for space in absent:
             full.codes[space] = self.prior_draw(space, shape, full, generator)
@@ -321,8 +335,13 @@ class MultimodalVAE(Trainable):
     ) -> dict[str, Tensor]:
         """Raw decoder outputs [S, B, *shape] for each requested modality; spaces the latent
         lacks are drawn from their priors."""
-        wanted = self.names if modalities is None else list(modalities)
+        wanted = self.generated if modalities is None else list(modalities)
         for m in wanted:
+            if m in self.names and m not in self.decoders:
+                raise ValueError(
+                    f"targets: {m!r} is an input of this {self.model_type} model, not generated; "
+                    f"it generates {self.generated}"
+                )
             if m not in self.decoders:
                 raise ValueError(f"targets: unknown modality {m!r}; known: {self.names}")
         if isinstance(latent, Tensor) or any(
@@ -332,8 +351,14 @@ class MultimodalVAE(Trainable):
         s, b = latent.n_samples, latent.batch_size
         outs = {}
         for m in wanted:
-            spaces = self.decoder_spaces[m]
-            codes = [latent.codes[sp] for sp in spaces]
+            codes = [latent.codes[sp] for sp in self.decoder_spaces[m]]
+            for key in self.decoder_context(m):
+                if key not in latent.context:
+                    raise ValueError(
+                        f"targets: decoding {m!r} needs the {key} of this model's inputs; "
+                        "encode samples that have them"
+                    )
+                codes.append(latent.context[key])
             inp = codes[0] if len(codes) == 1 else torch.cat(codes, dim=-1)
             out = self.decoders[m](inp.reshape(s * b, -1))
             outs[m] = out.reshape(s, b, *self.shapes[m])
@@ -454,6 +479,31 @@ class MultimodalVAE(Trainable):
             draw = Draw(min(chunk, k - start), generator=generator)
             log_w.append(self.log_weights(batch, self.infer(batch, mask, experts, draw)))
         return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
+
+    @property
+    def generated(self) -> list[str]:
+        """The modalities the model decodes (every one, except for conditional models)."""
+        return [m for m in self.names if m in self.decoders]
+
+    @property
+    def required_inputs(self) -> list[str]:
+        """Modalities every sample must be given to be encoded (a conditional model's
+        conditioning modalities); none for a joint model."""
+        return []
+
+    def generation_error(self, given: Iterable[str], targets: Iterable[str]) -> str | None:
+        """Why the model cannot generate `targets` from samples given `given`; None when it can
+        (a joint model generates any modality from any non-empty subset)."""
+        inputs = [m for m in targets if m not in self.generated]
+        if inputs:
+            return f"{inputs} are inputs of this {self.model_type} model, not generated"
+        missing = [m for m in self.required_inputs if m not in set(given)]
+        if missing:
+            return (
+                f"this {self.model_type} model generates {self.generated} from "
+                f"{self.required_inputs}; {missing} not given"
+            )
+        return None
 
     def inference_passes(self, modalities: list[str]) -> int:
         """Model passes one posterior draw may cost when samples are given some of `modalities`:

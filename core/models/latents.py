@@ -60,12 +60,15 @@ class Latent:
     prior or sampler). `observed[space]`: bool [B], which samples' codes come from their data
     (False where a modality-specific space was drawn from its prior because the modality is
     missing); absent = every sample. `primary`: the space `z` names, the model's representation.
+    `context`: what the decoders read besides codes, [S, B, F] (a conditional model's features of
+    its conditioning modalities); not a latent space.
     """
 
     codes: dict[str, Tensor]
     posteriors: dict[str, Posterior] = field(default_factory=dict)
     observed: dict[str, Tensor] = field(default_factory=dict)
     primary: str = SHARED
+    context: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def z(self) -> Tensor:

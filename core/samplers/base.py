@@ -104,6 +104,11 @@ class Sampler:
         if dataset is None:
             raise ValueError(f"dataset: the {self.name!r} sampler is fitted on data")
         dims = dict(model.sampled_spaces)
+        if not dims:
+            raise ValueError(
+                f"model: this {model.model_type} model has no latent space with an independent "
+                "prior (its prior needs inputs), so there is nothing to sample unconditionally"
+            )
         latents = collect_latents(model, dataset, list(dims), batch_size, generator)
         spaces = {}
         for space, dim in dims.items():

@@ -85,6 +85,16 @@ def _modalities(entry: LoadedModel, names: list[str] | None, field: str) -> list
     return list(dict.fromkeys(names))
 
 
+def _targets(entry: LoadedModel, names: list[str] | None, inputs: list[str]) -> list[str]:
+    """Checked targets (default: every modality the model generates), refused before any work
+    when the model cannot generate them from these inputs (a conditional model)."""
+    targets = list(entry.model.generated) if names is None else _modalities(entry, names, "targets")
+    reason = entry.model.generation_error(inputs, targets)
+    if reason is not None:
+        raise invalid("targets", reason)
+    return targets
+
+
 def _check_samples(n: int, rows: int, settings: Settings, field: str = "n_samples") -> None:
     if n > settings.max_n_samples:
         raise over_limit(field, n, settings.max_n_samples, "MMVAE_MAX_N_SAMPLES")
@@ -212,7 +222,7 @@ async def generate(body: GenerateRequest, entry: ModelDep, request: Request) -> 
     target [S, B, *shape]."""
     settings: Settings = request.app.state.settings
     rows = _rows(entry, body.inputs, settings)
-    targets = _modalities(entry, body.targets, "targets")
+    targets = _targets(entry, body.targets, list(body.inputs))
     _check_samples(body.n_samples, rows, settings)
 
     def as_json(out: dict[str, Tensor]) -> GenerateResponse:
@@ -236,7 +246,7 @@ async def reconstruct(body: ReconstructRequest, entry: ModelDep, request: Reques
     modality alone (for the samples that have it)."""
     settings: Settings = request.app.state.settings
     rows = _rows(entry, body.inputs, settings)
-    targets = _modalities(entry, body.targets, "targets")
+    targets = _targets(entry, body.targets, list(body.inputs))
     _check_samples(body.n_samples, rows, settings)
     enc = body.encoding, body.png_scale
 
@@ -286,6 +296,12 @@ async def sample(body: SampleRequest, entry: ModelDep, request: Request) -> Any:
     settings: Settings = request.app.state.settings
     if body.n > settings.max_batch_size:
         raise over_limit("n", body.n, settings.max_batch_size, "MMVAE_MAX_BATCH_SIZE")
+    if not entry.samplers:
+        raise invalid(
+            "sampler",
+            f"{entry.model.model_type} models have no unconditional samples (their prior needs "
+            "inputs); use /generate with the modalities they are conditioned on",
+        )
     if body.sampler not in entry.samplers:
         raise invalid(
             "sampler", f"{body.sampler!r} is not available; this model has {entry.samplers}"

@@ -57,6 +57,8 @@ def model_info(entry: LoadedModel) -> ModelInfo:
         primary_space=entry.model.primary_space,
         modalities=[modality_info(m) for m in config.modalities],
         samplers=entry.samplers,
+        generates=entry.model.generated,
+        requires=entry.model.required_inputs,
         source=ModelSource.model_validate(
             {k: v for k, v in entry.source.items() if k in ModelSource.model_fields}
         ),

@@ -20,7 +20,22 @@ EXTRA = {
     "mmvae": {"K": 2},
     "jmvae": {"joint_features": 8},
     "jnf": {"flow_hidden": [16], "mcmc_steps": 5, "normaliser_draws": 100},
+    "cvae": {"main_modality": "image"},
 }
+VEC = [0.1, 0.2, 0.3]
+
+
+def request(client: TestClient, model_type: str, route: str) -> dict:
+    """The route's request, with the inputs the model requires filled in for every row."""
+    body = {**ROUTES[route]}
+    info = client.get(f"/v1/models/{model_type}").json()
+    if "inputs" in body and info["requires"]:
+        rows = len(next(iter(body["inputs"].values())))
+        fill = {"label": [1] * rows, "vec": [VEC] * rows, "image": [[[0.0] * 8] * 8] * rows}
+        body["inputs"] = {**body["inputs"], **{m: fill[m] for m in info["requires"]}}
+    return body
+
+
 ROUTES = {
     "encode": {"inputs": {"label": [3, 4]}, "n_samples": 2},
     "generate": {"inputs": {"label": [3], "vec": [None]}, "n_samples": 2, "seed": 1},
@@ -39,7 +54,11 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         config = {**TINY, "model_type": model_type, **EXTRA.get(model_type, {})}
         store.save(build_model(config).eval(), model_type, "1")
     settings = make_settings(
-        root / "models", Path(root), preload=[f"store:{m}" for m in BUILT_IN], jobs_enabled=False
+        root / "models",
+        Path(root),
+        preload=[f"store:{m}" for m in BUILT_IN],
+        jobs_enabled=False,
+        max_models=len(BUILT_IN),
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         wait_ready(test_client, timeout=120)
@@ -49,7 +68,11 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 @pytest.mark.parametrize("route", list(ROUTES))
 @pytest.mark.parametrize("model_type", BUILT_IN)
 def test_every_route_answers_for_every_model(client: TestClient, model_type: str, route: str):
-    r = client.post(f"/v1/models/{model_type}/{route}", json=ROUTES[route])
+    info = client.get(f"/v1/models/{model_type}").json()
+    r = client.post(f"/v1/models/{model_type}/{route}", json=request(client, model_type, route))
+    if route == "sample" and not info["samplers"]:  # a conditional model: said, with a 422
+        assert r.status_code == 422 and "no unconditional samples" in r.text
+        return
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == model_type
@@ -65,3 +88,21 @@ def test_encode_returns_cluster_assignments_for_models_with_clusters(client: Tes
     torch.testing.assert_close(rows.sum(-1), torch.ones(2))
     assert clustered["classes"] == rows.argmax(-1).tolist()
     assert client.post("/v1/models/mvae/encode", json=body).json()["clusters"] is None
+
+
+def test_a_conditional_model_says_what_it_generates_and_refuses_the_rest(client: TestClient):
+    info = client.get("/v1/models/cvae").json()
+    assert info["generates"] == ["image"] and info["requires"] == ["label", "vec"]
+    assert info["samplers"] == []
+    url = "/v1/models/cvae/generate"
+    both = {"label": [3], "vec": [VEC]}
+    ok = client.post(url, json={"inputs": both, "n_samples": 2, "seed": 0})
+    assert ok.status_code == 200 and list(ok.json()["outputs"]) == ["image"]
+    not_generated = client.post(url, json={"inputs": both, "targets": ["label"]})
+    assert not_generated.status_code == 422
+    assert not_generated.json()["error"]["field"] == "targets"
+    assert "not generated" in not_generated.json()["error"]["message"]
+    missing = client.post(url, json={"inputs": {"label": [3]}})
+    assert missing.status_code == 422 and "['vec'] not given" in missing.text
+    partial = client.post(url, json={"inputs": {"label": [3, 4], "vec": [VEC, None]}})
+    assert partial.status_code == 422 and "sample 1 is not given 'vec'" in partial.text

@@ -8,9 +8,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from core.cli import augment, evaluate, train
-from core.models import MODEL_REGISTRY, available_models
+from core.data import save_npz
+from core.data.builtin import load_builtin
+from core.models import MODEL_REGISTRY, MultimodalVAE, available_models
 
 BUILT_IN = [m for m in available_models() if MODEL_REGISTRY[m].__module__.startswith("core.")]
 
@@ -39,6 +42,15 @@ def test_train_evaluate_and_augment_from_the_command_line(model_type, tmp_path, 
     assert np.isfinite(report["metrics"]["likelihood"]["joint_nll"])
     synthetic = tmp_path / "synthetic.npz"
     argv = ["augment", model_dir, "--n", "20", "--output", str(synthetic), "--no-progress"]
+    if not MultimodalVAE.from_pretrained(model_dir).sampled_spaces:
+        # a conditional model has no synthetic samples; it completes what it generates
+        with pytest.raises(ValueError, match="no unconditional prior"):
+            run(argv)
+        digits = load_builtin("digits", "test").subset(torch.arange(20))
+        hidden = {**digits.masks, "image": torch.arange(20) % 2 == 0}
+        save_npz(digits.with_masks(hidden), tmp_path / "partial.npz")
+        argv = ["augment", model_dir, "--complete", str(tmp_path / "partial.npz")]
+        argv += ["--output", str(synthetic), "--no-progress"]
     assert run(argv) == 0
     with np.load(synthetic) as arrays:
         assert arrays["image"].shape == (20, 1, 8, 8) and arrays["label"].shape == (20, 10)

@@ -116,13 +116,18 @@ def test_shapes_of_encode_decode_sample_and_likelihood(variant):
     for space, codes in latent.codes.items():
         assert codes.shape == (3, 5, model.latent_spaces[space].dim)
     dists = model.decode(latent)
-    for m, shape in model.shapes.items():
+    assert list(dists) == model.generated
+    for m in model.generated:
         assert dists[m].batch_shape == (3, 5)
-        assert dists[m].event_shape == shape
-    samples = model.sample(7, generator=torch.Generator().manual_seed(0))
-    assert {m: tuple(x.shape) for m, x in samples.items()} == {
-        m: (7, *s) for m, s in model.shapes.items()
-    }
+        assert dists[m].event_shape == model.shapes[m]
+    if not model.sampled_spaces:  # a conditional model: no unconditional samples, said clearly
+        with pytest.raises(ValueError, match="no unconditional prior"):
+            model.sample(7)
+    else:
+        samples = model.sample(7, generator=torch.Generator().manual_seed(0))
+        assert {m: tuple(x.shape) for m, x in samples.items()} == {
+            m: (7, *s) for m, s in model.shapes.items()
+        }
     ll = model.log_likelihood(batch, k=16)
     assert ll.shape == (5,) and torch.isfinite(ll).all() and (ll < 0).all()
 
@@ -135,6 +140,11 @@ def test_generation_shapes_for_every_given_target_pair(variant):
     for k in range(1, len(names) + 1):
         for given in itertools.combinations(names, k):
             for target in names:
+                reason = model.generation_error(given, [target])
+                if reason is not None:  # what the model says it cannot do, it refuses
+                    with pytest.raises(ValueError, match=r"given|targets"):
+                        model.generate(batch, given=list(given), targets=[target])
+                    continue
                 out = model.generate(batch, given=list(given), targets=[target], n_samples=2)
                 assert out[target].shape == (2, 4, *model.shapes[target]), (given, target)
                 assert torch.isfinite(out[target]).all()
@@ -146,6 +156,8 @@ def test_per_sample_availability_matches_encoding_each_sample_alone(variant):
     model = _model(variant).eval()
     batch = make_batch(config, n=6)
     masks = _partial_masks(6, list(batch.data))
+    for m in model.required_inputs:  # a conditional model encodes only given its conditions
+        masks[m] = torch.ones(6, dtype=torch.bool)
     mixed = Batch(batch.data, masks)
     together = model.encode(mixed, mean=True).z[0]
     for i in range(6):

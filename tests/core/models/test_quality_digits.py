@@ -27,5 +27,6 @@ def test_cross_modal_generation_is_coherent_on_digits(model_type, classifier):
     figures = quality(train_digits_model(model_type), classifier)
     print(model_type, figures)
     assert figures["classifier_on_real"] > 0.9
-    assert figures["image_to_label"] > 0.6, figures
+    if figures["image_to_label"] is not None:  # None: a CVAE generating images from labels
+        assert figures["image_to_label"] > 0.6, figures
     assert figures["label_to_image"] > 0.3, figures

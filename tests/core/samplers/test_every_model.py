@@ -28,6 +28,10 @@ def test_a_gmm_sampler_covers_every_independent_space(model_type, digits_train) 
     }
     model = build_model(config).eval()
     data = digits_train.subset(torch.arange(120))
+    if not model.sampled_spaces:  # a conditional model: refused, and said why
+        with pytest.raises(ValueError, match="no latent space with an independent prior"):
+            build_sampler("gmm", n_components=2, max_iter=10).fit(model, data)
+        return
     sampler = build_sampler("gmm", n_components=2, max_iter=10).fit(model, data)
     assert sampler.config()["spaces"] == model.sampled_spaces
     out = model.sample(4, sampler=sampler, generator=torch.Generator().manual_seed(1))
