@@ -28,7 +28,7 @@ from bench.common import RESULTS_DIR, finish, machine, machine_line, median, tab
 from bench.compare import env
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("mvae", "jmvae", "mopoe", "mmvae", "mvtcae")
+MODELS = ("mvae", "jmvae", "mopoe", "mmvae", "mvtcae", "crmvae", "telbo", "jnf")
 QUALITY = ("nll", "image_to_label", "label_to_image", "test_loss")
 LIBRARIES = ("multivae", "ours")
 

@@ -20,18 +20,29 @@ import protocol
 import torch
 from multivae.data import MultimodalBaseDataset
 from multivae.models import (
+    CRMVAE,
     JMVAE,
+    JNF,
     MMVAE,
     MVAE,
     MVTCAE,
+    TELBO,
+    CRMVAEConfig,
     JMVAEConfig,
+    JNFConfig,
     MMVAEConfig,
     MoPoE,
     MoPoEConfig,
     MVAEConfig,
     MVTCAEConfig,
+    TELBOConfig,
 )
-from multivae.trainers import BaseTrainer, BaseTrainerConfig
+from multivae.trainers import (
+    BaseTrainer,
+    BaseTrainerConfig,
+    MultistageTrainer,
+    MultistageTrainerConfig,
+)
 from pythae.models.base.base_model import BaseDecoder, BaseEncoder
 from pythae.models.base.base_utils import ModelOutput
 from torch import Tensor, nn
@@ -42,7 +53,12 @@ MODELS = {
     "mopoe": (MoPoE, MoPoEConfig),
     "mmvae": (MMVAE, MMVAEConfig),
     "mvtcae": (MVTCAE, MVTCAEConfig),
+    "crmvae": (CRMVAE, CRMVAEConfig),
+    "telbo": (TELBO, TELBOConfig),
+    "jnf": (JNF, JNFConfig),
 }
+JOINT_ENCODER = {"jmvae", "telbo", "jnf"}  # the joint posterior is a joint encoder's
+MULTISTAGE = {"telbo", "jnf"}  # trained by MultiVae's own loop (its stage resets live there)
 
 
 class Encoder(BaseEncoder):
@@ -89,16 +105,18 @@ def dataset(arrays: dict[str, Tensor]) -> MultimodalBaseDataset:
     return MultimodalBaseDataset(data={m: arrays[m] for m in protocol.SHAPES}, labels=arrays["y"])
 
 
-def trainer(model: Any, data: dict[str, Tensor], batch_size: int, seed: int, out: str) -> Any:
-    config = BaseTrainerConfig(
-        output_dir=out,
-        per_device_train_batch_size=batch_size,
-        learning_rate=1e-3,
-        num_epochs=10**6,
-        seed=seed,
-        no_cuda=True,
-    )
-    return BaseTrainer(model, dataset(data), training_config=config)
+def trainer(
+    model: Any, data: dict[str, Tensor], batch_size: int, seed: int, out: str, epochs: int = 10**6
+) -> Any:
+    """MultiVae's trainer for the model. A multistage model keeps its best model on the training
+    loss: without an eval set MultiVae would otherwise restart stage 2 from the untrained model
+    (its `_best_model` is only updated from eval losses)."""
+    kw = {"output_dir": out, "per_device_train_batch_size": batch_size, "learning_rate": 1e-3,
+          "num_epochs": epochs, "seed": seed, "no_cuda": True}  # fmt: skip
+    if model.model_name.lower() in MULTISTAGE:
+        config = MultistageTrainerConfig(**kw, keep_best_on_train=True)
+        return MultistageTrainer(model, dataset(data), training_config=config)
+    return BaseTrainer(model, dataset(data), training_config=BaseTrainerConfig(**kw))
 
 
 # ---- the protocol's view of a MultiVae model -------------------------------------------------
@@ -139,9 +157,12 @@ class Adapter:
             return Gaussian(*m.compute_mu_log_var_subset(inputs, list(protocol.SHAPES)))
         if self.kind == "mvtcae":
             return Gaussian(*m._inference(inputs)["joint"])
-        if self.kind == "jmvae":
+        if self.kind in JOINT_ENCODER:
             out = m.joint_encoder(inputs.data)
             return Gaussian(out.embedding, out.log_covariance)
+        if self.kind == "crmvae":
+            joint = m._infer_all_latent_parameters(inputs)["joint"]
+            return Gaussian(joint.embedding, joint.log_covariance)
         if self.kind == "mopoe":
             latents = m.inference(inputs)
             scale = torch.exp(0.5 * latents["logvars"])
@@ -170,10 +191,14 @@ def quality(spec: dict[str, Any]) -> dict[str, Any]:
     model = build(spec["model"], spec.get("options", {}))
     train, test = protocol.digits("train"), protocol.digits("test")
     with tempfile.TemporaryDirectory() as out:
-        run = trainer(model, train, spec["batch_size"], spec["seed"], out)
+        run = trainer(model, train, spec["batch_size"], spec["seed"], out, spec["epochs"])
         start = time.perf_counter()
-        for epoch in range(1, spec["epochs"] + 1):
-            run.train_step(epoch)
+        if spec["model"] in MULTISTAGE:
+            run.train()  # its loop resets the optimizer and model between stages
+            model = run._best_model
+        else:
+            for epoch in range(1, spec["epochs"] + 1):
+                run.train_step(epoch)
         seconds = time.perf_counter() - start
     model.eval()
     out = model(dataset(test), epoch=spec["epochs"])  # with gradients: MMVAE's DReG hooks them
