@@ -106,7 +106,7 @@ class MultimodalVAE(Trainable):
         self.likelihoods = nn.ModuleDict()
         for spec in config.modalities:
             m, shape = spec.name, tuple(spec.shape)
-            enc_out = 2 * (self.latent_dim + self.private_dims[m])
+            enc_out = self.encoder_output_size(m)
             dec_in = sum(self.latent_spaces[s].dim for s in self.decoder_spaces[m])
             self.encoders[m] = build_network(spec.encoder or config.encoder, shape, (enc_out,))
             self.decoders[m] = build_network(spec.decoder or config.decoder, (dec_in,), shape)
@@ -123,6 +123,11 @@ class MultimodalVAE(Trainable):
         if isinstance(sizes, dict):
             return sizes.get(modality, 0)
         return sizes or 0
+
+    def encoder_output_size(self, modality: str) -> int:
+        """Outputs of the modality's encoder: mean and scale of the shared latent and of its
+        private one (models whose encoders give features instead say how many)."""
+        return 2 * (self.latent_dim + self.private_dims[modality])
 
     def declare_latent_spaces(self) -> list[LatentSpace]:
         """The model's latent spaces, parents before the spaces whose priors depend on them.

@@ -84,9 +84,6 @@ class CVAE(MultimodalVAE):
     def __init__(self, config: ModelConfig | dict[str, Any]) -> None:
         super().__init__(config)
         cfg, f, d = self.config, self.config.condition_features, self.latent_dim
-        for spec in cfg.modalities:
-            net = spec.encoder or cfg.encoder
-            self.encoders[spec.name] = build_network(net, tuple(spec.shape), (f,))
         width = f * len(self.conditions)
         self.posterior_head = build_network(cfg.posterior_network, (f + width,), (2 * d,))
         self.prior_head = (
@@ -97,6 +94,9 @@ class CVAE(MultimodalVAE):
         main = cfg.modality(self.main)
         decoder = build_network(main.decoder or cfg.decoder, (d + width,), tuple(main.shape))
         self.decoders = nn.ModuleDict({self.main: decoder})
+
+    def encoder_output_size(self, modality: str) -> int:
+        return self.config.condition_features
 
     @property
     def main(self) -> str:

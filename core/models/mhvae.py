@@ -91,9 +91,6 @@ class MHVAE(MultimodalVAE):
         super().__init__(config)
         cfg, f, block = self.config, self.config.feature_dim, self.config.block_network
         dims = self.level_dims
-        for spec in cfg.modalities:  # encoders give the first skip
-            net = spec.encoder or cfg.encoder
-            self.encoders[spec.name] = build_network(net, tuple(spec.shape), (f,))
         levels = cfg.n_latent
         self.bottom_up = nn.ModuleDict(
             {
@@ -115,6 +112,10 @@ class MHVAE(MultimodalVAE):
             [build_network(block, (2 * f,), (2 * dims[j + 1],)) for j in range(levels - 1)]
         )
         self.register_buffer("subsets", subsets_matrix(len(self.names)), persistent=False)
+
+    def encoder_output_size(self, modality: str) -> int:
+        """The encoder gives the first skip d_1."""
+        return self.config.feature_dim
 
     # ---- spaces -------------------------------------------------------------------------------
     @property

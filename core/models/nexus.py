@@ -98,10 +98,6 @@ class Nexus(MultimodalVAE):
     def __init__(self, config: ModelConfig | dict[str, Any]) -> None:
         super().__init__(config)
         cfg, top = self.config, self.config.top_network
-        for spec in cfg.modalities:  # bottom encoders give only their own latent
-            size = self.private_dims[spec.name]
-            net = spec.encoder or cfg.encoder
-            self.encoders[spec.name] = build_network(net, tuple(spec.shape), (2 * size,))
         dims = self.private_dims
         self.top_encoders = nn.ModuleDict(
             {m: build_network(top, (dims[m],), (cfg.msg_dim,)) for m in self.names}
@@ -111,6 +107,10 @@ class Nexus(MultimodalVAE):
             {m: build_network(top, (self.latent_dim,), (dims[m],)) for m in self.names}
         )
         self.register_buffer("bottom_scales", torch.ones(len(self.names)))
+
+    def encoder_output_size(self, modality: str) -> int:
+        """Bottom encoders give only their own latent's mean and scale."""
+        return 2 * self.private_dims[modality]
 
     # ---- spaces and priors --------------------------------------------------------------------
     def declare_latent_spaces(self) -> list[LatentSpace]:
