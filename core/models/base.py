@@ -220,17 +220,16 @@ class MultimodalVAE(Trainable):
         """Encoder output -> posterior scale (log-variance for Normal experts)."""
         return torch.exp(0.5 * raw.clamp(*_LOGVAR_RANGE))
 
+    def gaussian(self, out: Tensor) -> Diagonal:
+        """The posterior-family Gaussian whose mean and raw scale are the two halves of a
+        network's output [..., 2D]."""
+        d = out.shape[-1] // 2
+        return Diagonal(out[..., :d], self.expert_scale(out[..., d:]), self.posterior_family)
+
     def split_encoding(self, m: str, out: Tensor) -> tuple[Diagonal, Diagonal | None]:
         d, p = self.latent_dim, self.private_dims[m]
-        shared = Diagonal(
-            out[..., :d], self.expert_scale(out[..., d : 2 * d]), self.posterior_family
-        )
-        if not p:
-            return shared, None
-        rest = out[..., 2 * d :]
-        return shared, Diagonal(
-            rest[..., :p], self.expert_scale(rest[..., p:]), self.posterior_family
-        )
+        shared = self.gaussian(out[..., : 2 * d])
+        return shared, (self.gaussian(out[..., 2 * d : 2 * (d + p)]) if p else None)
 
     def unimodal_experts(self, batch: Batch) -> Experts:
         """Every modality's encoding (see `Experts`)."""

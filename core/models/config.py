@@ -102,6 +102,22 @@ class ModelConfig(BaseModel):
             raise ValueError(f"duplicate modality names: {sorted(dup)}")
         return v
 
+    def check_modality_weights(self, *fields: str) -> None:
+        """Each of `fields` is None or non-negative weights keyed by this config's modalities."""
+        names = set(self.modality_names)
+        for field in fields:
+            given = getattr(self, field) or {}
+            if not set(given) <= names or any(v < 0 for v in given.values()):
+                raise ValueError(f"{field}: non-negative weights for modalities of {sorted(names)}")
+
+    def check_modality_sizes(self, field: str) -> None:
+        """`field` is one positive size, or a dict with one positive size per modality."""
+        names, sizes = set(self.modality_names), getattr(self, field)
+        if isinstance(sizes, dict) and set(sizes) != names:
+            raise ValueError(f"{field}: one size for each of {sorted(names)}")
+        if any(v <= 0 for v in (sizes.values() if isinstance(sizes, dict) else [sizes])):
+            raise ValueError(f"{field}: sizes must be positive")
+
     def modality(self, name: str) -> ModalitySpec:
         for m in self.modalities:
             if m.name == name:

@@ -29,7 +29,7 @@ from core.models.config import ModelConfig, NetworkSpec
 from core.models.distributions import Diagonal, kl_divergence
 from core.models.latents import SHARED, Latent, LatentSpace
 from core.models.optimization import LossOutput
-from core.nn.networks import build_network, validate_network_spec
+from core.nn.networks import build_network, on_rows, validate_network_spec
 
 CONDITION = "condition"  # the decoder's context: the conditioning features
 
@@ -118,10 +118,6 @@ class CVAE(MultimodalVAE):
         return self.conditions
 
     # ---- distributions ------------------------------------------------------------------------
-    def _gaussian(self, out: Tensor) -> Diagonal:
-        d = self.latent_dim
-        return Diagonal(out[..., :d], self.expert_scale(out[..., d:]), self.posterior_family)
-
     def prior(self, space: str = SHARED, latent: Latent | None = None) -> Diagonal:
         """p(z | c) [S, B, D] from the conditioning features in `latent.context`."""
         if latent is None or CONDITION not in latent.context:
@@ -133,8 +129,7 @@ class CVAE(MultimodalVAE):
         if self.prior_head is None:
             zeros = torch.zeros(*c.shape[:-1], self.latent_dim, dtype=c.dtype, device=c.device)
             return Diagonal(zeros, torch.ones_like(zeros), self.posterior_family)
-        out = self.prior_head(c.reshape(-1, c.shape[-1]))
-        return self._gaussian(out.reshape(*c.shape[:-1], -1))
+        return self.gaussian(on_rows(self.prior_head, c))
 
     def unimodal_experts(self, batch: Batch) -> Experts:
         """Each modality's features (no expert over z: the posterior reads them together)."""
@@ -149,7 +144,7 @@ class CVAE(MultimodalVAE):
 
     def _posterior(self, experts: Experts, cond: Tensor) -> Diagonal:
         inputs = torch.cat([experts.features[self.main][0], cond], -1)
-        return self._gaussian(self.posterior_head(inputs))
+        return self.gaussian(self.posterior_head(inputs))
 
     # ---- inference and training ---------------------------------------------------------------
     def infer(self, batch: Batch, mask: Tensor, experts: Experts, draw: Draw) -> Latent:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import torch
@@ -320,6 +321,7 @@ class FlowPosterior(Posterior):
         u, ladj = self.transform.call_and_ladj(z)
         return self.base.log_prob(u) + ladj
 
+    @cached_property
     def _moments(self) -> tuple[Tensor, Tensor]:
         """Mean and std from the same fixed draws of base noise for every sample, so a
         sample's moments do not depend on the rest of its batch."""
@@ -331,11 +333,11 @@ class FlowPosterior(Posterior):
 
     @property
     def mean(self) -> Tensor:
-        return self._moments()[0]
+        return self._moments[0]
 
     @property
     def stddev(self) -> Tensor:
-        return self._moments()[1]
+        return self._moments[1]
 
     @property
     def dim(self) -> int:

@@ -40,18 +40,8 @@ class DMVAEConfig(ModelConfig):
 
     @model_validator(mode="after")
     def _check_modalities(self) -> DMVAEConfig:
-        names = set(self.modality_names)
-        sizes = self.modalities_specific_dim
-        if isinstance(sizes, dict) and set(sizes) != names:
-            raise ValueError(f"modalities_specific_dim: give a size for each of {sorted(names)}")
-        sizes = sizes.values() if isinstance(sizes, dict) else [sizes]
-        if any(d < 1 for d in sizes):
-            raise ValueError("modalities_specific_dim: sizes must be at least 1")
-        betas = self.modalities_specific_betas or {}
-        if not set(betas) <= names or any(b < 0 for b in betas.values()):
-            raise ValueError(
-                f"modalities_specific_betas: non-negative weights for modalities of {sorted(names)}"
-            )
+        self.check_modality_sizes("modalities_specific_dim")
+        self.check_modality_weights("modalities_specific_betas")
         return self
 
 

@@ -19,6 +19,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -55,7 +56,6 @@ class JNFPosterior(Posterior):
         self.single = (count == 1) & ~self.complete
         self.product = (count >= 2) & ~self.complete
         self.none = count == 0
-        self._log_normaliser: Tensor | None = None
 
     # ---- the pieces ---------------------------------------------------------------------------
     @property
@@ -173,13 +173,14 @@ class JNFPosterior(Posterior):
         """A Gaussian near π_S: the product of Gaussians with the flow posteriors' moments over
         the prior^{|S|−1}, its precision at least the prior's."""
         mask = self.mask.unsqueeze(-1).to(self._loc.dtype)
-        moments = [q._moments() for q in self.flows]
+        moments = [q._moments for q in self.flows]
         precisions = torch.stack([1 / std.pow(2) for _, std in moments])  # [M, B, D]
         means = torch.stack([mean for mean, _ in moments])
         precision = ((mask * precisions).sum(0) - (mask.sum(0) - 1)).clamp_min(1.0)
         loc = (mask * precisions * means).sum(0) / precision
         return Diagonal(loc, precision.rsqrt(), "normal")
 
+    @cached_property
     def _normaliser(self) -> Tensor:
         """log Z_S [B] (0 outside the samples given 2..M−1 modalities), computed once."""
 
@@ -194,10 +195,8 @@ class JNFPosterior(Posterior):
                 ratio = sub.log_target(z) - log_g
             return torch.logsumexp(ratio, 0) - math.log(len(ratio))
 
-        if self._log_normaliser is None:
-            zeros = torch.zeros(self.batch_shape, dtype=self._loc.dtype, device=self._loc.device)
-            self._log_normaliser = self._on_product_rows(log_z, zeros, dim=0)
-        return self._log_normaliser
+        zeros = torch.zeros(self.batch_shape, dtype=self._loc.dtype, device=self._loc.device)
+        return self._on_product_rows(log_z, zeros, dim=0)
 
     def log_prob(self, z: Tensor) -> Tensor:
         out = self._prior().log_prob(z)
@@ -206,10 +205,11 @@ class JNFPosterior(Posterior):
         if self.joint is not None and self.complete.any():
             out = torch.where(self.complete, self.joint.log_prob(z), out)
         if self.product.any():
-            out = torch.where(self.product, self.log_target(z) - self._normaliser(), out)
+            out = torch.where(self.product, self.log_target(z) - self._normaliser, out)
         return out
 
     # ---- moments ------------------------------------------------------------------------------
+    @cached_property
     def _moments(self) -> tuple[Tensor, Tensor]:
         """Mean and std per sample: closed forms for the joint Gaussian and the prior, otherwise
         from fixed-seed draws shared by every sample (independent of the batch around it)."""
@@ -233,11 +233,11 @@ class JNFPosterior(Posterior):
 
     @property
     def mean(self) -> Tensor:
-        return self._moments()[0]
+        return self._moments[0]
 
     @property
     def stddev(self) -> Tensor:
-        return self._moments()[1]
+        return self._moments[1]
 
     # ---- rows ---------------------------------------------------------------------------------
     def select(self, rows: Tensor | slice) -> JNFPosterior:

@@ -35,7 +35,7 @@ from core.models.distributions import Diagonal, kl_divergence
 from core.models.fusion import product_of_experts, subsets_matrix
 from core.models.latents import Latent, LatentSpace, level_space
 from core.models.optimization import LossOutput
-from core.nn.networks import build_network, validate_network_spec
+from core.nn.networks import build_network, on_rows, validate_network_spec
 
 MAX_MODALITIES = 10  # the loss covers all 2^M − 1 subsets in one pass
 
@@ -74,12 +74,6 @@ class MHVAEConfig(ModelConfig):
             )
         validate_network_spec(self.block_network)
         return self
-
-
-def _on_rows(net: nn.Module, x: Tensor) -> Tensor:
-    """A vector network on [..., F]: every leading dimension as rows."""
-    out = net(x.reshape(-1, x.shape[-1]))
-    return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 class MHVAE(MultimodalVAE):
@@ -138,18 +132,14 @@ class MHVAE(MultimodalVAE):
     def decoder_inputs(self, modality: str) -> tuple[str, ...]:
         return (level_space(self.config.n_latent - 1),)
 
-    def _gaussian(self, out: Tensor) -> Diagonal:
-        d = out.shape[-1] // 2
-        return Diagonal(out[..., :d], self.expert_scale(out[..., d:]), self.posterior_family)
-
     def prior(self, space: str = level_space(0), latent: Latent | None = None) -> Diagonal:
         j = int(space.removeprefix(level_space("")))
         if j == 0:
             return super().prior(space)
         if latent is None:
             raise ValueError(f"{space}: its prior depends on the codes of {level_space(j - 1)}")
-        h = _on_rows(self.top_down[j - 1], latent.codes[level_space(j - 1)])
-        return self._gaussian(_on_rows(self.prior_blocks[j - 1], h))
+        h = on_rows(self.top_down[j - 1], latent.codes[level_space(j - 1)])
+        return self.gaussian(on_rows(self.prior_blocks[j - 1], h))
 
     # ---- encoding -----------------------------------------------------------------------------
     def unimodal_experts(self, batch: Batch) -> Experts:
@@ -159,7 +149,7 @@ class MHVAE(MultimodalVAE):
             d = [self.encoders[m](batch.data[m])]
             for block in self.bottom_up[m][:-1]:
                 d.append(block(d[-1]))
-            tops.append(self._gaussian(self.bottom_up[m][-1](d[-1])))
+            tops.append(self.gaussian(self.bottom_up[m][-1](d[-1])))
             features[m] = d
         top = Diagonal(
             torch.stack([q.loc for q in tops]), torch.stack([q.scale for q in tops]),
@@ -172,17 +162,17 @@ class MHVAE(MultimodalVAE):
     ) -> tuple[Diagonal, Diagonal]:
         """(q, p) at level j ≥ 1 for parent codes [T, B, D]: p(z_j | parent) and the PoE of it
         and the given modalities' posterior blocks; `mask` [M, B] or [T, M, B]."""
-        h = _on_rows(self.top_down[j - 1], parent)  # [T, B, F]
-        prior = self._gaussian(_on_rows(self.prior_blocks[j - 1], h))
+        h = on_rows(self.top_down[j - 1], parent)  # [T, B, F]
+        prior = self.gaussian(on_rows(self.prior_blocks[j - 1], h))
         skip = self.config.n_latent - 1 - j  # level j reads skip d_{L−j}, stored bottom first
         outs = [
-            _on_rows(
+            on_rows(
                 self.posterior_blocks[j - 1],
                 torch.cat([h, experts.features[m][skip].expand(*h.shape[:-1], -1)], -1),
             )
             for m in self.names
         ]
-        given = [self._gaussian(o) for o in outs]  # each [T, B, D_j]
+        given = [self.gaussian(o) for o in outs]  # each [T, B, D_j]
         loc = torch.stack([prior.loc, *[q.loc for q in given]], -3)  # [T, 1 + M, B, D]
         scale = torch.stack([prior.scale, *[q.scale for q in given]], -3)
         mask = mask.expand(loc.shape[0], *mask.shape[-2:])

@@ -41,7 +41,7 @@ from core.models.config import ModelConfig, NetworkSpec
 from core.models.distributions import Diagonal, kl_divergence
 from core.models.latents import SHARED, Latent, LatentSpace, private_space
 from core.models.optimization import LossOutput
-from core.nn.networks import build_network, validate_network_spec
+from core.nn.networks import build_network, on_rows, validate_network_spec
 
 _SCALE_MOMENTUM = 0.1  # weight of each training batch in the tracked residual scales s_m
 
@@ -75,15 +75,8 @@ class NexusConfig(ModelConfig):
     @model_validator(mode="after")
     def _known_modalities(self) -> NexusConfig:
         names = set(self.modality_names)
-        sizes = self.modalities_specific_dim
-        if isinstance(sizes, dict) and set(sizes) != names:
-            raise ValueError(f"modalities_specific_dim: one size for each of {sorted(names)}")
-        if any(v <= 0 for v in (sizes.values() if isinstance(sizes, dict) else [sizes])):
-            raise ValueError("modalities_specific_dim: sizes must be positive")
-        for field in ("bottom_betas", "gammas"):
-            given = getattr(self, field) or {}
-            if not set(given) <= names or any(v < 0 for v in given.values()):
-                raise ValueError(f"{field}: non-negative weights for modalities of {sorted(names)}")
+        self.check_modality_sizes("modalities_specific_dim")
+        self.check_modality_weights("bottom_betas", "gammas")
         if not set(self.adapt_top_decoder_variance or []) <= names:
             raise ValueError(f"adapt_top_decoder_variance: modalities of {sorted(names)}")
         validate_network_spec(self.top_network)
@@ -130,7 +123,7 @@ class Nexus(MultimodalVAE):
         if latent is None:
             raise ValueError(f"{space}: its prior depends on the top latent's codes")
         m = space.removeprefix(private_space(""))
-        loc = _on_rows(self.top_decoders[m], latent.codes[SHARED])
+        loc = on_rows(self.top_decoders[m], latent.codes[SHARED])
         scale = self.bottom_scales[self.index[m]].expand_as(loc)
         return Diagonal(loc, scale, self.posterior_family)
 
@@ -151,18 +144,16 @@ class Nexus(MultimodalVAE):
         zero-width shared part, and the bottom posterior q(z_m | x_m)."""
         p = self.private_dims[m]
         none = Diagonal(out[..., :0], torch.ones_like(out[..., :0]), self.posterior_family)
-        return none, Diagonal(out[..., :p], self.expert_scale(out[..., p:]), self.posterior_family)
+        return none, self.gaussian(out[..., : 2 * p])
 
     # ---- inference ----------------------------------------------------------------------------
     def top_posterior(self, bottom: dict[str, Tensor], keep: Tensor) -> Diagonal:
         """q(z | messages) [S, B, D] from bottom codes [S, B, D_m], averaging the messages of the
         modalities marked in `keep` [M, B]."""
-        msgs = torch.stack([_on_rows(self.top_encoders[m], bottom[m].detach()) for m in self.names])
+        msgs = torch.stack([on_rows(self.top_encoders[m], bottom[m].detach()) for m in self.names])
         weights = keep.to(msgs.dtype).unsqueeze(1).unsqueeze(-1)  # [M, 1, B, 1]
         mean = (msgs * weights).sum(0) / weights.sum(0).clamp_min(1.0)
-        out = _on_rows(self.joint_encoder, mean)
-        d = self.latent_dim
-        return Diagonal(out[..., :d], self.expert_scale(out[..., d:]), self.posterior_family)
+        return self.gaussian(on_rows(self.joint_encoder, mean))
 
     def infer(self, batch: Batch, mask: Tensor, experts: Experts, draw: Draw) -> Latent:
         """Bottom codes of the given modalities from their encoders, the top code from their
@@ -216,7 +207,7 @@ class Nexus(MultimodalVAE):
         top_rec = torch.zeros_like(seen[0])
         for i, m in enumerate(self.names):
             target = bottom[m].detach()
-            loc = _on_rows(self.top_decoders[m], z)
+            loc = on_rows(self.top_decoders[m], z)
             residual = ((target - loc) ** 2)[0]
             rms = self._track_scale(i, residual, observed[i])
             adapt = m in (cfg.adapt_top_decoder_variance or [])
@@ -231,19 +222,17 @@ class Nexus(MultimodalVAE):
     @torch.no_grad()
     def _track_scale(self, i: int, residual: Tensor, rows: Tensor) -> Tensor:
         """The batch's RMS residual of top decoder i on the observed samples (1 when none); in
-        training, folded into the moving average s_i the generative model uses."""
-        if not bool(rows.any()):
-            return torch.ones((), dtype=residual.dtype, device=residual.device)
-        rms = residual[rows].mean().sqrt().clamp_min(1e-4)
+        training, folded into the moving average s_i the generative model uses. Masked sums, no
+        host synchronisation in the training step."""
+        weight = rows.to(residual.dtype).unsqueeze(-1)
+        count = (weight.sum() * residual.shape[-1]).clamp_min(1.0)
+        seen = rows.any()
+        rms = torch.where(seen, ((residual * weight).sum() / count).sqrt().clamp_min(1e-4), 1.0)
         if self.training:
-            self.bottom_scales[i].lerp_(rms, _SCALE_MOMENTUM)
+            self.bottom_scales[i] = torch.where(
+                seen, self.bottom_scales[i].lerp(rms, _SCALE_MOMENTUM), self.bottom_scales[i]
+            )
         return rms
-
-
-def _on_rows(net: nn.Module, x: Tensor) -> Tensor:
-    """A vector network on codes [..., D]: every leading dimension as rows."""
-    out = net(x.reshape(-1, x.shape[-1]))
-    return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def _normal_nll(squared_residual: Tensor, scale: Tensor | float) -> Tensor:

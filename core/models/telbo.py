@@ -39,11 +39,7 @@ class TELBOConfig(JointEncoderConfig):
 
     @model_validator(mode="after")
     def _known_modalities(self) -> TELBOConfig:
-        names = set(self.modality_names)
-        for field in ("lambda_factors", "gamma_factors"):
-            given = getattr(self, field) or {}
-            if not set(given) <= names or any(v < 0 for v in given.values()):
-                raise ValueError(f"{field}: non-negative weights for modalities of {sorted(names)}")
+        self.check_modality_weights("lambda_factors", "gamma_factors")
         return self
 
 

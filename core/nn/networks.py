@@ -133,6 +133,12 @@ NETWORKS: dict[str, tuple[type[BaseModel], Callable[..., nn.Module]]] = {
 }
 
 
+def on_rows(net: nn.Module, x: Tensor) -> Tensor:
+    """A vector network applied to codes [..., F]: every leading dimension as rows."""
+    out = net(x.reshape(-1, x.shape[-1]))
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
 def validate_network_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """Check a spec against its kind's parameters; returns it with defaults filled in."""
     if not isinstance(spec, dict) or "kind" not in spec:
