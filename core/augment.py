@@ -131,6 +131,9 @@ def augment(
         raise ValueError(f"categorical: 'sample' or 'argmax', got {categorical!r}")
     sampler = sampler or model.sampler or PriorSampler()
     sampler.to("cpu")
+    reason = model.sampling_error(sampler) if given is None else None
+    if reason is not None:
+        raise ValueError(f"sampler: {reason}")
     total = len(given) if given is not None else int(n)
     was_training = model.training
     model.eval()

@@ -154,5 +154,5 @@ def warm_up(model: MultimodalVAE) -> None:
     data = {m.name: torch.zeros(1, *m.shape) for m in model.config.modalities}
     masks = {m: torch.ones(1, dtype=torch.bool) for m in data}
     model.generate(Batch(data, masks), n_samples=1)
-    if model.sampled_spaces:  # a conditional model has no unconditional samples
+    if model.sampling_error(model.sampler) is None:  # e.g. a conditional model has none
         model.sample(1, sampler=model.sampler)

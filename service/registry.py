@@ -39,13 +39,11 @@ class LoadedModel:
 
     @property
     def samplers(self) -> list[str]:
-        """Where unconditional samples can come from: none for a model whose every latent space
-        has a prior that needs inputs (a conditional VAE)."""
-        if not self.model.sampled_spaces:
-            return []
-        fitted = self.model.sampler
-        names = ["prior"]
-        if fitted is not None and fitted.name != "prior":
+        """Where unconditional samples can come from: the prior, unless the model has none (an
+        autoencoder) or it needs inputs (a conditional VAE); and the fitted sampler."""
+        model, fitted = self.model, self.model.sampler
+        names = ["prior"] if model.sampling_error(None) is None else []
+        if fitted is not None and fitted.name != "prior" and model.sampling_error(fitted) is None:
             names.append(fitted.name)
         return names
 

@@ -227,6 +227,14 @@ class ModelInfo(BaseModel):
     requires: list[str] = Field(
         description="modalities every input sample must have (a conditional model's conditions)"
     )
+    likelihood: bool = Field(
+        True, description="whether /log-likelihood applies (false: a deterministic autoencoder)"
+    )
+    kept_dimensions: list[int] | None = Field(
+        None,
+        description="dimensions of the shared latent used at prediction, for a sparse model "
+        "with a threshold (the others are zeroed); null: all of them",
+    )
     source: ModelSource
     loaded_at: str
     ready: bool

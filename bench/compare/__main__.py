@@ -28,11 +28,25 @@ from bench.common import RESULTS_DIR, finish, machine, machine_line, median, tab
 from bench.compare import env
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("mvae", "jmvae", "mopoe", "mmvae", "mvtcae", "crmvae", "telbo", "jnf")
+MODELS = (
+    "mvae",
+    "jmvae",
+    "mopoe",
+    "mmvae",
+    "mvtcae",
+    "crmvae",
+    "telbo",
+    "jnf",
+    "dmvae",
+    "mmvae_plus",
+)
 QUALITY = ("nll", "image_to_label", "label_to_image", "test_loss")
 LIBRARIES = ("multivae", "ours")
 # our options that give MultiVae's defaults where the two libraries' defaults differ
-SAME_AS_MULTIVAE = {"telbo": {"rescale_likelihoods": True}}  # its TELBO rescales by default
+SAME_AS_MULTIVAE = {
+    "telbo": {"rescale_likelihoods": True},  # its TELBO rescales by default
+    "mmvae_plus": {"reconstruction_option": "joint_prior"},  # MultiVae 1.0.3's default
+}
 
 
 def ours_options(model: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from bench.compare import protocol
 from core.data import MultimodalDataset
 from core.data.batch import Batch
 from core.models import MultimodalVAE, build_model
+from core.models.latents import Latent
 from core.training import Callback, Trainer, TrainerConfig
 
 NETWORK = {"kind": "mlp", "hidden": [protocol.HIDDEN, protocol.HIDDEN]}
@@ -48,27 +49,41 @@ def batch(arrays: dict[str, Tensor]) -> Batch:
     return dataset(arrays).batch()
 
 
+class Space:
+    """One latent space's posterior as a protocol proposal."""
+
+    def __init__(self, posterior: Any) -> None:
+        self.posterior = posterior
+
+    def sample(self, k: int) -> Tensor:
+        return self.posterior.rsample(k)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.posterior.log_prob(z)
+
+
 class Adapter:
+    """The protocol's z is every latent space's code, concatenated in the model's order (the
+    shared space first, then each modality's private one, as reference.py lays them out)."""
+
     def __init__(self, model: MultimodalVAE) -> None:
         self.model = model.eval()
+        self.sizes = {space: s.dim for space, s in model.latent_spaces.items()}
 
-    def proposal(self, data: dict[str, Tensor]) -> Any:
-        posterior = self.model.encode(batch(data)).posterior
+    def latent(self, z: Tensor) -> Latent:
+        return Latent(dict(zip(self.sizes, z.split(list(self.sizes.values()), -1), strict=True)))
 
-        class Proposal:
-            def sample(self, k: int) -> Tensor:
-                return posterior.rsample(k)
-
-            def log_prob(self, z: Tensor) -> Tensor:
-                return posterior.log_prob(z)
-
-        return Proposal()
+    def proposal(self, data: dict[str, Tensor]) -> protocol.Product:
+        posteriors = self.model.encode(batch(data)).posteriors
+        parts = [Space(posteriors[space]) for space in self.sizes]
+        return protocol.Product(parts, list(self.sizes.values()))
 
     def log_prior(self, z: Tensor) -> Tensor:
-        return self.model.prior().log_prob(z)
+        latent = self.latent(z)
+        return sum(self.model.prior(s, latent).log_prob(c) for s, c in latent.codes.items())
 
     def decode(self, z: Tensor) -> dict[str, Tensor]:
-        return self.model.decoder_outputs(z)
+        return self.model.decoder_outputs(self.latent(z))
 
     def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
         return self.model.generate(batch(data), [given], [target])[target][0]

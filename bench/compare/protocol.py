@@ -5,8 +5,11 @@ scikit-learn, so the reference environment (MultiVae) and this project's load th
   project's built-in `digits` (80/20, stratified, seed 0); a synthetic 60k set for speed;
 - networks: per modality an MLP trunk 2 x 256 ReLU, latent 16 (encoders give mean and
   log-variance, decoders Bernoulli logits for the image and categorical logits for the label);
+  models with private latents add `PRIVATE` dimensions per modality (encoders give their
+  parameters too, decoders read [shared, own private]);
 - the joint NLL: one importance-sampling estimator for every model of both libraries, given an
-  adapter with the model's proposal q(z | x), prior and decoders;
+  adapter with the model's proposal q(z | x), prior and decoders; with private latents z is
+  [shared, private of each modality in `SHAPES` order] and the proposal a `Product`;
 - coherence: image -> label read off the generated label, label -> image classified by a
   logistic regression trained on the real training images.
 """
@@ -22,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 LATENT = 16
+PRIVATE = 2  # each modality's private latent, in models that have them (both libraries' default)
 HIDDEN = 256
 SHAPES = {"image": (1, 8, 8), "label": (10,)}
 
@@ -71,6 +75,21 @@ class Proposal(Protocol):
     def sample(self, k: int) -> Tensor: ...  # [K, B, D]
 
     def log_prob(self, z: Tensor) -> Tensor: ...  # [K, B]
+
+
+class Product:
+    """Independent proposals over consecutive blocks of z (e.g. shared, then each modality's
+    private latent): a draw concatenates the blocks' draws, its log-density is their sum."""
+
+    def __init__(self, parts: list[Proposal], sizes: list[int]) -> None:
+        self.parts, self.sizes = parts, sizes
+
+    def sample(self, k: int) -> Tensor:
+        return torch.cat([part.sample(k) for part in self.parts], -1)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        blocks = z.split(self.sizes, -1)
+        return sum(part.log_prob(b) for part, b in zip(self.parts, blocks, strict=True))
 
 
 class Adapter(Protocol):

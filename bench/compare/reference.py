@@ -21,6 +21,7 @@ import torch
 from multivae.data import MultimodalBaseDataset
 from multivae.models import (
     CRMVAE,
+    DMVAE,
     JMVAE,
     JNF,
     MMVAE,
@@ -28,9 +29,12 @@ from multivae.models import (
     MVTCAE,
     TELBO,
     CRMVAEConfig,
+    DMVAEConfig,
     JMVAEConfig,
     JNFConfig,
     MMVAEConfig,
+    MMVAEPlus,
+    MMVAEPlusConfig,
     MoPoE,
     MoPoEConfig,
     MVAEConfig,
@@ -56,30 +60,46 @@ MODELS = {
     "crmvae": (CRMVAE, CRMVAEConfig),
     "telbo": (TELBO, TELBOConfig),
     "jnf": (JNF, JNFConfig),
+    "dmvae": (DMVAE, DMVAEConfig),
+    "mmvae_plus": (MMVAEPlus, MMVAEPlusConfig),
 }
 JOINT_ENCODER = {"jmvae", "telbo", "jnf"}  # the joint posterior is a joint encoder's
 MULTISTAGE = {"telbo", "jnf"}  # trained by MultiVae's own loop (its stage resets live there)
+# models with a private latent per modality, and the config giving it protocol.PRIVATE dimensions
+PRIVATE = {
+    "dmvae": {"modalities_specific_dim": {m: protocol.PRIVATE for m in protocol.SHAPES}},
+    "mmvae_plus": {"modalities_specific_dim": protocol.PRIVATE},
+}
 
 
 class Encoder(BaseEncoder):
-    def __init__(self, shape: tuple[int, ...]) -> None:
+    """Shared mean and log-variance, then (with `private` > 0) the private latent's: one head,
+    as this project's encoders."""
+
+    def __init__(self, shape: tuple[int, ...], private: int = 0) -> None:
         super().__init__()
-        self.latent_dim = protocol.LATENT
+        self.latent_dim, self.private = protocol.LATENT, private
         self.trunk = protocol.trunk(math.prod(shape))
-        self.head = nn.Linear(protocol.HIDDEN, 2 * protocol.LATENT)
+        self.head = nn.Linear(protocol.HIDDEN, 2 * (protocol.LATENT + private))
 
     def forward(self, x: Tensor) -> ModelOutput:
+        d, p = protocol.LATENT, self.private
         out = self.head(self.trunk(x.flatten(1)))
-        d = protocol.LATENT
-        return ModelOutput(embedding=out[:, :d], log_covariance=out[:, d:])
+        fields = {"embedding": out[:, :d], "log_covariance": out[:, d : 2 * d]}
+        if p:
+            fields["style_embedding"] = out[:, 2 * d : 2 * d + p]
+            fields["style_log_covariance"] = out[:, 2 * d + p :]
+        return ModelOutput(**fields)
 
 
 class Decoder(BaseDecoder):
-    def __init__(self, shape: tuple[int, ...]) -> None:
+    """Reads [shared, own private] codes (`private` = 0: shared only)."""
+
+    def __init__(self, shape: tuple[int, ...], private: int = 0) -> None:
         super().__init__()
         self.shape = shape
         self.net = nn.Sequential(
-            protocol.trunk(protocol.LATENT), nn.Linear(protocol.HIDDEN, math.prod(shape))
+            protocol.trunk(protocol.LATENT + private), nn.Linear(protocol.HIDDEN, math.prod(shape))
         )
 
     def forward(self, z: Tensor) -> ModelOutput:
@@ -94,10 +114,12 @@ def build(kind: str, options: dict[str, Any]) -> Any:
         latent_dim=protocol.LATENT,
         input_dims=dict(protocol.SHAPES),
         decoders_dist={"image": "bernoulli", "label": "categorical"},
+        **PRIVATE.get(kind, {}),
         **options,
     )
-    encoders = {m: Encoder(s) for m, s in protocol.SHAPES.items()}
-    decoders = {m: Decoder(s) for m, s in protocol.SHAPES.items()}
+    private = protocol.PRIVATE if kind in PRIVATE else 0
+    encoders = {m: Encoder(s, private) for m, s in protocol.SHAPES.items()}
+    decoders = {m: Decoder(s, private) for m, s in protocol.SHAPES.items()}
     return cls(config, encoders=encoders, decoders=decoders)
 
 
@@ -120,15 +142,21 @@ def trainer(
 
 
 # ---- the protocol's view of a MultiVae model -------------------------------------------------
-class Gaussian:
-    def __init__(self, mu: Tensor, log_var: Tensor) -> None:
-        self.q = torch.distributions.Normal(mu, torch.exp(0.5 * log_var))
+class Factorised:
+    """A proposal with independent dimensions: a torch distribution of batch shape [B, D]."""
+
+    def __init__(self, q: torch.distributions.Distribution) -> None:
+        self.q = q
 
     def sample(self, k: int) -> Tensor:
         return self.q.sample((k,))
 
     def log_prob(self, z: Tensor) -> Tensor:
         return self.q.log_prob(z).sum(-1)
+
+
+def gaussian(mu: Tensor, log_var: Tensor) -> Factorised:
+    return Factorised(torch.distributions.Normal(mu, torch.exp(0.5 * log_var)))
 
 
 class UniformMixture:
@@ -148,37 +176,69 @@ class UniformMixture:
 
 
 class Adapter:
+    """z is the shared code, then (models in PRIVATE) each modality's private code in `SHAPES`
+    order, as bench/compare/ours.py lays out this project's latent spaces."""
+
     def __init__(self, kind: str, model: Any) -> None:
         self.kind, self.model = kind, model.eval()
+        self.private = protocol.PRIVATE if kind in PRIVATE else 0
 
     def proposal(self, data: dict[str, Tensor]) -> Any:
         m, inputs = self.model, dataset(data)
         if self.kind == "mvae":
-            return Gaussian(*m.compute_mu_log_var_subset(inputs, list(protocol.SHAPES)))
+            return gaussian(*m.compute_mu_log_var_subset(inputs, list(protocol.SHAPES)))
         if self.kind == "mvtcae":
-            return Gaussian(*m._inference(inputs)["joint"])
+            return gaussian(*m._inference(inputs)["joint"])
         if self.kind in JOINT_ENCODER:
             out = m.joint_encoder(inputs.data)
-            return Gaussian(out.embedding, out.log_covariance)
+            return gaussian(out.embedding, out.log_covariance)
         if self.kind == "crmvae":
             joint = m._infer_all_latent_parameters(inputs)["joint"]
-            return Gaussian(joint.embedding, joint.log_covariance)
+            return gaussian(joint.embedding, joint.log_covariance)
         if self.kind == "mopoe":
             latents = m.inference(inputs)
             scale = torch.exp(0.5 * latents["logvars"])
             return UniformMixture(torch.distributions.Normal(latents["mus"], scale))
-        outs = [m.encoders[k](inputs.data[k]) for k in protocol.SHAPES]  # mmvae
+        if self.kind == "dmvae":  # PoE with the prior expert; private posteriors Gaussian
+            mu, log_var, _, private = m._infer_latent_parameters(inputs)
+            parts = [gaussian(mu, log_var)] + [gaussian(*private[k]) for k in protocol.SHAPES]
+            return protocol.Product(parts, self.block_sizes())
+        outs = [m.encoders[k](inputs.data[k]) for k in protocol.SHAPES]  # the MMVAE family
+        std = m._log_var_to_std if self.kind == "mmvae_plus" else m.log_var_to_std
         loc = torch.stack([o.embedding for o in outs])
-        scale = torch.stack([m.log_var_to_std(o.log_covariance) for o in outs])
-        return UniformMixture(m.post_dist(loc, scale))
+        scale = torch.stack([std(o.log_covariance) for o in outs])
+        shared = UniformMixture(m.post_dist(loc, scale))
+        if self.kind == "mmvae":
+            return shared
+        private = [
+            Factorised(m.post_dist(o.style_embedding, std(o.style_log_covariance))) for o in outs
+        ]
+        return protocol.Product([shared, *private], self.block_sizes())
+
+    def block_sizes(self) -> list[int]:
+        return [protocol.LATENT] + ([self.private] * len(protocol.SHAPES) if self.private else [])
 
     def log_prior(self, z: Tensor) -> Tensor:
-        if self.kind == "mmvae":
-            return self.model.prior_dist(*self.model.pz_params).log_prob(z).sum(-1)
-        return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+        if self.kind not in ("mmvae", "mmvae_plus"):
+            return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+        # MMVAE(+)'s p over [u, w]: its first LATENT dimensions score u, the rest each w_m
+        mean, std = self.model.pz_params
+        d = protocol.LATENT
+        shared = self.model.prior_dist(mean[..., :d], std[..., :d])
+        u, *private = z.split(self.block_sizes(), -1)
+        total = shared.log_prob(u).sum(-1)
+        for w in private:
+            total = total + self.model.prior_dist(mean[..., d:], std[..., d:]).log_prob(w).sum(-1)
+        return total
 
     def decode(self, z: Tensor) -> dict[str, Tensor]:
-        return {k: self.model.decoders[k](z).reconstruction for k in protocol.SHAPES}
+        if not self.private:
+            return {k: self.model.decoders[k](z).reconstruction for k in protocol.SHAPES}
+        shared, *private = z.split(self.block_sizes(), -1)
+        return {
+            k: self.model.decoders[k](torch.cat([shared, w], -1)).reconstruction
+            for k, w in zip(protocol.SHAPES, private, strict=True)
+        }
 
     def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
         out = self.model.predict(dataset(data), cond_mod=[given], gen_mod=[target])[target]

@@ -152,8 +152,9 @@ def joint_coherence(
     Needs classifiers for at least two modalities; modalities without one are left out.
     """
     model.eval()
-    if not model.sampled_spaces:
-        return {"joint_coherence": None, "skipped": "the model has no unconditional samples"}
+    reason = model.sampling_error(sampler)
+    if reason is not None:
+        return {"joint_coherence": None, "skipped": reason}
     found, skipped = resolve_classifiers(model, classifiers, label_modality)
     if len(found) < 2:
         return {"joint_coherence": None, "skipped": "needs classifiers for two modalities"}

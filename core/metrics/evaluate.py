@@ -71,6 +71,8 @@ def register_metric(name: str) -> Callable[[Metric], Metric]:
 @register_metric("likelihood")
 def _likelihood(ctx: EvalContext) -> dict[str, Any]:
     """Joint NLL; with option `conditional=True` also log p(x_m | rest) for every modality."""
+    if ctx.model.likelihood_error is not None:
+        return {"skipped": ctx.model.likelihood_error}
     kw = {"k": ctx.k, "batch_size": ctx.batch_size, "generator": ctx.generator()}
     out: dict[str, Any] = joint_nll(ctx.model, ctx.dataset, **kw)
     if ctx.options.get("conditional") and len(ctx.model.names) > 1:
@@ -156,8 +158,11 @@ def _figures(ctx: EvalContext) -> dict[str, Any]:
     model, d, out = ctx.model, ctx.dataset, ctx.output_dir
     images = [m for m in model.generated if modality_kind(model, m) == "image"]
     files: list[str] = []
-    if images and model.sampled_spaces:
-        files.append(str(sample_grid(model, 64, out / "samples.png", generator=ctx.generator())))
+    if images and model.sampling_error(ctx.sampler) is None:
+        grid = sample_grid(
+            model, 64, out / "samples.png", sampler=ctx.sampler, generator=ctx.generator()
+        )
+        files.append(str(grid))
     for m in images:
         if model.generation_error([m], [m]) is None:
             files.append(str(reconstruction_grid(model, d, m, out / f"reconstruction_{m}.png")))

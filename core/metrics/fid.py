@@ -187,7 +187,7 @@ def fid_scores(
         ext = ext or PixelFeatures()
         result["extractor"][m] = ext.name
         kw = {"n": n, "sampler": sampler, "batch_size": batch_size, "generator": generator}
-        if model.sampled_spaces:  # a conditional model has no unconditional samples
+        if model.sampling_error(sampler) is None:  # e.g. a conditional model has none
             result["unconditional"][m] = fid(model, dataset, m, ext, None, **kw)
         others = [o for o in model.names if o != m]
         if conditional and others and model.generation_error(others, [m]) is None:

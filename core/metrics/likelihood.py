@@ -77,6 +77,8 @@ def conditional_log_prob(
     - "posterior" (MultiVae's estimator): logmeanexp_k log p(x_t | z_k), z_k ~ q(z | x_g); it
       equals log p(x_t | x_g) only insofar as q(z | x_g) is the true posterior p(z | x_g).
     """
+    if model.likelihood_error is not None:
+        raise ValueError(f"log-likelihood: {model.likelihood_error}")
     given, targets = list(given), list(targets)
     if set(given) & set(targets):
         raise ValueError(f"targets: {sorted(set(given) & set(targets))} are also given")

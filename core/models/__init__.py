@@ -1,16 +1,21 @@
 """Multimodal VAE models. Importing this package registers every built-in `model_type`."""
 
+from core.models.ae import AE, AEConfig
 from core.models.base import Draw, Experts, MultimodalVAE
 from core.models.cmvae import CMVAE, CMVAEConfig
 from core.models.config import ModalitySpec, ModelConfig
 from core.models.crmvae import CRMVAE, CRMVAEConfig
 from core.models.cvae import CVAE, CVAEConfig
+from core.models.dccae import DCCAE, DCCAEConfig
 from core.models.distributions import Noise, Posterior
 from core.models.dmvae import DMVAE, DMVAEConfig
+from core.models.dvcca import DVCCA, DVCCAConfig
 from core.models.gpoe import GPoE, GPoEConfig
 from core.models.jmvae import JMVAE, JMVAEConfig
 from core.models.jnf import JNF, JNFConfig
 from core.models.latents import SHARED, Latent, LatentSpace, level_space, private_space
+from core.models.maae import MAAE, MAAEConfig
+from core.models.mcvae import MCVAE, MCVAEConfig
 from core.models.me_mvae import MeMVAE, MeMVAEConfig
 from core.models.mhvae import MHVAE, MHVAEConfig
 from core.models.mmjsd import MMJSD, MMJSDConfig
@@ -19,6 +24,7 @@ from core.models.mmvae_plus import MMVAEPlus, MMVAEPlusConfig
 from core.models.mopoe import MoPoE, MoPoEConfig
 from core.models.mvae import MVAE, MVAEConfig
 from core.models.mvtcae import MVTCAE, MVTCAEConfig
+from core.models.mwae import MWAE, MWAEConfig
 from core.models.nexus import Nexus, NexusConfig
 from core.models.optimization import LossOutput, Optimizers, OptimizerSpec, Stage, Trainable
 from core.models.registry import (
@@ -32,24 +38,33 @@ from core.models.telbo import TELBO, TELBOConfig
 from core.models.weighted_dmvae import WeightedDMVAE, WeightedDMVAEConfig
 
 __all__ = [
+    "AE",
     "CMVAE",
     "CRMVAE",
     "CVAE",
+    "DCCAE",
     "DMVAE",
+    "DVCCA",
     "JMVAE",
     "JNF",
+    "MAAE",
+    "MCVAE",
     "MHVAE",
     "MMJSD",
     "MMVAE",
     "MODEL_REGISTRY",
     "MVAE",
     "MVTCAE",
+    "MWAE",
     "SHARED",
     "TELBO",
+    "AEConfig",
     "CMVAEConfig",
     "CRMVAEConfig",
     "CVAEConfig",
+    "DCCAEConfig",
     "DMVAEConfig",
+    "DVCCAConfig",
     "Draw",
     "Experts",
     "GPoE",
@@ -59,6 +74,8 @@ __all__ = [
     "Latent",
     "LatentSpace",
     "LossOutput",
+    "MAAEConfig",
+    "MCVAEConfig",
     "MHVAEConfig",
     "MMJSDConfig",
     "MMVAEConfig",
@@ -66,6 +83,7 @@ __all__ = [
     "MMVAEPlusConfig",
     "MVAEConfig",
     "MVTCAEConfig",
+    "MWAEConfig",
     "MeMVAE",
     "MeMVAEConfig",
     "MoPoE",

@@ -75,6 +75,10 @@ class MultimodalVAE(Trainable):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     posterior_family: Family = "normal"
     primary_space: ClassVar[str] = SHARED  # the space `Latent.z` names (the representation)
+    # encoders give codes, not distributions (autoencoders): no likelihood p(x) is defined
+    deterministic: ClassVar[bool] = False
+    # False: no prior over the codes, so unconditional samples need a fitted latent sampler
+    has_prior: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -108,7 +112,8 @@ class MultimodalVAE(Trainable):
             m, shape = spec.name, tuple(spec.shape)
             enc_out = self.encoder_output_size(m)
             dec_in = sum(self.latent_spaces[s].dim for s in self.decoder_spaces[m])
-            self.encoders[m] = build_network(spec.encoder or config.encoder, shape, (enc_out,))
+            if enc_out:  # 0: the model encodes nothing from this modality (DVCCA)
+                self.encoders[m] = build_network(spec.encoder or config.encoder, shape, (enc_out,))
             self.decoders[m] = build_network(spec.decoder or config.decoder, (dec_in,), shape)
             self.likelihoods[m] = build_likelihood(spec.likelihood, shape)
         self.register_buffer("rec_weights", torch.tensor(config.rec_weights()), persistent=False)
@@ -126,7 +131,7 @@ class MultimodalVAE(Trainable):
 
     def encoder_output_size(self, modality: str) -> int:
         """Outputs of the modality's encoder: mean and scale of the shared latent and of its
-        private one (models whose encoders give features instead say how many)."""
+        private one (models whose encoders give features instead say how many; 0: none)."""
         return 2 * (self.latent_dim + self.private_dims[modality])
 
     def declare_latent_spaces(self) -> list[LatentSpace]:
@@ -174,7 +179,7 @@ class MultimodalVAE(Trainable):
         latent = Latent({SHARED: draw(SHARED, shared)}, {SHARED: shared}, {}, self.primary_space)
         for m, q in experts.private.items():
             space, rows = private_space(m), mask[self.index[m]]
-            prior = self.prior(space)
+            prior = self.absent_private(m)
             keep = rows.unsqueeze(-1)
             q = Diagonal(
                 torch.where(keep, q.loc, prior.loc),
@@ -184,6 +189,11 @@ class MultimodalVAE(Trainable):
             latent.codes[space], latent.posteriors[space] = draw(space, q), q
             latent.observed[space] = rows
         return latent
+
+    def absent_private(self, modality: str) -> Diagonal:
+        """What a private code of `modality` is drawn from where the modality is not given
+        (cross-modal generation): its prior, unless a model keeps an auxiliary one."""
+        return self.prior(private_space(modality))
 
     # ---- shared machinery -----------------------------------------------------------------
     def forward(self, batch: Batch) -> LossOutput:
@@ -380,6 +390,14 @@ class MultimodalVAE(Trainable):
             result[m] = lp * batch.masks[m].to(lp.dtype)
         return result
 
+    def cross_reconstruction(self, codes: Tensor, batch: Batch, observed: Tensor) -> Tensor:
+        """(1/M_o²) Σ_j Σ_i −λ_i log p(x_i | z_j) [B]: every observed modality i decoded from
+        the code z_j [M, B, D] of every observed modality j, M_o of them per sample
+        (`observed` [M, B]); the coordinated models' reconstruction term."""
+        log_p = sum(self.log_likelihoods(self.decoder_outputs(codes), batch).values())  # [M, B]
+        sources = observed.to(log_p.dtype)
+        return -(log_p * sources).sum(0) / sources.sum(0).clamp_min(1.0) ** 2
+
     def output_mean(self, m: str, out: Tensor) -> Tensor:
         """Mean of p(x_m | z) from decoder output, clamped to the modality's `value_range`."""
         mean = self.likelihoods[m].mean(out)
@@ -393,7 +411,11 @@ class MultimodalVAE(Trainable):
             posterior = latent.posteriors.get(space)
             if posterior is not None:  # a space drawn from its prior has weight 1
                 prior = self.prior(space, latent)
-                log_w = log_w + (prior.log_prob(codes) - posterior.log_prob(codes))
+                term = prior.log_prob(codes) - posterior.log_prob(codes)
+                observed = latent.observed.get(space)
+                # a code standing in for a missing modality feeds no scored decoder: it
+                # integrates out exactly (weight 1), whatever it was drawn from
+                log_w = log_w + (term if observed is None else term * observed.to(term.dtype))
         outs = self.decoder_outputs(latent)
         for lp in self.log_likelihoods(outs, batch, weighted=False).values():
             log_w = log_w + lp
@@ -444,8 +466,41 @@ class MultimodalVAE(Trainable):
         mean_latent: bool = False,
     ) -> dict[str, Tensor]:
         """Cross-modal generation: decoder means [S, B, *shape] of `targets` from `given`."""
+        given = None if given is None else list(given)
+        targets = None if targets is None else list(targets)
+        reason = self.generation_error(
+            self.names if given is None else given, self.generated if targets is None else targets
+        )
+        if reason is not None:
+            raise ValueError(f"targets: {reason}")
         latent = self.encode(batch, given, n_samples, mean=mean_latent, generator=generator)
         return self.decode_mean(latent, targets, generator)
+
+    @property
+    def likelihood_error(self) -> str | None:
+        """Why log p(x) cannot be estimated for this model; None when it can."""
+        if self.deterministic:
+            return (
+                f"this {self.model_type} model is deterministic (an autoencoder): it defines no "
+                "likelihood p(x); score it by reconstruction, coherence or FID instead"
+            )
+        return None
+
+    def sampling_error(self, sampler: Sampler | None = None) -> str | None:
+        """Why unconditional samples cannot be drawn with `sampler` (None: from the priors);
+        None when they can."""
+        if not self.sampled_spaces:
+            return (
+                f"this {self.model_type} model has no unconditional prior (its prior needs "
+                "inputs); use generate with the modalities it is conditioned on"
+            )
+        covered = set() if sampler is None else set(sampler.covering(self.sampled_spaces))
+        if not self.has_prior and covered != set(self.sampled_spaces):
+            return (
+                f"this {self.model_type} model has no prior over its latent codes: fit a latent "
+                "sampler on them (e.g. gmm) and sample with it"
+            )
+        return None
 
     @torch.no_grad()
     def sample(
@@ -456,6 +511,9 @@ class MultimodalVAE(Trainable):
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
         """Unconditional samples: decoder means [n, *shape], latents from priors or `sampler`."""
+        reason = self.sampling_error(sampler)
+        if reason is not None:
+            raise ValueError(f"sampler: {reason}")
         latent = self.draw_prior(n, sampler, generator)
         return {m: x[0] for m, x in self.decode_mean(latent, modalities, generator).items()}
 
@@ -474,6 +532,8 @@ class MultimodalVAE(Trainable):
         samples, and the log-sum-exp is taken over all K at the end, so chunking never mixes
         samples.
         """
+        if self.likelihood_error is not None:
+            raise ValueError(f"log-likelihood: {self.likelihood_error}")
         batch = self.clean(batch)
         mask = self.availability(batch)
         experts = self.unimodal_experts(batch)
@@ -517,6 +577,11 @@ class MultimodalVAE(Trainable):
     def cluster_probabilities(self, latent: Latent) -> Tensor | None:
         """q(cluster | codes) [B, C] averaged over the latent's draws, for models whose prior
         has clusters (the HTTP `encode` route returns it); None for the others."""
+        return None
+
+    def kept_dimensions(self) -> list[int] | None:
+        """The shared space's dimensions still used at prediction, for models that drop some
+        (sparse latents above their threshold); None when every dimension is used."""
         return None
 
     def describe_latent_spaces(self) -> dict[str, dict[str, Any]]:

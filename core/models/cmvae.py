@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from core.data.batch import Batch
 from core.models.distributions import Diagonal, Mixture
-from core.models.latents import SHARED, Latent, private_space
+from core.models.latents import SHARED, Latent
 from core.models.mmvae_plus import MMVAEPlus, MMVAEPlusConfig
 
 
@@ -64,8 +64,6 @@ class CMVAE(MMVAEPlus):
         if space == SHARED:
             log_pc = torch.log_softmax(self.cluster_logits, -1).unsqueeze(0)  # [1, C]
             return Mixture(self.clusters(), log_pc)
-        if self.config.reconstruction_option == "single_prior":
-            return self.modality_prior(space.removeprefix(private_space("")))
         return self._private_prior()
 
     def _private_prior(self) -> Diagonal:

@@ -15,8 +15,9 @@ Posterior families: `laplace_with_softmax` (scale = softmax(raw)·D + 1e-6, the 
 `normal_with_softplus` (σ = softplus(raw) + 1e-6) and `normal` (σ = exp(raw/2)).
 Generation: u from the mixture of the given experts; the private code of a modality not given
 is drawn from r_m (`reconstruction_option="single_prior"`, the distribution cross-modal
-reconstruction is trained with) or from p's private part (`"joint_prior"`), which is also the
-prior the likelihood estimate scores it with.
+reconstruction is trained with) or from p's private part (`"joint_prior"`). Unconditional
+samples and the likelihood estimate use p, the generative model's prior, either way (as the
+paper and MultiVae's `generate_from_prior`).
 
 Incomplete data: the mixture, the average over experts and the reconstructions run over the
 sample's observed modalities.
@@ -108,12 +109,14 @@ class MMVAEPlus(MultimodalVAE):
         return Diagonal(torch.zeros_like(scale), scale, self.posterior_family)
 
     def prior(self, space: str = SHARED, latent: Latent | None = None) -> Diagonal:
+        """p's shared or private part: the generative model's prior (r_m is auxiliary)."""
         shared, private = self.joint_prior()
-        if space == SHARED:
-            return shared
+        return shared if space == SHARED else private
+
+    def absent_private(self, modality: str) -> Diagonal:
         if self.config.reconstruction_option == "single_prior":
-            return self.modality_prior(space.removeprefix(private_space("")))
-        return private
+            return self.modality_prior(modality)
+        return self.prior(private_space(modality))
 
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
         return mixture_of_experts(experts.loc, experts.scale, mask, self.posterior_family)

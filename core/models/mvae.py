@@ -10,19 +10,18 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
-from torch import Tensor, nn
+from pydantic import Field
+from torch import Tensor
 
 from core.data.batch import Batch
-from core.models.base import Draw, Experts, MultimodalVAE
-from core.models.config import ModelConfig
-from core.models.distributions import Diagonal, Posterior, kl_divergence, sparse_kl
+from core.models.base import Experts
+from core.models.distributions import Diagonal, Posterior
 from core.models.fusion import mean_of_experts, product_of_experts, subsets_matrix
-from core.models.latents import SHARED, Latent
 from core.models.optimization import LossOutput
+from core.models.sparse import SparseConfig, SparseLatent
 
 
-class MVAEConfig(ModelConfig):
+class MVAEConfig(SparseConfig):
     model_type: str = "mvae"
     use_subsampling: bool = Field(True, description="add the unimodal ELBO of every modality")
     k: int = Field(
@@ -40,32 +39,14 @@ class MVAEConfig(ModelConfig):
     use_prior: bool = Field(
         True, description="join the N(0, I) prior expert to the product (poe only)"
     )
-    sparse: bool = Field(
-        False,
-        description="variational-dropout experts (multi-view-AE's option, as mcVAE): σ² = α μ² "
-        "with one learnable log α per latent dimension, the Molchanov KL approximation",
-    )
-    threshold: float | None = Field(
-        None,
-        gt=0,
-        le=1,
-        description="with sparse: latent dimensions whose dropout rate α/(1+α) reaches it are "
-        "zeroed at prediction (None: none are)",
-    )
     annealing: Literal["per_step", "per_epoch"] = Field(
         "per_step",
         description="per_step: β·progress/warmup, from 0 at the first step (MultiVae); per_epoch: "
         "β·epoch/warmup, from β/warmup in the first epoch (this project before 2026-12)",
     )
 
-    @model_validator(mode="after")
-    def _threshold_needs_sparse(self) -> MVAEConfig:
-        if self.threshold is not None and not self.sparse:
-            raise ValueError("threshold: applies to sparse models only (set sparse: true)")
-        return self
 
-
-class MVAE(MultimodalVAE):
+class MVAE(SparseLatent):
     """Loss = -[ELBO(X) + Σ_m ELBO(x_m) + Σ_{k random S} ELBO(X_S)], mean over samples.
 
     Incomplete data: each term uses the modalities it names that the sample has; a term naming
@@ -99,31 +80,6 @@ class MVAE(MultimodalVAE):
                 fixed.append(torch.eye(n, dtype=torch.bool))
         self.register_buffer("middle", middle, persistent=False)
         self.register_buffer("fixed_terms", torch.cat(fixed), persistent=False)
-        if self.config.sparse:
-            self.log_alpha = nn.Parameter(torch.zeros(self.latent_dim))
-
-    def split_encoding(self, m: str, out: Tensor) -> tuple[Diagonal, Diagonal | None]:
-        """Sparse: the expert's variance is α μ² (its encoder's scale output is unused)."""
-        shared, private = super().split_encoding(m, out)
-        if self.config.sparse:
-            scale = torch.exp(0.5 * self.log_alpha) * (shared.loc.abs() + 1e-8)
-            shared = Diagonal(shared.loc, scale, shared.family)
-        return shared, private
-
-    def dropout_rates(self) -> Tensor:
-        """α/(1+α) per latent dimension (sparse models)."""
-        return torch.sigmoid(self.log_alpha)
-
-    def infer(self, batch: Batch, mask: Tensor, experts: Experts, draw: Draw) -> Latent:
-        """With a sparse model and a threshold, dimensions dropped out are zero at prediction."""
-        latent = super().infer(batch, mask, experts, draw)
-        if self.config.sparse and self.config.threshold is not None and not self.training:
-            keep = (self.dropout_rates() < self.config.threshold).to(latent.codes[SHARED].dtype)
-            latent.codes[SHARED] = latent.codes[SHARED] * keep
-        return latent
-
-    def _kl(self, q: Diagonal) -> Tensor:
-        return sparse_kl(q) if self.config.sparse else kl_divergence(q, self.prior())
 
     def _terms(self) -> Tensor:
         """Bool [T, M]: the modality sets whose ELBOs enter the loss this step: the joint set,
@@ -144,7 +100,7 @@ class MVAE(MultimodalVAE):
         rec = torch.zeros_like(z[..., 0])
         for m, lp in self.log_likelihoods(outs, batch).items():
             rec = rec + lp * term_masks[:, self.index[m]].to(lp.dtype)
-        kl = self._kl(q)  # [T, B]
+        kl = self.shared_kl(q)  # [T, B]
         active = term_masks.any(1).to(kl.dtype)  # [T, B]
         per_step = self.config.annealing == "per_step"
         beta = self.config.beta * self.annealing(self.config.warmup, per_step)

@@ -54,9 +54,12 @@ class Optimizers(Protocol):
     @property
     def names(self) -> list[str]: ...
 
-    def step(self, loss: Tensor, name: str = MAIN) -> None:
+    def step(
+        self, loss: Tensor, name: str = MAIN, reevaluate: Callable[[], Tensor] | None = None
+    ) -> None:
         """Zero optimizer `name`'s gradients, backpropagate `loss` (scaled under fp16), clip
-        (TrainerConfig.grad_clip_norm, after backward) and step it."""
+        (TrainerConfig.grad_clip_norm, after backward) and step it. `reevaluate` recomputes the
+        loss for optimizers that evaluate it several times per step (LBFGS)."""
 
 
 class Trainable(nn.Module):
@@ -113,5 +116,5 @@ class Trainable(nn.Module):
     def training_step(self, batch: Any, optimizers: Optimizers) -> LossOutput:
         """One optimisation step on `batch`; returns what to log. Default: minimise the loss."""
         out = self(batch)
-        optimizers.step(out.loss)
+        optimizers.step(out.loss, reevaluate=lambda: self(batch).loss)
         return out

@@ -8,14 +8,16 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "lbfgs"]
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
+    "lbfgs": torch.optim.LBFGS,  # re-evaluates the step's loss (DCCAE's upstream optimizer)
 }
 MAX_EPOCHS = 100_000
+LBFGS_CAPS = {"max_iter": 100, "max_eval": 125}  # bounds on an lbfgs step's loss evaluations
 
 
 class _Strict(BaseModel):
@@ -131,6 +133,13 @@ class TrainerConfig(_Strict):
                 f"optimizer_kwargs: {unknown} not accepted by {self.optimizer}; "
                 f"known: {sorted(allowed)}"
             )
+        if self.optimizer == "lbfgs":
+            if self.mixed_precision == "fp16":
+                raise ValueError("optimizer: lbfgs runs without gradient scaling; use fp32 or bf16")
+            for key, cap in LBFGS_CAPS.items():  # loss evaluations per step: the step's cost
+                value = self.optimizer_kwargs.get(key)
+                if value is not None and not (isinstance(value, int) and 1 <= value <= cap):
+                    raise ValueError(f"optimizer_kwargs.{key}: an integer from 1 to {cap}")
         return self
 
     @property

@@ -126,6 +126,7 @@ def build_optimizer(
 
 
 FUSED = ("adam", "adamw", "sgd")  # kinds with one fused kernel for all parameters (CPU and CUDA)
+NO_MULTI_TENSOR = ("lbfgs",)  # kinds with neither option (one flat parameter vector already)
 
 
 def multi_tensor(kind: str, params: list[nn.Parameter]) -> dict[str, bool]:
@@ -136,7 +137,7 @@ def multi_tensor(kind: str, params: list[nn.Parameter]) -> dict[str, bool]:
     devices = {p.device.type for p in params}
     if kind in FUSED and devices <= {"cpu", "cuda"} and all(p.is_floating_point() for p in params):
         return {"fused": True}
-    return {"foreach": True}
+    return {} if kind in NO_MULTI_TENSOR else {"foreach": True}
 
 
 def build_scheduler(

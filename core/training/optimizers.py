@@ -65,10 +65,15 @@ class StageOptimizers:
     def names(self) -> list[str]:
         return list(self.optimizers)
 
-    def step(self, loss: Tensor, name: str = MAIN) -> None:
+    def step(
+        self, loss: Tensor, name: str = MAIN, reevaluate: Callable[[], Tensor] | None = None
+    ) -> None:
         if name not in self.optimizers:
             raise KeyError(f"optimizer: unknown {name!r}; this stage has {self.names}")
         opt, scaler = self.optimizers[name], self.scalers[name]
+        if isinstance(opt, torch.optim.LBFGS):
+            self._step_lbfgs(opt, name, loss, reevaluate)
+            return
         if not self._fresh:  # an earlier phase of this step may have left gradients here
             opt.zero_grad(set_to_none=True)
         self._fresh = False
@@ -76,11 +81,42 @@ class StageOptimizers:
             scaler.scale(loss).backward()
         if self.config.grad_clip_norm is not None:
             scaler.unscale_(opt)  # clip the true gradients, after backward
-            params = [p for g in opt.param_groups for p in g["params"]]
-            norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip_norm)
-            self.metrics[grad_norm_key(name)] = norm.detach()
+            self._clip(opt, name)
         scaler.step(opt)
         scaler.update()
+
+    def _clip(self, opt: torch.optim.Optimizer, name: str) -> None:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip_norm)
+        self.metrics[grad_norm_key(name)] = norm.detach()
+
+    def _step_lbfgs(
+        self,
+        opt: torch.optim.LBFGS,
+        name: str,
+        loss: Tensor,
+        reevaluate: Callable[[], Tensor] | None,
+    ) -> None:
+        """LBFGS evaluates the loss up to `max_iter` times per step: the first evaluation is
+        `loss`, the next ones `reevaluate()` (no gradient scaling: fp32 and bf16 only)."""
+        if reevaluate is None:
+            raise ValueError(
+                f"optimizer {name!r}: lbfgs re-evaluates the loss; this model's training_step "
+                "does not say how (pass reevaluate to step)"
+            )
+        first = [loss]
+        self._fresh = False
+
+        def closure() -> Tensor:
+            opt.zero_grad(set_to_none=True)
+            current = first.pop() if first else reevaluate()
+            with self.no_autocast():
+                current.backward()
+            if self.config.grad_clip_norm is not None:
+                self._clip(opt, name)
+            return current.detach()
+
+        opt.step(closure)
 
     def take_metrics(self) -> dict[str, Tensor]:
         """The gradient norms recorded since the last call."""

@@ -297,11 +297,7 @@ async def sample(body: SampleRequest, entry: ModelDep, request: Request) -> Any:
     if body.n > settings.max_batch_size:
         raise over_limit("n", body.n, settings.max_batch_size, "MMVAE_MAX_BATCH_SIZE")
     if not entry.samplers:
-        raise invalid(
-            "sampler",
-            f"{entry.model.model_type} models have no unconditional samples (their prior needs "
-            "inputs); use /generate with the modalities they are conditioned on",
-        )
+        raise invalid("sampler", str(entry.model.sampling_error(entry.model.sampler)))
     if body.sampler not in entry.samplers:
         raise invalid(
             "sampler", f"{body.sampler!r} is not available; this model has {entry.samplers}"
@@ -326,6 +322,8 @@ async def sample(body: SampleRequest, entry: ModelDep, request: Request) -> Any:
 async def log_likelihood(body: LogLikelihoodRequest, entry: ModelDep, request: Request) -> Any:
     """Importance-sampled log p(inputs) with K samples, or log p(other inputs | given)."""
     settings: Settings = request.app.state.settings
+    if entry.model.likelihood_error is not None:
+        raise invalid("model", entry.model.likelihood_error)
     rows = _rows(entry, body.inputs, settings)
     if body.k > settings.max_k:
         raise over_limit("k", body.k, settings.max_k, "MMVAE_MAX_K")

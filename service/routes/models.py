@@ -59,6 +59,8 @@ def model_info(entry: LoadedModel) -> ModelInfo:
         samplers=entry.samplers,
         generates=entry.model.generated,
         requires=entry.model.required_inputs,
+        likelihood=entry.model.likelihood_error is None,
+        kept_dimensions=entry.model.kept_dimensions(),
         source=ModelSource.model_validate(
             {k: v for k, v in entry.source.items() if k in ModelSource.model_fields}
         ),

@@ -10,7 +10,9 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from core.data import MultimodalDataset
 from core.models import MODEL_REGISTRY, available_models, build_model
+from core.samplers import build_sampler
 from core.store import ModelStore
 from service.app import create_app
 from tests.service.conftest import TINY, make_settings, wait_ready
@@ -31,7 +33,7 @@ def request(client: TestClient, model_type: str, route: str) -> dict:
     info = client.get(f"/v1/models/{model_type}").json()
     if "inputs" in body and info["requires"]:
         rows = len(next(iter(body["inputs"].values())))
-        fill = {"label": [1] * rows, "vec": [VEC] * rows, "image": [[[0.0] * 8] * 8] * rows}
+        fill = {"label": [1] * rows, "vec": [VEC] * rows, "image": [[[[0.0] * 8] * 8]] * rows}
         body["inputs"] = {**body["inputs"], **{m: fill[m] for m in info["requires"]}}
     return body
 
@@ -45,6 +47,20 @@ ROUTES = {
 }
 
 
+def autoencoder_with_sampler():
+    """An AE whose GMM sampler is fitted on the codes of random inputs."""
+    torch.manual_seed(0)
+    model = build_model({**TINY, "model_type": "ae"}).eval()
+    g = torch.Generator().manual_seed(0)
+    data = {
+        "image": torch.rand(40, 1, 8, 8, generator=g),
+        "label": torch.eye(10)[torch.randint(10, (40,), generator=g)],
+        "vec": torch.randn(40, 3, generator=g),
+    }
+    model.sampler = build_sampler("gmm", n_components=2).fit(model, MultimodalDataset(data))
+    return model
+
+
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     root = tmp_path_factory.mktemp("every-model")
@@ -53,12 +69,14 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         torch.manual_seed(0)
         config = {**TINY, "model_type": model_type, **EXTRA.get(model_type, {})}
         store.save(build_model(config).eval(), model_type, "1")
+    store.save(autoencoder_with_sampler(), "ae-gmm", "1")
+    served = [*BUILT_IN, "ae-gmm"]
     settings = make_settings(
         root / "models",
         Path(root),
-        preload=[f"store:{m}" for m in BUILT_IN],
+        preload=[f"store:{m}" for m in served],
         jobs_enabled=False,
-        max_models=len(BUILT_IN),
+        max_models=len(served),
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         wait_ready(test_client, timeout=120)
@@ -69,15 +87,36 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 @pytest.mark.parametrize("model_type", BUILT_IN)
 def test_every_route_answers_for_every_model(client: TestClient, model_type: str, route: str):
     info = client.get(f"/v1/models/{model_type}").json()
-    r = client.post(f"/v1/models/{model_type}/{route}", json=request(client, model_type, route))
-    if route == "sample" and not info["samplers"]:  # a conditional model: said, with a 422
-        assert r.status_code == 422 and "no unconditional samples" in r.text
+    body = request(client, model_type, route)
+    r = client.post(f"/v1/models/{model_type}/{route}", json=body)
+    if r.status_code == 422 and route in ("generate", "reconstruct"):
+        # a model generating each modality from itself only (DCCAE) refuses the others, says
+        # why, and generates what it was given
+        assert r.json()["error"]["field"] == "targets" and "not given" in r.text
+        given = [m for m, rows in body["inputs"].items() if all(v is not None for v in rows)]
+        r = client.post(f"/v1/models/{model_type}/{route}", json={**body, "targets": given})
+    if route == "sample" and not info["samplers"]:  # a conditional model or an autoencoder
+        assert r.status_code == 422 and r.json()["error"]["field"] == "sampler"
+        assert "no unconditional prior" in r.text or "fit a latent sampler" in r.text
+        return
+    if route == "log-likelihood" and not info["likelihood"]:  # a deterministic model
+        assert r.status_code == 422 and f"this {model_type} model is deterministic" in r.text
         return
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == model_type
     if route == "log-likelihood":
         assert all(torch.isfinite(torch.tensor(body["log_likelihood"])))
+
+
+def test_an_autoencoder_samples_from_its_fitted_sampler_only(client: TestClient) -> None:
+    assert client.get("/v1/models/ae").json()["samplers"] == []
+    info = client.get("/v1/models/ae-gmm").json()
+    assert info["samplers"] == ["gmm"] and info["likelihood"] is False
+    ok = client.post("/v1/models/ae-gmm/sample", json={"n": 3, "seed": 0, "sampler": "gmm"})
+    assert ok.status_code == 200 and ok.json()["outputs"]["vec"]["shape"] == [3, 3]
+    prior = client.post("/v1/models/ae-gmm/sample", json={"n": 3, "sampler": "prior"})
+    assert prior.status_code == 422 and "'prior' is not available" in prior.text
 
 
 def test_encode_returns_cluster_assignments_for_models_with_clusters(client: TestClient) -> None:

@@ -140,6 +140,25 @@ VARIANTS = {
         "modalities_specific_dim": {"image": 3, "label": 1},
         "modalities_specific_betas": {"image": 0.5},
     },
+    "ae": {"model_type": "ae"},
+    "mcvae": {"model_type": "mcvae", "beta": 0.5},
+    "mcvae_sparse": {"model_type": "mcvae", "sparse": True, "threshold": 0.6},
+    "dvcca": {"model_type": "dvcca"},
+    "dvcca_private_label_encoded": {
+        "model_type": "dvcca",
+        "encoded_modality": "label",
+        "modalities_specific_dim": {"image": 2, "label": 1},
+    },
+    "dccae": {"model_type": "dccae"},
+    "dccae_weighted_components": {
+        "model_type": "dccae",
+        "reconstruction_weight": 0.5,
+        "cca_components": 2,
+        "modalities": [*MODALITIES, {"name": "extra", "shape": [3]}],
+    },
+    "maae": {"model_type": "maae", "discriminator": {"kind": "mlp", "hidden": [16]}},
+    "mwae": {"model_type": "mwae", "discriminator": {"kind": "mlp", "hidden": [16]}},
+    "mwae_mmd": {"model_type": "mwae", "penalty": "mmd", "mmd_weight": 2.0},
     **{f"hook_{name}": config for name, config in HOOK_MODELS.items()},
 }
 

@@ -9,6 +9,7 @@ import sys
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from core.data.batch import Batch
 from core.data.builtin import builtin_modalities, load_builtin
 from core.models import MultimodalVAE, available_models, build_model
 from core.training import Trainer, TrainerConfig
@@ -59,8 +60,8 @@ def image_classifier() -> LogisticRegression:
 
 
 def quality(model: MultimodalVAE, clf: LogisticRegression) -> dict[str, float | None]:
-    """image→label coherence (None where the model cannot generate it) and label→image accuracy
-    (by a classifier of real images)."""
+    """image→label coherence and label→image accuracy (by a classifier of real images); None
+    where the model cannot generate that direction (a CVAE, a DVCCA encoding the other one)."""
     test = load_builtin("digits", "test")
     batch = test.batch()
     g = torch.Generator().manual_seed(0)
@@ -68,15 +69,31 @@ def quality(model: MultimodalVAE, clf: LogisticRegression) -> dict[str, float | 
     if model.generation_error(["image"], ["label"]) is None:
         label = model.generate(batch, given=["image"], targets=["label"], generator=g)["label"][0]
         coherence = (label.argmax(-1) == batch.labels).float().mean().item()
-    images = model.generate(batch, given=["label"], targets=["image"], generator=g)["image"][0]
-    predicted = clf.predict(images.flatten(1).numpy())
-    label_to_image = float((torch.from_numpy(predicted) == batch.labels).float().mean())
+    label_to_image = None
+    if model.generation_error(["label"], ["image"]) is None:
+        images = model.generate(batch, given=["label"], targets=["image"], generator=g)["image"][0]
+        predicted = clf.predict(images.flatten(1).numpy())
+        label_to_image = float((torch.from_numpy(predicted) == batch.labels).float().mean())
     real = float(clf.score(batch.data["image"].flatten(1).numpy(), batch.labels.numpy()))
-    return {
+    figures = {
         "image_to_label": coherence,
         "label_to_image": label_to_image,
         "classifier_on_real": real,
     }
+    if coherence is None and label_to_image is None:  # correlated per-modality codes (DCCAE)
+        figures["canonical_correlation"] = canonical_correlation(model, batch)
+    return figures
+
+
+def canonical_correlation(model: MultimodalVAE, batch: Batch) -> float:
+    """Mean of the top 9 canonical correlations between the image's and the label's test codes
+    (10 classes: at most 9 are defined), from the two-view CCA eigenvalues 1 + ρ_i."""
+    from core.models.cca import multiset_cca_loss
+
+    with torch.no_grad():
+        codes = model.encode(batch, mean=True).codes
+        views = [codes[s][0] for s in ("private/image", "private/label")]
+        return float(-multiset_cca_loss(views, ridge=1e-3, k=9)) / 9 - 1
 
 
 if __name__ == "__main__":

@@ -120,14 +120,23 @@ def test_shapes_of_encode_decode_sample_and_likelihood(variant):
     for m in model.generated:
         assert dists[m].batch_shape == (3, 5)
         assert dists[m].event_shape == model.shapes[m]
+    reason = model.sampling_error(None)
     if not model.sampled_spaces:  # a conditional model: no unconditional samples, said clearly
-        with pytest.raises(ValueError, match="no unconditional prior"):
+        assert "no unconditional prior" in reason
+    elif not model.has_prior:  # an autoencoder: samples from a fitted sampler only
+        assert "fit a latent sampler" in reason
+    if reason is not None:
+        with pytest.raises(ValueError, match="sampler: "):
             model.sample(7)
     else:
         samples = model.sample(7, generator=torch.Generator().manual_seed(0))
         assert {m: tuple(x.shape) for m, x in samples.items()} == {
             m: (7, *s) for m, s in model.shapes.items()
         }
+    if model.deterministic:  # no likelihood, said clearly
+        with pytest.raises(ValueError, match=f"log-likelihood: this {model.model_type} model is"):
+            model.log_likelihood(batch, k=16)
+        return
     ll = model.log_likelihood(batch, k=16)
     assert ll.shape == (5,) and torch.isfinite(ll).all() and (ll < 0).all()
 

@@ -77,10 +77,12 @@ def test_what_it_cannot_do_is_refused_with_the_reason():
     assert "not generated" in model.generation_error(["a", "b"], ["b"])
     assert "['b'] not given" in model.generation_error(["a"], ["a"])
     full = Batch.full({"a": torch.randn(2, 3), "b": torch.eye(4)[:2]})
-    with pytest.raises(ValueError, match="'b' is an input of this cvae model"):
+    with pytest.raises(ValueError, match=r"targets: \['b'\] are inputs of this cvae model"):
         model.generate(full, given=["b"], targets=["b"])
-    with pytest.raises(ValueError, match="sample 0 is not given 'b'"):
+    with pytest.raises(ValueError, match=r"\['b'\] not given"):
         model.generate(full, given=["a"], targets=["a"])
+    with pytest.raises(ValueError, match="sample 0 is not given 'b'"):
+        model.encode(full, given=["a"])
     with pytest.raises(ValueError, match="no unconditional prior"):
         model.sample(3)
     assert model.sampled_spaces == {}  # nothing for a fitted sampler to model

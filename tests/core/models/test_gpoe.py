@@ -57,7 +57,7 @@ class _SGD:
     def names(self) -> list[str]:
         return [MAIN]
 
-    def step(self, loss, name: str = MAIN) -> None:
+    def step(self, loss, name: str = MAIN, reevaluate=None) -> None:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

@@ -95,13 +95,31 @@ def test_dreg_has_the_bound_s_value_and_differs_only_in_its_gradients():
     assert all(p.grad is not None for p in dreg.encoders.parameters())
 
 
-def test_generation_draws_missing_private_codes_from_the_chosen_prior():
-    single = tiny("mmvae_plus", modalities_specific_dim=P)
+def test_missing_private_codes_come_from_r_or_p_while_the_prior_is_p():
+    single = tiny("mmvae_plus", modalities_specific_dim=P).eval()
     joint = tiny("mmvae_plus", modalities_specific_dim=P, reconstruction_option="joint_prior")
     with torch.no_grad():
         single.modality_prior_raw["b"].copy_(torch.tensor([2.0, -2.0]))
+        joint.joint_prior_raw.copy_(torch.tensor([0.3, -0.2, 0.1, 0.5]))
     r_b = softmax_scale(torch.tensor([2.0, -2.0]))
-    torch.testing.assert_close(single.prior("private/b").scale, r_b)
     p_scale = softmax_scale(joint.joint_prior_raw.detach())
     torch.testing.assert_close(joint.prior("private/b").scale, p_scale[D:])
     torch.testing.assert_close(joint.prior().scale, p_scale[:D])
+    p_single = softmax_scale(single.joint_prior_raw.detach())  # tiny() drew its raw scales
+    torch.testing.assert_close(single.prior("private/b").scale, p_single[D:])
+    # sample 1 has only `a`: its stand-in code for b comes from r_b, or from p's private part
+    torch.testing.assert_close(single.encode(batch()).posteriors["private/b"].scale[1], r_b)
+    torch.testing.assert_close(joint.eval().encode(batch()).posteriors["private/b"].scale[1],
+                               p_scale[D:])  # fmt: skip
+
+
+def test_likelihood_scores_private_codes_with_p_never_with_the_auxiliary_r():
+    """log p(x) is the generative model's (p), so moving r_b changes no sample's estimate:
+    observed private codes are scored with p, a stand-in code for a missing b integrates out."""
+    model = tiny("mmvae_plus", modalities_specific_dim=P).eval()
+    before = model.log_likelihood(batch(), k=7, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        model.modality_prior_raw["b"].copy_(torch.tensor([2.0, -2.0]))
+    after = model.log_likelihood(batch(), k=7, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(after, before)
+    assert torch.isfinite(before).all()

@@ -1,8 +1,10 @@
 """After a short training on digits, every model is coherent well above chance (10 %).
 
-Figures at the time of writing (30 epochs): image→label 0.79-0.90 for every model; label→image
-0.68-0.99, except MVAE at 0.44 (its label-only posterior, a PoE of the prior and one weak
-expert, generates blurrier digits). Thresholds leave room for platform float differences.
+Figures at the time of writing (30 epochs): image→label 0.75-0.97 for every model; label→image
+0.68-1.00, except MVAE at 0.44 (its label-only posterior, a PoE of the prior and one weak
+expert, generates blurrier digits). DVCCA generates from images only; DCCAE generates each
+modality from its own code, so its figure is the canonical correlation of the test codes (0.83
+for the top 9). Thresholds leave room for platform float differences.
 """
 
 from __future__ import annotations
@@ -29,4 +31,7 @@ def test_cross_modal_generation_is_coherent_on_digits(model_type, classifier):
     assert figures["classifier_on_real"] > 0.9
     if figures["image_to_label"] is not None:  # None: a CVAE generating images from labels
         assert figures["image_to_label"] > 0.6, figures
-    assert figures["label_to_image"] > 0.3, figures
+    if figures["label_to_image"] is not None:  # None: a DVCCA inferring from images only
+        assert figures["label_to_image"] > 0.3, figures
+    if "canonical_correlation" in figures:  # DCCAE: correlated, not shared, codes
+        assert figures["canonical_correlation"] > 0.6, figures
