@@ -1,9 +1,12 @@
-"""Side by side with MultiVae: quality, training speed and evaluation speed of each model, with
-the same data, networks, likelihoods, optimiser and budget (bench/compare/protocol.py).
+"""Side by side with the reference implementations — MultiVae for its models, multi-view-AE for
+its own (mcVAE, DVCCA, AE, DCCAE, mAAE, mWAE): quality, training speed and (MultiVae) evaluation
+speed of each model, with the same data, networks, likelihoods, optimiser and budget
+(bench/compare/protocol.py).
 
     python -m bench.compare [--models mvae,jmvae,...] [--seeds 0,1,2] [--parts quality,...]
 
-The first run creates MultiVae's environment (env.py, a few minutes). Quality: for each model
+The first run creates the reference environments it needs (env.py, multiview_env.py, a few
+minutes each). Quality: for each model
 and seed, both libraries train 30 epochs on digits (batch 64, Adam 1e-3) and are scored with the
 same joint-NLL estimator (K = 1000) and coherences. Speed: training samples/s on 12,800 synthetic
 samples at batch 64 and 256 for MultiVae, ours and ours with `compile`, the order rotated run by
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS_DIR, finish, machine, machine_line, median, table, write
-from bench.compare import env
+from bench.compare import env, multiview_env
 
 HERE = Path(__file__).resolve().parent
 MODELS = (
@@ -39,13 +42,30 @@ MODELS = (
     "jnf",
     "dmvae",
     "mmvae_plus",
+    "ae",
+    "mcvae",
+    "dvcca",
+    "dccae",
+    "maae",
+    "mwae",
 )
+MULTIVIEW = {"ae", "mcvae", "dvcca", "dccae", "maae", "mwae"}  # multi-view-AE's models
 QUALITY = ("nll", "image_to_label", "label_to_image", "test_loss")
-LIBRARIES = ("multivae", "ours")
+LIBRARIES = ("reference", "ours")  # result keys; `reference_library(m)` names the reference
 # our options that give MultiVae's defaults where the two libraries' defaults differ
 SAME_AS_MULTIVAE = {
     "telbo": {"rescale_likelihoods": True},  # its TELBO rescales by default
     "mmvae_plus": {"reconstruction_option": "joint_prior"},  # MultiVae 1.0.3's default
+}
+
+
+def reference_library(model: str) -> str:
+    return "multiviewae" if model in MULTIVIEW else "multivae"
+
+
+RUNNERS_BY_LIBRARY = {  # library -> (script, environment module)
+    "multivae": ("reference.py", env),
+    "multiviewae": ("multiview_reference.py", multiview_env),
 }
 
 
@@ -58,7 +78,8 @@ def ours_options(model: str, options: dict[str, Any]) -> dict[str, Any]:
 def code_version(library: str) -> str:
     """A hash of the code a library's results depend on (its runner, the protocol, and for this
     project all of core/), so cached results never outlive a change to that code."""
-    files = [HERE / "protocol.py", HERE / ("ours.py" if library == "ours" else "reference.py")]
+    script = "ours.py" if library == "ours" else RUNNERS_BY_LIBRARY[library][0]
+    files = [HERE / "protocol.py", HERE / script]
     if library == "ours":
         files += sorted((HERE.parents[1] / "core").rglob("*.py"))
     digest = hashlib.sha256()
@@ -77,16 +98,19 @@ def run(library: str, spec: dict[str, Any], cache: Path | None = None) -> dict[s
     saved = cache / f"{library}-{spec['task']}-{key}.json" if cached else None
     if saved is not None and saved.is_file():
         return json.loads(saved.read_text())
-    script, python = {
-        "multivae": (HERE / "reference.py", str(env.python())),
-        "ours": (HERE / "ours.py", sys.executable),
-    }[library]
+    if library == "ours":
+        script, python = HERE / "ours.py", sys.executable
+    else:
+        name, environment = RUNNERS_BY_LIBRARY[library]
+        script, python = HERE / name, str(environment.python())
     out = subprocess.run(
         [python, str(script), json.dumps(spec)], capture_output=True, text=True, check=False
     )
     if out.returncode != 0:
         raise RuntimeError(f"{library} {spec} failed:\n{out.stderr[-4000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result.get("error"):  # the reference could not train it: said in the results
+        print(f"{library} {spec}: {result['error']}", flush=True)
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(result))
@@ -94,10 +118,10 @@ def run(library: str, spec: dict[str, Any], cache: Path | None = None) -> dict[s
 
 
 def quality(models, seeds, epochs, k, options, jobs, cache) -> dict[str, Any]:
-    """Both libraries on every (model, seed); `jobs` tasks at a time."""
+    """The model's reference library and ours on every (model, seed); `jobs` tasks at a time."""
     tasks = [
         (
-            lib,
+            reference_library(m) if lib == "reference" else lib,
             {
                 "task": "quality",
                 "model": m,
@@ -116,19 +140,25 @@ def quality(models, seeds, epochs, k, options, jobs, cache) -> dict[str, Any]:
         results = list(pool.map(lambda t: run(*t, cache), tasks))
     out: dict[str, Any] = {m: {lib: {} for lib in LIBRARIES} for m in models}
     for (lib, spec), result in zip(tasks, results, strict=True):
+        side = "ours" if lib == "ours" else "reference"
         for key, value in result.items():
-            out[spec["model"]][lib].setdefault(key, []).append(value)
+            out[spec["model"]][side].setdefault(key, []).append(value)
         print(f"quality {spec['model']} seed {spec['seed']} {lib}: {result}", flush=True)
     for m in models:
-        ref, ours = out[m]["multivae"], out[m]["ours"]
+        out[m]["reference_library"] = reference_library(m)
+        ref, ours = out[m]["reference"], out[m]["ours"]
         out[m]["summary"] = {
-            lib: {key: summary(out[m][lib][key]) for key in QUALITY} for lib in LIBRARIES
+            lib: {key: summary(out[m][lib].get(key, [])) for key in QUALITY} for lib in LIBRARIES
         }
         out[m]["at_least_as_good"] = verdict(ref, ours)
     return out
 
 
-def summary(values: list[float]) -> dict[str, float]:
+def summary(values: list[float | None]) -> dict[str, float] | None:
+    """Mean and std over seeds; None where a library gives no figure (a deterministic model's
+    NLL, a direction a model does not generate, a model the reference could not train)."""
+    if not values or any(v is None for v in values):
+        return None
     mean = sum(values) / len(values)
     var = sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
     return {"mean": mean, "std": var**0.5}
@@ -136,16 +166,15 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def verdict(ref: dict[str, list[float]], ours: dict[str, list[float]]) -> dict[str, bool]:
     """The issue's bar: our mean NLL ≤ the reference's mean + 2 std; our mean coherences ≥ the
-    reference's mean − 2 std."""
-    r = {key: summary(ref[key]) for key in QUALITY}
-    o = {key: summary(ours[key]) for key in QUALITY}
-    return {
-        "nll": o["nll"]["mean"] <= r["nll"]["mean"] + 2 * r["nll"]["std"],
-        "image_to_label": o["image_to_label"]["mean"]
-        >= r["image_to_label"]["mean"] - 2 * r["image_to_label"]["std"],
-        "label_to_image": o["label_to_image"]["mean"]
-        >= r["label_to_image"]["mean"] - 2 * r["label_to_image"]["std"],
-    }
+    reference's mean − 2 std. A figure only we give passes; one only the reference gives fails."""
+    out = {}
+    for key, sign in (("nll", 1), ("image_to_label", -1), ("label_to_image", -1)):
+        r, o = summary(ref.get(key, [])), summary(ours.get(key, []))
+        if r is None or o is None:
+            out[key] = r is None
+            continue
+        out[key] = sign * o["mean"] <= sign * r["mean"] + 2 * r["std"]
+    return out
 
 
 def rotated(names: list[str], r: int) -> list[str]:
@@ -154,17 +183,17 @@ def rotated(names: list[str], r: int) -> list[str]:
     return names[shift:] + names[:shift]
 
 
-RUNNERS = {
-    "multivae": ("multivae", {}),
+RUNNERS = {  # "reference": the model's reference library
+    "reference": ("reference", {}),
     "ours": ("ours", {}),
     "ours compiled": ("ours", {"compile": True}),
 }
 
 
 def speed(models, batch_sizes, runs, size, epochs, options) -> dict[str, Any]:
-    """Samples/s of MultiVae, ours and ours with `compile`, the order rotated run by run; the
-    ratios to MultiVae are taken within each run. `compile_seconds`: the compiled runner's
-    first epoch minus its median epoch (what compiling cost)."""
+    """Samples/s of the reference, ours and ours with `compile`, the order rotated run by run;
+    the ratios to the reference are taken within each run (None where it could not train).
+    `compile_seconds`: the compiled runner's first epoch minus its median epoch (compiling)."""
     out: dict[str, Any] = {}
     names = list(RUNNERS)
     for m in models:
@@ -175,6 +204,7 @@ def speed(models, batch_sizes, runs, size, epochs, options) -> dict[str, Any]:
             for r in range(runs):
                 for name in rotated(names, r):
                     lib, extra = RUNNERS[name]
+                    lib = reference_library(m) if lib == "reference" else lib
                     own = ours_options(m, options) if lib == "ours" else {}
                     spec = {"task": "speed", "model": m, "batch_size": bs, "size": size}
                     spec.update(epochs=epochs, options=own, run=r, **extra)
@@ -184,49 +214,68 @@ def speed(models, batch_sizes, runs, size, epochs, options) -> dict[str, Any]:
                         steady = size / result["samples_per_s"]
                         compile_seconds.append(result["epoch_seconds"][0] - steady)
                 for name in ratios:
-                    ratios[name].append(got[name][-1] / got["multivae"][-1])
+                    base = got["reference"][-1]
+                    ratios[name].append(None if base is None else got[name][-1] / base)
                 print(f"speed {m} bs {bs} run {r + 1}: { {n: got[n][-1] for n in names} }")
             out[f"{m} bs {bs}"] = {
+                "reference_library": reference_library(m),
                 "samples_per_s": got,
                 "ratios": ratios,
-                "ratio": {name: median(v) for name, v in ratios.items()},
-                "median": {name: median(v) for name, v in got.items()},
+                "ratio": {name: median_or_none(v) for name, v in ratios.items()},
+                "median": {name: median_or_none(v) for name, v in got.items()},
                 "compile_seconds": median(compile_seconds),
             }
     return out
 
 
+def median_or_none(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else median(values)
+
+
 def evaluation(models, runs, k, n_test) -> dict[str, Any]:
     """Seconds of each library's own joint-NLL and coherence evaluators on the test split,
-    alternating which goes first; speed-up = MultiVae's seconds / ours, per pair."""
+    alternating which goes first; speed-up = MultiVae's seconds / ours, per pair (MultiVae's
+    models only: multi-view-AE has no evaluators of its own for these figures)."""
     out: dict[str, Any] = {}
-    for m in models:
+    for m in [m for m in models if reference_library(m) == "multivae"]:
         got: dict[str, dict[str, list[float]]] = {lib: {} for lib in LIBRARIES}
         for r in range(runs):
             for lib in rotated(list(LIBRARIES), r):
                 spec = {"task": "evaluation", "model": m, "batch_size": 64, "k": k, "run": r}
                 spec["n_test"] = n_test
-                for key, value in run(lib, spec).items():
+                library = "multivae" if lib == "reference" else lib
+                for key, value in run(library, spec).items():
                     got[lib].setdefault(key, []).append(value)
             print(f"evaluation {m} run {r + 1}: {got}", flush=True)
         out[m] = {"seconds": got}
         for key in ("nll_seconds", "coherence_seconds"):
-            pairs = zip(got["multivae"][key], got["ours"][key], strict=True)
+            pairs = zip(got["reference"][key], got["ours"][key], strict=True)
             out[m][f"{key[:-8]}_speedup"] = median([a / b for a, b in pairs])
     return out
 
 
-def fmt(s: dict[str, float], digits: int) -> str:
-    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+def fmt(s: dict[str, float] | None, digits: int) -> str:
+    return "—" if s is None else f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def ratio_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def rounded(value: float | None) -> str:
+    return "—" if value is None else str(round(value))
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["# Side by side with MultiVae", "", machine_line(results["machine"]), ""]
+    lines = ["# Side by side with the reference implementations", ""]
+    lines += [machine_line(results["machine"]), ""]
     p = results["params"]
-    ref = results["reference"]
+    versions = "; ".join(
+        ", ".join(f"{k} {v}" for k, v in found.items()) for found in results["reference"].values()
+    )
     lines += [
-        f"MultiVae {ref.get('multivae')} (pythae {ref.get('pythae')}) and this project on torch "
-        f"{ref.get('torch')}; networks, data and estimators: bench/compare/protocol.py.",
+        f"References ({versions}) and this project; networks, data and estimators: "
+        "bench/compare/protocol.py; the reference of each model in the `reference` column.",
         "",
     ]
     if "quality" in results:
@@ -238,16 +287,18 @@ def markdown(results: dict[str, Any]) -> str:
         rows = []
         for m, r in results["quality"].items():
             s, ok = r["summary"], r["at_least_as_good"]
-            row = [m]
+            row = [m, r["reference_library"]]
             for key, digits in (("nll", 2), ("image_to_label", 3), ("label_to_image", 3)):
                 mark = "" if ok[key] else " ✗"
-                row += [fmt(s["multivae"][key], digits), fmt(s["ours"][key], digits) + mark]
+                row += [fmt(s["reference"][key], digits), fmt(s["ours"][key], digits) + mark]
             rows.append(row)
-        headers = ["model", "NLL MultiVae", "NLL ours", "image→label MultiVae", "ours"]
-        headers += ["label→image MultiVae", "ours"]
+        headers = ["model", "reference", "NLL reference", "NLL ours", "image→label reference"]
+        headers += ["ours", "label→image reference", "ours"]
         note = (
             "✗: below the bar (NLL above the reference's mean + 2 std, coherence below its mean "
-            "− 2 std). Chance coherence is 0.10."
+            "− 2 std). Chance coherence is 0.10. —: no figure (a deterministic model's NLL, a "
+            "direction the model does not generate, or a model the reference could not train: "
+            "its `error` in the JSON results)."
         )
         lines += [table(headers, rows), "", note, ""]
     if "speed" in results:
@@ -259,18 +310,19 @@ def markdown(results: dict[str, Any]) -> str:
         rows = [
             [
                 key,
-                round(r["median"]["multivae"]),
-                round(r["median"]["ours"]),
-                f"{r['ratio']['ours']:.2f}x",
-                round(r["median"]["ours compiled"]),
-                f"{r['ratio']['ours compiled']:.2f}x",
+                r["reference_library"],
+                rounded(r["median"]["reference"]),
+                rounded(r["median"]["ours"]),
+                ratio_text(r["ratio"]["ours"]),
+                rounded(r["median"]["ours compiled"]),
+                ratio_text(r["ratio"]["ours compiled"]),
                 f"{r['compile_seconds']:.0f}",
-                " ".join(f"{x:.2f}" for x in r["ratios"]["ours compiled"]),
+                " ".join("—" if x is None else f"{x:.2f}" for x in r["ratios"]["ours compiled"]),
             ]
             for key, r in results["speed"].items()
         ]
-        headers = ["model", "MultiVae", "ours", "ours / MultiVae", "ours compiled"]
-        headers += ["compiled / MultiVae", "compile s", "compiled / MultiVae per run"]
+        headers = ["model", "reference", "reference samples/s", "ours", "ours / reference"]
+        headers += ["ours compiled", "compiled / reference", "compile s", "per run"]
         note = (
             "samples/s, medians; ratios taken within a run. 'compiled': TrainerConfig "
             "compile=True (torch.compile of the forward), timed after its first epoch, which "
@@ -281,7 +333,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             f"## Evaluation speed ({p['eval_samples']} test samples, {p['speed_runs']} runs "
             "alternated; each library's "
-            f"own evaluators: joint NLL with K = {p['k']}, cross-modal coherence)",
+            f"own evaluators: joint NLL with K = {p['k']}, cross-modal coherence; MultiVae's "
+            "models only, multi-view-AE has no evaluators of its own for these)",
             "",
         ]
         rows = []
@@ -324,10 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", type=Path, default=HERE / ".cache", help="finished tasks (reused on a rerun)"
     )
     args = parser.parse_args(argv)
-    env.ensure()
+    libraries = sorted({reference_library(m) for m in args.models})
+    for lib in libraries:
+        RUNNERS_BY_LIBRARY[lib][1].ensure()
     info = machine()
     results: dict[str, Any] = {
-        "reference": env.versions(),
+        "reference": {lib: RUNNERS_BY_LIBRARY[lib][1].versions() for lib in libraries},
         "params": {
             "models": args.models,
             "seeds": args.seeds,

@@ -85,7 +85,9 @@ class Adapter:
     def decode(self, z: Tensor) -> dict[str, Tensor]:
         return self.model.decoder_outputs(self.latent(z))
 
-    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
+    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor | None:
+        if self.model.generation_error([given], [target]) is not None:
+            return None  # a direction this model does not generate (DVCCA, DCCAE, CVAE)
         return self.model.generate(batch(data), [given], [target])[target][0]
 
 
@@ -112,10 +114,12 @@ def quality(spec: dict[str, Any]) -> dict[str, Any]:
     adapter = Adapter(model)
     torch.manual_seed(10_000 + spec["seed"])
     with torch.no_grad():
-        ll = protocol.joint_log_likelihood(adapter, test, k=spec["k"])
+        nll = None  # a deterministic model defines no likelihood
+        if not model.deterministic:
+            nll = float(-protocol.joint_log_likelihood(adapter, test, k=spec["k"]).mean())
         figures = protocol.coherence(adapter, test, protocol.image_classifier(train))
     return {
-        "nll": float(-ll.mean()),
+        "nll": nll,
         "test_loss": loss,
         **figures,
         "train_seconds": seconds,

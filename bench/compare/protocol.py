@@ -101,7 +101,7 @@ class Adapter(Protocol):
 
     def decode(self, z: Tensor) -> dict[str, Tensor]: ...  # logits [K, B, *shape]
 
-    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor: ...
+    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor | None: ...
 
 
 @torch.no_grad()
@@ -150,10 +150,15 @@ def coherence(
     adapter: Adapter, test: dict[str, Tensor], classify: Callable[[Tensor], Tensor]
 ) -> dict[str, float]:
     """Accuracy of the label generated from the image, and of the class of the image generated
-    from the label (one posterior draw each)."""
-    labels = adapter.generate(test, "image", "label").argmax(-1)
+    from the label (one posterior draw each); None for a direction the model does not generate
+    (the adapter's `generate` returns None)."""
+    labels = adapter.generate(test, "image", "label")
     images = adapter.generate(test, "label", "image")
     return {
-        "image_to_label": float((labels == test["y"]).float().mean()),
-        "label_to_image": float((classify(images) == test["y"]).float().mean()),
+        "image_to_label": None
+        if labels is None
+        else float((labels.argmax(-1) == test["y"]).float().mean()),
+        "label_to_image": None
+        if images is None
+        else float((classify(images) == test["y"]).float().mean()),
     }

@@ -44,8 +44,13 @@ def test_the_finder_sees_circles_and_deferred_imports(tmp_path) -> None:
     assert find_cycle({"x": {"y"}, "y": {"z"}, "z": {"x"}}) == ["x", "y", "z", "x"]
 
 
-# Code that runs only in bench.compare's reference environment (MultiVae, torchvision stand-in).
-ELSEWHERE = ("bench.compare.reference", "bench.compare.torchvision_shim")
+# Code that runs only in bench.compare's reference environments (MultiVae and its torchvision
+# stand-in; multi-view-AE).
+ELSEWHERE = (
+    "bench.compare.reference",
+    "bench.compare.torchvision_shim",
+    "bench.compare.multiview_reference",
+)
 
 
 def test_every_module_imports_first_in_a_fresh_interpreter() -> None:

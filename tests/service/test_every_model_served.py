@@ -70,7 +70,11 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         config = {**TINY, "model_type": model_type, **EXTRA.get(model_type, {})}
         store.save(build_model(config).eval(), model_type, "1")
     store.save(autoencoder_with_sampler(), "ae-gmm", "1")
-    served = [*BUILT_IN, "ae-gmm"]
+    sparse = build_model({**TINY, "model_type": "mcvae", "sparse": True, "threshold": 0.5})
+    with torch.no_grad():
+        sparse.log_alpha.copy_(torch.tensor([-2.0, 1.0, -1.0, 3.0]))  # rates .12 .73 .27 .95
+    store.save(sparse.eval(), "mcvae-sparse", "1")
+    served = [*BUILT_IN, "ae-gmm", "mcvae-sparse"]
     settings = make_settings(
         root / "models",
         Path(root),
@@ -117,6 +121,15 @@ def test_an_autoencoder_samples_from_its_fitted_sampler_only(client: TestClient)
     assert ok.status_code == 200 and ok.json()["outputs"]["vec"]["shape"] == [3, 3]
     prior = client.post("/v1/models/ae-gmm/sample", json={"n": 3, "sampler": "prior"})
     assert prior.status_code == 422 and "'prior' is not available" in prior.text
+
+
+def test_a_sparse_model_reports_the_dimensions_it_keeps(client: TestClient) -> None:
+    assert client.get("/v1/models/mcvae-sparse").json()["kept_dimensions"] == [0, 2]
+    assert client.get("/v1/models/mcvae").json()["kept_dimensions"] is None
+    body = {"inputs": {"label": [3]}, "n_samples": 2, "seed": 0}
+    samples = client.post("/v1/models/mcvae-sparse/encode", json=body).json()["samples"]
+    codes = torch.tensor(samples["data"]).view(samples["shape"])
+    assert bool((codes[..., [1, 3]] == 0).all()) and bool((codes[..., [0, 2]] != 0).all())
 
 
 def test_encode_returns_cluster_assignments_for_models_with_clusters(client: TestClient) -> None:

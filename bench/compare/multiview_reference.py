@@ -1,0 +1,418 @@
+"""multi-view-AE (`multiviewae`), run by bench.compare in its own virtual environment (see
+multiview_env.py), beside reference.py's MultiVae.
+
+    python bench/compare/multiview_reference.py '{"task": "quality", "model": "mcvae", "seed": 0,
+        "epochs": 30, "batch_size": 64, "k": 1000}'
+    python bench/compare/multiview_reference.py '{"task": "speed", "model": "ae", "size": 60000,
+        "epochs": 3, "batch_size": 64}'
+
+Models (ours -> multi-view-AE): ae AE, mcvae mcVAE, dvcca DVCCA, dccae DCCAE, maae mAAE, mwae
+mWAE. `"options"` in the spec (optional) is merged into the config's `model` section, e.g.
+{"private": true} for DVCCA-private or {"beta": 0.25}; `"discriminator_hidden"` (mAAE, mWAE)
+replaces the discriminator's hidden layers. Each is built from a multi-view-AE config file
+(written to a temporary directory) with protocol.py's setup: z_dim 16, per view an MLP encoder
+and decoder with hidden layers [256, 256] and ReLU (`non_linear`), the image flattened to 64
+values in [0, 1] (view 0) and the one-hot label (view 1); decoders `mlp.Decoder` with the
+library's `Bernoulli` (image, logits) and `Categorical` (label, logits) distributions; Adam at
+1e-3. It is trained by the library's own `fit` (its Lightning Trainer and data module: CPU,
+no validation split, no logger, checkpoint or progress bar; files it writes go to the temporary
+directory) and the script prints one JSON object as its last line: the protocol's figures
+(quality) or epoch times (speed). `notes` in the quality output says what differs from the
+protocol for the model. If the library's training fails (an exception, or non-finite parameters
+after it), the output keeps its keys with null figures and adds `error` (and, for quality, the
+completed epochs' `epoch_seconds`); the exit status is 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import protocol
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+MODELS = {"ae": "AE", "mcvae": "mcVAE", "dvcca": "DVCCA", "dccae": "DCCAE", "maae": "mAAE",
+          "mwae": "mWAE"}  # fmt: skip
+VARIATIONAL = {"mcvae", "dvcca"}
+ADVERSARIAL = {"maae", "mwae"}
+VIEWS = list(protocol.SHAPES)  # view 0: image, view 1: label
+HIDDEN = [protocol.HIDDEN, protocol.HIDDEN]
+# the discriminator's hidden layers (ReLU): this project's default (core/models/adversarial.py)
+DISCRIMINATOR_HIDDEN = [64, 64]
+DIST = "multiviewae.base.distributions."
+MLP = "multiviewae.architectures.mlp."
+
+
+def lightning_python311() -> None:
+    """pytorch-lightning 1.5.10 (multiviewae pins it) formats its str-mixin enums into attribute
+    names, e.g. f"_has_setup_{TrainerFn.FITTING}"; Python 3.11 formats such a member as
+    "TrainerFn.FITTING" instead of its value ("fit") and the data module's setup fails with
+    AttributeError. This restores the pre-3.11 formatting for Lightning's enums."""
+    from pytorch_lightning.trainer.states import TrainerFn
+    from pytorch_lightning.utilities.enums import LightningEnum
+
+    if f"{TrainerFn.FITTING}" != TrainerFn.FITTING.value:
+        LightningEnum.__format__ = lambda self, spec: str.__format__(self.value, spec)
+
+
+def private(spec: dict[str, Any]) -> bool:
+    """DVCCA-private (`"private": true` in the spec's options)."""
+    return bool(spec.get("options", {}).get("private", False))
+
+
+# ---- building -------------------------------------------------------------------------------
+def yaml_config(kind: str, spec: dict[str, Any], out: str) -> str:
+    """The user config file (multi-view-AE merges it into its defaults for the model)."""
+    model: dict[str, Any] = {"z_dim": protocol.LATENT, "learning_rate": 1e-3,
+                             "seed": int(spec.get("seed", 0)), "seed_everything": True}  # fmt: skip
+    if kind in VARIATIONAL:
+        model.update(sparse=False, threshold=0)
+    if kind == "dvcca":
+        model["private"] = private(spec)
+    model.update(spec.get("options", {}))
+    variational = kind in VARIATIONAL
+    encoder = {
+        "_target_": MLP + ("VariationalEncoder" if variational else "Encoder"),
+        "hidden_layer_dim": HIDDEN,
+        "non_linear": True,
+        "bias": True,
+        "enc_dist": {"_target_": DIST + ("Normal" if variational else "Default")},
+    }
+
+    def decoder(dist: str) -> dict[str, Any]:
+        return {"_target_": MLP + "Decoder", "hidden_layer_dim": HIDDEN, "non_linear": True,
+                "bias": True, "dec_dist": {"_target_": DIST + dist}}  # fmt: skip
+
+    config = {
+        "out_dir": out,
+        "model": model,
+        "datamodule": {"batch_size": int(spec["batch_size"]), "is_validate": False},
+        "encoder": {"default": encoder},
+        "decoder": {"dec0": decoder("Bernoulli"), "dec1": decoder("Categorical")},
+        "trainer": {
+            "accelerator": "cpu",
+            "max_epochs": int(spec["epochs"]),
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "enable_checkpointing": False,
+            "default_root_dir": out,
+        },
+        "logger": {"save_dir": out},  # replaced by no logger in `build`
+    }
+    path = Path(out) / "config.yaml"
+    path.write_text(json.dumps(config, indent=1))  # JSON is YAML
+    return str(path)
+
+
+def build(kind: str, spec: dict[str, Any], out: str) -> Any:
+    import hydra
+    import multiviewae
+
+    torch.manual_seed(int(spec.get("seed", 0)))
+    cls = getattr(multiviewae, MODELS[kind])
+    dims = [math.prod(protocol.SHAPES[v]) for v in VIEWS]
+    model = cls(cfg=yaml_config(kind, spec, out), input_dim=dims, z_dim=protocol.LATENT)
+    # `optimizer` and `discriminator` are not among the keys a user config may set
+    # (base.constants.CONFIG_KEYS), so they are set on the built model
+    model.cfg.optimizer._target_ = "torch.optim.Adam"  # DCCAE's default is LBFGS
+    if kind in ADVERSARIAL:
+        d = model.cfg.discriminator
+        d.hidden_layer_dim = list(spec.get("discriminator_hidden", DISCRIMINATOR_HIDDEN))
+        d.non_linear = True
+        # as the library built it: mWAE sets is_wasserstein after its discriminator is made
+        wasserstein = model.discriminator.is_wasserstein
+        model.discriminator = hydra.utils.instantiate(
+            d, input_dim=model.z_dim, output_dim=1, is_wasserstein=wasserstein, _convert_="all"
+        )
+    model.cfg.logger = None  # fit() instantiates it: None -> Trainer(logger=None)
+    return model
+
+
+def views(data: dict[str, Tensor]) -> list[Tensor]:
+    return [data[v].flatten(1) for v in VIEWS]
+
+
+class EpochTimer(pl.Callback):
+    """Times each training epoch (the model's `configure_callbacks` returns it: `fit` passes
+    only the callbacks of its config to the Trainer)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.first = self.last = self.start = 0.0
+        self.error: str | None = None
+
+    def callbacks(self) -> list[pl.Callback]:
+        return [self]
+
+    def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
+        self.start = time.perf_counter()
+        if not self.seconds:
+            self.first = self.start
+
+    def on_train_epoch_end(self, trainer: Any, module: Any, *args: Any) -> None:
+        self.last = time.perf_counter()
+        self.seconds.append(self.last - self.start)
+
+
+def train(model: Any, data: dict[str, Tensor], spec: dict[str, Any]) -> EpochTimer:
+    """The library's `fit`; returns the timer of its epochs, whose `error` says how training
+    failed (an exception in the library, or non-finite parameters after it), else None."""
+    timer = EpochTimer()
+    model.configure_callbacks = timer.callbacks
+    try:
+        model.fit(*views(data), max_epochs=int(spec["epochs"]), batch_size=int(spec["batch_size"]))
+    except Exception as e:  # reported in the output
+        step = getattr(getattr(model, "trainer", None), "global_step", None)
+        timer.error = f"{type(e).__name__} in the library's fit at global step {step}: {e}"
+    finally:
+        del model.configure_callbacks
+    if timer.error is None and not all(torch.isfinite(p).all() for p in model.parameters()):
+        timer.error = "non-finite parameters after training"
+    return timer
+
+
+# ---- the protocol's view of a multi-view-AE model --------------------------------------------
+class Factorised:
+    """A proposal with independent dimensions: a torch distribution of batch shape [B, D]."""
+
+    def __init__(self, q: torch.distributions.Distribution) -> None:
+        self.q = q
+
+    def sample(self, k: int) -> Tensor:
+        return self.q.sample((k,))
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.q.log_prob(z).sum(-1)
+
+
+class UniformMixture:
+    """Uniform mixture of components [C, B, D]: a draw picks its component per sample."""
+
+    def __init__(self, components: torch.distributions.Distribution) -> None:
+        self.c = components
+
+    def sample(self, k: int) -> Tensor:
+        draws = self.c.sample((k,))  # [K, C, B, D]
+        pick = torch.randint(draws.shape[1], (k, draws.shape[2]))
+        return draws[torch.arange(k)[:, None], pick, torch.arange(draws.shape[2])[None]]
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        per = self.c.log_prob(z.unsqueeze(1)).sum(-1)  # [K, C, B]
+        return torch.logsumexp(per, 1) - math.log(per.shape[1])
+
+
+class Adapter:
+    """Latents from the model's `encode` (a posterior's mean, the library's `return_mean`
+    prediction; deterministic models: the code), decoded by the target view's decoder; the
+    generated image is the Bernoulli mean, the label the categorical logits."""
+
+    def __init__(self, kind: str, model: Any) -> None:
+        self.kind, self.model = kind, model.eval()
+        model._training = False  # what the library's predict_* set (DVCCA/mcVAE read it)
+
+    def encode(self, data: dict[str, Tensor]) -> list[Any]:
+        return self.model.encode(views(data))
+
+    def view_latent(self, data: dict[str, Tensor], given: str) -> Any:
+        z = self.encode(data)
+        return z[0] if self.kind == "dvcca" else z[VIEWS.index(given)]  # DVCCA: image only
+
+    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
+        z = self.view_latent(data, given)
+        if not isinstance(z, Tensor):
+            z = z._sample(training=False, return_mean=True)  # the posterior mean
+        out = self.model.decoders[VIEWS.index(target)](z)
+        if target == "image":
+            return out.probs.reshape(-1, *protocol.SHAPES["image"])
+        return out.x  # Categorical keeps the logits as `x`
+
+    # the joint NLL (mcVAE, DVCCA)
+    def proposal(self, data: dict[str, Tensor]) -> Any:
+        z = self.encode(data)
+        if self.kind == "dvcca":  # the image view's posterior
+            return Factorised(torch.distributions.Normal(z[0].loc, z[0].scale))
+        loc = torch.stack([q.loc for q in z])
+        scale = torch.stack([q.scale for q in z])
+        return UniformMixture(torch.distributions.Normal(loc, scale))
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        return self.model.prior.log_prob(z).sum(-1)  # the library's prior, N(0, 1)
+
+    def decode(self, z: Tensor) -> dict[str, Tensor]:
+        image, label = (self.model.decoders[i](z) for i in range(len(VIEWS)))
+        return {
+            "image": image.logits.reshape(*z.shape[:-1], *protocol.SHAPES["image"]),
+            "label": label.x,
+        }
+
+
+class ImageOnly:
+    """For DVCCA, which encodes the image only: label -> image is not generated (a placeholder
+    of zeros, whose coherence is discarded)."""
+
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+
+    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
+        if given == "image":
+            return self.adapter.generate(data, given, target)
+        return torch.zeros(len(data["y"]), *protocol.SHAPES[target])
+
+
+def notes(kind: str, spec: dict[str, Any]) -> str:
+    out = [
+        "multiviewae mlp networks: encoders and decoders with hidden layers [256, 256], ReLU "
+        "(non_linear), z_dim 16; image view flattened to 64 values; decoders mlp.Decoder with "
+        "distributions.Bernoulli (image, logits; torch Bernoulli log_prob on grey pixels with "
+        "argument validation off) and distributions.Categorical (label, logits; x * log_softmax "
+        "summed by the loss); Adam lr 1e-3",
+        "trained by the library's fit: its MultiviewDataModule with is_validate false (all "
+        "training data, no validation split) loads batches without shuffling (shuffle=False in "
+        "the library); no logger/checkpoint/progress bar",
+        "train_seconds: from the first epoch's start to the last epoch's end (Lightning "
+        "callback), excluding trainer setup and the library's on_train_end model saving",
+        "coherence: latent of the given view (posterior mean for variational models, "
+        "return_mean) decoded by the target's decoder; image = Bernoulli mean, label = logits",
+    ]
+    if kind == "ae":
+        out.append(
+            "AE loss: -log-likelihood of every view decoded from every view's code (own and "
+            "cross reconstructions), averaged over the n_views^2 pairs"
+        )
+    if kind == "mcvae":
+        out.append(
+            "mcVAE loss (library): sum over views of KL(q(z|x_i) || N(0,1)) times beta "
+            f"({spec.get('options', {}).get('beta', 1)}) minus the "
+            "log-likelihood of all n_views^2 (code i, decoder j) pairs divided by n_views^2 = 4: "
+            "with beta 1 the KL weighs 4x as much against the reconstruction as in the sum of "
+            "the views' ELBOs (beta 0.25 gives that sum / 4); one posterior sample (rsample) per "
+            "view during training"
+        )
+        out.append("nll: proposal = uniform mixture of the two views' Gaussian posteriors")
+    if kind == "dvcca":
+        if private(spec):
+            out.append(
+                "DVCCA-private: shared encoder on the image plus a private encoder per view, "
+                "each with z_dim (16) dimensions (protocol.PRIVATE is 2; the library sizes them "
+                "as the shared latent), each decoder reads [shared, own private] (32); the "
+                "library has no cross-view prediction for it: nll and both coherences null"
+            )
+        else:
+            out.append(
+                "DVCCA: one encoder, on the image view only; loss: KL(q(z|image)||N(0,1)) minus "
+                "the summed log-likelihoods of both views; label -> image not generated (null); "
+                "nll proposal = the image view's posterior"
+            )
+        out.append(
+            "DVCCA configure_optimizers returns one Adam per network (the encoder, each private "
+            "encoder, each decoder); Lightning 1.5 automatic optimisation runs training_step once "
+            "per optimizer per batch (3 forward/backward passes per batch, DVCCA-private 5, each "
+            "stepping one network)"
+        )
+    if kind == "dccae":
+        out.append(
+            "DCCAE: optimizer set to Adam (library default LBFGS; `optimizer` is not settable by "
+            "a user config, so it was set on model.cfg); loss: _lambda(1) * own-view "
+            "reconstruction -log-likelihood summed over views + negative CCA correlation of "
+            "the two codes; the library trains no cross-view decoding, so cross generation "
+            "decodes one view's code with the other view's decoder (untrained path); the "
+            "one-hot label view has 10 distinct inputs, so its 16-dim codes have covariance "
+            "rank <= 9 in every batch; the library's CCA regularises the covariance blocks with "
+            "EPS = 1e-8 (base.constants, not configurable) and backpropagates through torch.svd "
+            "of them, whose gradient can become non-finite (then the next step fails with "
+            "'linalg.svd: ... non-finite values')"
+        )
+    if kind in ADVERSARIAL:
+        hidden = list(spec.get("discriminator_hidden", DISCRIMINATOR_HIDDEN))
+        out.append(
+            f"{MODELS[kind]} discriminator: mlp.Discriminator with hidden_layer_dim {hidden}, "
+            "ReLU, dropout 0, bias (library default: no hidden layer, linear z -> 1; "
+            "`discriminator` is not settable by a user config, so it was rebuilt from model.cfg "
+            "after construction); 7 Adam optimizers (per view: encoder, decoder, and a separate "
+            "'generator' Adam over the same encoder parameters; one for the discriminator), "
+            "manual optimisation: reconstruction step, discriminator step, generator step per "
+            "batch; reconstruction loss as AE (all n_views^2 pairs averaged)"
+        )
+    if kind == "maae":
+        out.append(
+            "mAAE losses (library): discriminator -mean(log d(prior)) - sum_views mean(1 - "
+            "log d(z_i)), divided by n_views + 1; generator mean over views of mean(1 - log d(z_i))"
+        )
+    if kind == "mwae":
+        out.append(
+            "mWAE: the library sets is_wasserstein = True only after its discriminator is built, "
+            "so the critic ends in a sigmoid (kept here, as the library builds it); critic "
+            "weights clipped to [-0.01, 0.01] after each discriminator step"
+        )
+    if kind not in VARIATIONAL:
+        out.append("deterministic codes: nll null")
+    return "; ".join(out)
+
+
+# ---- tasks -----------------------------------------------------------------------------------
+def quality(spec: dict[str, Any]) -> dict[str, Any]:
+    kind, seed = spec["model"], int(spec["seed"])
+    train_data, test = protocol.digits("train"), protocol.digits("test")
+    if spec.get("subset"):  # trials: the first n training samples
+        train_data = {m: x[: int(spec["subset"])] for m, x in train_data.items()}
+    with tempfile.TemporaryDirectory() as out:
+        model = build(kind, spec, out)
+        timer = train(model, train_data, spec)
+    parameters = sum(p.numel() for p in model.parameters())
+    if timer.error is not None:
+        return {"nll": None, "image_to_label": None, "label_to_image": None,
+                "train_seconds": None, "parameters": parameters, "error": timer.error,
+                "epoch_seconds": timer.seconds, "notes": notes(kind, spec)}  # fmt: skip
+    adapter = Adapter(kind, model)
+    dvcca_private = kind == "dvcca" and private(spec)
+    nll = None
+    with torch.no_grad():
+        if kind in VARIATIONAL and not dvcca_private:
+            torch.manual_seed(10_000 + seed)
+            nll = float(-protocol.joint_log_likelihood(adapter, test, k=int(spec["k"])).mean())
+        classify = protocol.image_classifier(protocol.digits("train"))
+        if dvcca_private:
+            figures = {"image_to_label": None, "label_to_image": None}
+        elif kind == "dvcca":
+            figures = protocol.coherence(ImageOnly(adapter), test, classify)
+            figures["label_to_image"] = None
+        else:
+            figures = protocol.coherence(adapter, test, classify)
+    return {
+        "nll": nll,
+        **figures,
+        "train_seconds": timer.last - timer.first,
+        "parameters": parameters,
+        "notes": notes(kind, spec),
+    }
+
+
+def speed(spec: dict[str, Any]) -> dict[str, Any]:
+    data = protocol.synthetic(int(spec["size"]))
+    with tempfile.TemporaryDirectory() as out:
+        model = build(spec["model"], {**spec, "seed": 0}, out)
+        timer = train(model, data, spec)
+    times = timer.seconds
+    if timer.error is not None:
+        return {"epoch_seconds": times, "samples_per_s": None, "error": timer.error}
+    timed = sorted(times[1:] or times)  # the first epoch warms up
+    return {"epoch_seconds": times, "samples_per_s": int(spec["size"]) / timed[len(timed) // 2]}
+
+
+if __name__ == "__main__":
+    torch.distributions.Distribution.set_default_validate_args(False)  # grey pixels, Bernoulli
+    lightning_python311()
+    task = json.loads(sys.argv[1])
+    if task["model"] not in MODELS:
+        raise SystemExit(f"unknown model {task['model']!r}: one of {sorted(MODELS)}")
+    tasks = {"quality": quality, "speed": speed}
+    result = tasks[task["task"]](task)
+    sys.stdout.flush()
+    print(json.dumps(result), flush=True)
