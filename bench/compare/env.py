@@ -11,6 +11,7 @@ Bernoulli decoder score grey pixels (reference.py sets it).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -66,11 +67,16 @@ def ensure(log: bool = True) -> Path:
 
 def versions() -> dict[str, str]:
     """The reference packages' installed versions, for the results."""
-    code = (
-        "import importlib.metadata as m, json; "
-        "print(json.dumps({p: m.version(p) for p in ('multivae', 'pythae', 'torch')}))"
-    )
-    out = subprocess.run([str(python()), "-c", code], check=True, capture_output=True, text=True)
-    import json
+    return installed_versions(python(), ("multivae", "pythae", "torch"))
 
+
+def installed_versions(interpreter: Path, packages: tuple[str, ...]) -> dict[str, str]:
+    """`packages`' versions as installed for `interpreter` (an environment of bench.compare)."""
+    code = (
+        "import importlib.metadata as m, json, sys; "
+        "print(json.dumps({p: m.version(p) for p in sys.argv[1:]}))"
+    )
+    out = subprocess.run(
+        [str(interpreter), "-c", code, *packages], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout)

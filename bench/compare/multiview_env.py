@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.compare.env import installed_versions
+
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-multiview"
 PIP = "pip<24.1"
@@ -79,9 +81,4 @@ def ensure(log: bool = True) -> Path:
 
 def versions() -> dict[str, str]:
     """The packages' installed versions, for the results."""
-    code = (
-        "import importlib.metadata as m, json; print(json.dumps("
-        "{p: m.version(p) for p in ('multiviewae', 'pytorch-lightning', 'torch')}))"
-    )
-    out = subprocess.run([str(python()), "-c", code], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
+    return installed_versions(python(), ("multiviewae", "pytorch-lightning", "torch"))

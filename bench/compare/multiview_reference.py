@@ -179,35 +179,6 @@ def train(model: Any, data: dict[str, Tensor], spec: dict[str, Any]) -> EpochTim
 
 
 # ---- the protocol's view of a multi-view-AE model --------------------------------------------
-class Factorised:
-    """A proposal with independent dimensions: a torch distribution of batch shape [B, D]."""
-
-    def __init__(self, q: torch.distributions.Distribution) -> None:
-        self.q = q
-
-    def sample(self, k: int) -> Tensor:
-        return self.q.sample((k,))
-
-    def log_prob(self, z: Tensor) -> Tensor:
-        return self.q.log_prob(z).sum(-1)
-
-
-class UniformMixture:
-    """Uniform mixture of components [C, B, D]: a draw picks its component per sample."""
-
-    def __init__(self, components: torch.distributions.Distribution) -> None:
-        self.c = components
-
-    def sample(self, k: int) -> Tensor:
-        draws = self.c.sample((k,))  # [K, C, B, D]
-        pick = torch.randint(draws.shape[1], (k, draws.shape[2]))
-        return draws[torch.arange(k)[:, None], pick, torch.arange(draws.shape[2])[None]]
-
-    def log_prob(self, z: Tensor) -> Tensor:
-        per = self.c.log_prob(z.unsqueeze(1)).sum(-1)  # [K, C, B]
-        return torch.logsumexp(per, 1) - math.log(per.shape[1])
-
-
 class Adapter:
     """Latents from the model's `encode` (a posterior's mean, the library's `return_mean`
     prediction; deterministic models: the code), decoded by the target view's decoder; the
@@ -237,10 +208,10 @@ class Adapter:
     def proposal(self, data: dict[str, Tensor]) -> Any:
         z = self.encode(data)
         if self.kind == "dvcca":  # the image view's posterior
-            return Factorised(torch.distributions.Normal(z[0].loc, z[0].scale))
+            return protocol.Factorised(torch.distributions.Normal(z[0].loc, z[0].scale))
         loc = torch.stack([q.loc for q in z])
         scale = torch.stack([q.scale for q in z])
-        return UniformMixture(torch.distributions.Normal(loc, scale))
+        return protocol.UniformMixture(torch.distributions.Normal(loc, scale))
 
     def log_prior(self, z: Tensor) -> Tensor:
         return self.model.prior.log_prob(z).sum(-1)  # the library's prior, N(0, 1)

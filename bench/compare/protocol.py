@@ -77,6 +77,35 @@ class Proposal(Protocol):
     def log_prob(self, z: Tensor) -> Tensor: ...  # [K, B]
 
 
+class Factorised:
+    """A proposal with independent dimensions: a torch distribution of batch shape [B, D]."""
+
+    def __init__(self, q: torch.distributions.Distribution) -> None:
+        self.q = q
+
+    def sample(self, k: int) -> Tensor:
+        return self.q.sample((k,))
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.q.log_prob(z).sum(-1)
+
+
+class UniformMixture:
+    """Uniform mixture of components [C, B, D]: a draw picks its component per sample."""
+
+    def __init__(self, components: torch.distributions.Distribution) -> None:
+        self.c = components
+
+    def sample(self, k: int) -> Tensor:
+        draws = self.c.sample((k,))  # [K, C, B, D]
+        pick = torch.randint(draws.shape[1], (k, draws.shape[2]))
+        return draws[torch.arange(k)[:, None], pick, torch.arange(draws.shape[2])[None]]
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        per = self.c.log_prob(z.unsqueeze(1)).sum(-1)  # [K, C, B]
+        return torch.logsumexp(per, 1) - math.log(per.shape[1])
+
+
 class Product:
     """Independent proposals over consecutive blocks of z (e.g. shared, then each modality's
     private latent): a draw concatenates the blocks' draws, its log-density is their sum."""

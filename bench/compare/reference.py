@@ -142,37 +142,8 @@ def trainer(
 
 
 # ---- the protocol's view of a MultiVae model -------------------------------------------------
-class Factorised:
-    """A proposal with independent dimensions: a torch distribution of batch shape [B, D]."""
-
-    def __init__(self, q: torch.distributions.Distribution) -> None:
-        self.q = q
-
-    def sample(self, k: int) -> Tensor:
-        return self.q.sample((k,))
-
-    def log_prob(self, z: Tensor) -> Tensor:
-        return self.q.log_prob(z).sum(-1)
-
-
-def gaussian(mu: Tensor, log_var: Tensor) -> Factorised:
-    return Factorised(torch.distributions.Normal(mu, torch.exp(0.5 * log_var)))
-
-
-class UniformMixture:
-    """Uniform mixture of components [C, B, D]: a draw picks its component per sample."""
-
-    def __init__(self, components: torch.distributions.Distribution) -> None:
-        self.c = components
-
-    def sample(self, k: int) -> Tensor:
-        draws = self.c.sample((k,))  # [K, C, B, D]
-        pick = torch.randint(draws.shape[1], (k, draws.shape[2]))
-        return draws[torch.arange(k)[:, None], pick, torch.arange(draws.shape[2])[None]]
-
-    def log_prob(self, z: Tensor) -> Tensor:
-        per = self.c.log_prob(z.unsqueeze(1)).sum(-1)  # [K, C, B]
-        return torch.logsumexp(per, 1) - math.log(per.shape[1])
+def gaussian(mu: Tensor, log_var: Tensor) -> protocol.Factorised:
+    return protocol.Factorised(torch.distributions.Normal(mu, torch.exp(0.5 * log_var)))
 
 
 class Adapter:
@@ -198,7 +169,7 @@ class Adapter:
         if self.kind == "mopoe":
             latents = m.inference(inputs)
             scale = torch.exp(0.5 * latents["logvars"])
-            return UniformMixture(torch.distributions.Normal(latents["mus"], scale))
+            return protocol.UniformMixture(torch.distributions.Normal(latents["mus"], scale))
         if self.kind == "dmvae":  # PoE with the prior expert; private posteriors Gaussian
             mu, log_var, _, private = m._infer_latent_parameters(inputs)
             parts = [gaussian(mu, log_var)] + [gaussian(*private[k]) for k in protocol.SHAPES]
@@ -207,11 +178,12 @@ class Adapter:
         std = m._log_var_to_std if self.kind == "mmvae_plus" else m.log_var_to_std
         loc = torch.stack([o.embedding for o in outs])
         scale = torch.stack([std(o.log_covariance) for o in outs])
-        shared = UniformMixture(m.post_dist(loc, scale))
+        shared = protocol.UniformMixture(m.post_dist(loc, scale))
         if self.kind == "mmvae":
             return shared
         private = [
-            Factorised(m.post_dist(o.style_embedding, std(o.style_log_covariance))) for o in outs
+            protocol.Factorised(m.post_dist(o.style_embedding, std(o.style_log_covariance)))
+            for o in outs
         ]
         return protocol.Product([shared, *private], self.block_sizes())
 
