@@ -180,9 +180,9 @@ def train(model: Any, data: dict[str, Tensor], spec: dict[str, Any]) -> EpochTim
 
 # ---- the protocol's view of a multi-view-AE model --------------------------------------------
 class Adapter:
-    """Latents from the model's `encode` (a posterior's mean, the library's `return_mean`
-    prediction; deterministic models: the code), decoded by the target view's decoder; the
-    generated image is the Bernoulli mean, the label the categorical logits."""
+    """Latents from the model's `encode` (one draw of a posterior, as the protocol's coherence
+    takes; deterministic models: the code), decoded by the target view's decoder; the generated
+    image is the Bernoulli mean, the label the categorical logits."""
 
     def __init__(self, kind: str, model: Any) -> None:
         self.kind, self.model = kind, model.eval()
@@ -197,8 +197,8 @@ class Adapter:
 
     def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
         z = self.view_latent(data, given)
-        if not isinstance(z, Tensor):
-            z = z._sample(training=False, return_mean=True)  # the posterior mean
+        if not isinstance(z, Tensor):  # a posterior: one draw (not its mean)
+            z = torch.distributions.Normal(z.loc, z.scale).sample()
         out = self.model.decoders[VIEWS.index(target)](z)
         if target == "image":
             return out.probs.reshape(-1, *protocol.SHAPES["image"])
