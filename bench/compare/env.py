@@ -15,7 +15,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-reference"
@@ -43,14 +45,23 @@ def python() -> Path:
     return VENV / "bin" / "python"
 
 
+def new_venv(venv: Path, log: bool) -> tuple[Callable[..., Any], list[str]]:
+    """A fresh virtual environment at `venv` (an earlier one removed): a command runner (output
+    shown when `log`) and the environment's `pip install --quiet` command."""
+    shutil.rmtree(venv, ignore_errors=True)
+
+    def run(*cmd: str) -> Any:
+        return subprocess.run(cmd, check=True, capture_output=not log)
+
+    run(sys.executable, "-m", "venv", str(venv))
+    return run, [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+
+
 def ensure(log: bool = True) -> Path:
     """The reference environment's interpreter, creating the environment if needed."""
     if READY.is_file():
         return python()
-    shutil.rmtree(VENV, ignore_errors=True)
-    run = lambda *cmd: subprocess.run(cmd, check=True, capture_output=not log)  # noqa: E731
-    run(sys.executable, "-m", "venv", str(VENV))
-    pip = [str(python()), "-m", "pip", "install", "--quiet"]
+    run, pip = new_venv(VENV, log)
     run(*pip, *DEPENDENCIES)
     run(*pip, "--no-deps", *PACKAGES)
     site = subprocess.run(

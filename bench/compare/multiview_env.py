@@ -21,12 +21,9 @@ venv's own pip (23.2 with Python 3.11.7) already is. multiview_reference.py patc
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from bench.compare.env import installed_versions
+from bench.compare.env import installed_versions, new_venv
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-multiview"
@@ -63,10 +60,7 @@ def ensure(log: bool = True) -> Path:
     """The multi-view-AE environment's interpreter, creating the environment if needed."""
     if READY.is_file():
         return python()
-    shutil.rmtree(VENV, ignore_errors=True)
-    run = lambda *cmd: subprocess.run(cmd, check=True, capture_output=not log)  # noqa: E731
-    run(sys.executable, "-m", "venv", str(VENV))
-    pip = [str(python()), "-m", "pip", "install", "--quiet"]
+    run, pip = new_venv(VENV, log)
     run(*pip, PIP)
     run(*pip, *PINNED)  # torch first: the local wheel
     constraints = VENV / "constraints.txt"

@@ -94,12 +94,20 @@ class Adversarial(Autoencoder):
         """Draws [B, D] of the prior N(0, I), one per sample of `like` [M, B, D]."""
         return torch.randn(like.shape[1:], dtype=like.dtype, device=like.device)
 
+    def critic_term(self, codes: Tensor, observed: Tensor) -> Tensor:
+        """The discriminator's batch loss: prior draws against the codes [M, B, D]."""
+        real = self.score(self.prior_codes(codes))
+        return self.critic_loss(real, self.score(codes), observed).mean()
+
+    def generator_term(self, codes: Tensor, observed: Tensor) -> Tensor:
+        """The encoders' batch loss against the discriminator."""
+        return self.generator_loss(self.score(codes), observed).mean()
+
     def losses(self, batch: Batch, observed: Tensor, codes: Tensor) -> dict[str, Tensor]:
         """The three per-batch losses (means over samples) on `codes` [M, B, D]."""
         rec = self.cross_reconstruction(codes, batch, observed).mean()
-        critic = self.critic_loss(self.score(self.prior_codes(codes)), self.score(codes), observed)
-        generator = self.generator_loss(self.score(codes), observed)
-        return {"rec": rec, "critic": critic.mean(), "generator": generator.mean()}
+        critic = self.critic_term(codes, observed)
+        return {"rec": rec, "critic": critic, "generator": self.generator_term(codes, observed)}
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         codes = experts.shared.loc
@@ -138,12 +146,12 @@ class Adversarial(Autoencoder):
         optimizers.step(rec, AUTOENCODER)
         with torch.no_grad():
             fixed = codes()
-        critic = self.critic_loss(self.score(self.prior_codes(fixed)), self.score(fixed), observed)
-        optimizers.step(critic.mean(), DISCRIMINATOR)
+        critic = self.critic_term(fixed, observed)
+        optimizers.step(critic, DISCRIMINATOR)
         self.after_critic_step()
-        generator = self.generator_loss(self.score(codes()), observed).mean()
+        generator = self.generator_term(codes(), observed)
         optimizers.step(generator, GENERATOR)
-        parts = {"rec": rec, "critic": critic.mean(), "generator": generator}
+        parts = {"rec": rec, "critic": critic, "generator": generator}
         metrics = {k: v.detach() for k, v in parts.items()}
         return LossOutput(sum(metrics.values()), metrics)
 

@@ -63,18 +63,22 @@ class SparseLatent(MultimodalVAE):
         """α/(1+α) per latent dimension (sparse models)."""
         return torch.sigmoid(self.log_alpha)
 
-    def kept_dimensions(self) -> list[int] | None:
-        """Dimensions whose dropout rate is under `threshold`; None without a threshold."""
+    def kept_mask(self) -> Tensor | None:
+        """Bool [D]: the dimensions whose dropout rate is under `threshold`; None without one."""
         if not (self.config.sparse and self.config.threshold is not None):
             return None
-        return (self.dropout_rates() < self.config.threshold).nonzero().flatten().tolist()
+        return self.dropout_rates() < self.config.threshold
+
+    def kept_dimensions(self) -> list[int] | None:
+        keep = self.kept_mask()
+        return None if keep is None else keep.nonzero().flatten().tolist()
 
     def infer(self, batch: Batch, mask: Tensor, experts: Experts, draw: Draw) -> Latent:
         """With a threshold, dimensions dropped out are zero at prediction."""
         latent = super().infer(batch, mask, experts, draw)
-        if self.config.sparse and self.config.threshold is not None and not self.training:
-            keep = (self.dropout_rates() < self.config.threshold).to(latent.codes[SHARED].dtype)
-            latent.codes[SHARED] = latent.codes[SHARED] * keep
+        keep = self.kept_mask()
+        if keep is not None and not self.training:
+            latent.codes[SHARED] = latent.codes[SHARED] * keep.to(latent.codes[SHARED].dtype)
         return latent
 
     def shared_kl(self, q: Diagonal) -> Tensor:
