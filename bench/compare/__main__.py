@@ -42,6 +42,7 @@ MODELS = (
     "jnf",
     "dmvae",
     "mmvae_plus",
+    "cmvae",
     "ae",
     "mcvae",
     "dvcca",
@@ -56,6 +57,7 @@ LIBRARIES = ("reference", "ours")  # result keys; `reference_library(m)` names t
 SAME_AS_MULTIVAE = {
     "telbo": {"rescale_likelihoods": True},  # its TELBO rescales by default
     "mmvae_plus": {"reconstruction_option": "joint_prior"},  # MultiVae 1.0.3's default
+    "cmvae": {"reconstruction_option": "joint_prior"},  # likewise
 }
 
 

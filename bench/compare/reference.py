@@ -20,6 +20,7 @@ import protocol
 import torch
 from multivae.data import MultimodalBaseDataset
 from multivae.models import (
+    CMVAE,
     CRMVAE,
     DMVAE,
     JMVAE,
@@ -28,6 +29,7 @@ from multivae.models import (
     MVAE,
     MVTCAE,
     TELBO,
+    CMVAEConfig,
     CRMVAEConfig,
     DMVAEConfig,
     JMVAEConfig,
@@ -62,6 +64,7 @@ MODELS = {
     "jnf": (JNF, JNFConfig),
     "dmvae": (DMVAE, DMVAEConfig),
     "mmvae_plus": (MMVAEPlus, MMVAEPlusConfig),
+    "cmvae": (CMVAE, CMVAEConfig),
 }
 JOINT_ENCODER = {"jmvae", "telbo", "jnf"}  # the joint posterior is a joint encoder's
 MULTISTAGE = {"telbo", "jnf"}  # trained by MultiVae's own loop (its stage resets live there)
@@ -69,7 +72,9 @@ MULTISTAGE = {"telbo", "jnf"}  # trained by MultiVae's own loop (its stage reset
 PRIVATE = {
     "dmvae": {"modalities_specific_dim": {m: protocol.PRIVATE for m in protocol.SHAPES}},
     "mmvae_plus": {"modalities_specific_dim": protocol.PRIVATE},
+    "cmvae": {"modalities_specific_dim": protocol.PRIVATE},
 }
+MMVAE_FAMILY = {"mmvae", "mmvae_plus", "cmvae"}  # mixtures of unimodal experts
 
 
 class Encoder(BaseEncoder):
@@ -175,14 +180,15 @@ class Adapter:
             parts = [gaussian(mu, log_var)] + [gaussian(*private[k]) for k in protocol.SHAPES]
             return protocol.Product(parts, self.block_sizes())
         outs = [m.encoders[k](inputs.data[k]) for k in protocol.SHAPES]  # the MMVAE family
-        std = m._log_var_to_std if self.kind == "mmvae_plus" else m.log_var_to_std
+        std = m.log_var_to_std if self.kind == "mmvae" else m._log_var_to_std
+        dist = m.latent_dist if self.kind == "cmvae" else m.post_dist
         loc = torch.stack([o.embedding for o in outs])
         scale = torch.stack([std(o.log_covariance) for o in outs])
-        shared = protocol.UniformMixture(m.post_dist(loc, scale))
+        shared = protocol.UniformMixture(dist(loc, scale))
         if self.kind == "mmvae":
             return shared
         private = [
-            protocol.Factorised(m.post_dist(o.style_embedding, std(o.style_log_covariance)))
+            protocol.Factorised(dist(o.style_embedding, std(o.style_log_covariance)))
             for o in outs
         ]
         return protocol.Product([shared, *private], self.block_sizes())
@@ -191,7 +197,9 @@ class Adapter:
         return [protocol.LATENT] + ([self.private] * len(protocol.SHAPES) if self.private else [])
 
     def log_prior(self, z: Tensor) -> Tensor:
-        if self.kind not in ("mmvae", "mmvae_plus"):
+        if self.kind == "cmvae":
+            return self.cluster_log_prior(z)
+        if self.kind not in MMVAE_FAMILY:
             return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
         # MMVAE(+)'s p over [u, w]: its first LATENT dimensions score u, the rest each w_m
         mean, std = self.model.pz_params
@@ -201,6 +209,21 @@ class Adapter:
         total = shared.log_prob(u).sum(-1)
         for w in private:
             total = total + self.model.prior_dist(mean[..., d:], std[..., d:]).log_prob(w).sum(-1)
+        return total
+
+    def cluster_log_prior(self, z: Tensor) -> Tensor:
+        """CMVAE's p(u) = Σ_c p(c) p(u | c) over its clusters, times each p(w_m)."""
+        m = self.model
+        u, *private = z.split(self.block_sizes(), -1)
+        per_cluster = torch.stack([
+            m.latent_dist(mean, m._log_var_to_std(log_var)).log_prob(u).sum(-1)
+            for mean, log_var in zip(m.mean_clusters, m.logvar_clusters, strict=True)
+        ])  # [C, K, B]
+        log_pc = torch.log_softmax(m._pc_params, -1).view(-1, 1, 1)
+        total = torch.logsumexp(log_pc + per_cluster, 0)
+        p_w = m.latent_dist(m.w_mean_prior, m._log_var_to_std(m.w_logvar_prior))
+        for w in private:
+            total = total + p_w.log_prob(w).sum(-1)
         return total
 
     def decode(self, z: Tensor) -> dict[str, Tensor]:

@@ -12,8 +12,7 @@ DReG and IWAE estimators and the incomplete-data rule are MMVAE+'s (core/models/
 `predict_clusters` assigns samples to clusters from any subset of their modalities;
 `prune_clusters` selects the number of clusters after training as the paper does.
 
-Upstream differences: MultiVae sizes the p(c) logits by the private dimension instead of the
-number of clusters; its MoE divides by the number of modalities whatever a sample has.
+MultiVae 1.0.3's CMVAE computes the same bound (side by side in bench/compare, bench/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -140,17 +140,21 @@ class MMVAEPlus(MultimodalVAE):
             n: Diagonal(r[n].loc.expand(b, -1), r[n].scale.expand(b, -1)).rsample(k)
             for n in self.names
         }
-        log_w = []
-        for i, m in enumerate(self.names):
-            codes = {SHARED: u[i]}
-            codes.update({private_space(n): own[i] if n == m else cross[n] for n in self.names})
-            outs = self.decoder_outputs(Latent(codes))
-            rec = sum(self.log_likelihoods(outs, batch).values())  # [K, B]
-            q_w = private[m].detach() if dreg else private[m]
-            log_p = self.log_code_prior(u[i], own[i])
-            log_q = proposal.log_prob(u[i]) + q_w.log_prob(own[i])
-            log_w.append(rec + self.config.beta * (log_p - log_q))
-        log_w_all = torch.stack(log_w)  # [M, K, B]
+        n_mod = len(self.names)
+        flat_u = u.reshape(n_mod * k, b, -1)
+        flat_own = own.reshape(n_mod * k, b, -1)
+        codes = {SHARED: flat_u}
+        for j, n in enumerate(self.names):  # x_n reads its own code from source n, r_n's else
+            per_source = [own[j] if i == j else cross[n] for i in range(n_mod)]
+            codes[private_space(n)] = torch.cat(per_source)  # [M*K, B, P]
+        # one decoder pass per target over every source's draws (M passes, not M²)
+        outs = self.decoder_outputs(Latent(codes))
+        rec = sum(self.log_likelihoods(outs, batch).values())  # [M*K, B]
+        q_w = [private[m].detach() if dreg else private[m] for m in self.names]
+        log_q_w = torch.stack([q.log_prob(own[i]) for i, q in enumerate(q_w)])  # [M, K, B]
+        log_p = self.log_code_prior(flat_u, flat_own)
+        log_q = proposal.log_prob(flat_u) + log_q_w.reshape(n_mod * k, b)
+        log_w_all = (rec + self.config.beta * (log_p - log_q)).view(n_mod, k, b)
         weight = observed.to(log_w_all.dtype) / observed.sum(0).to(log_w_all.dtype)  # [M, B]
         iwae = (log_mean_exp(log_w_all, dim=1) * weight).sum(0)
         if dreg:
