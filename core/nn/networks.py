@@ -14,19 +14,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-Activation = Literal["relu", "gelu", "silu", "tanh", "leaky_relu", "elu"]
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),
-    "elu": nn.ELU,
-}
-
-
-class NetworkError(ValueError):
-    """A network spec is invalid or does not fit the shapes it is asked to connect."""
+from core.nn import plugins
+from core.nn.layers import ACTIVATIONS, Activation, NetworkError, Reshape
+from core.nn.resnet import ResNetParams
+from core.nn.resnet import network as resnet_network
 
 
 class MLPParams(BaseModel):
@@ -48,15 +39,6 @@ class ConvParams(BaseModel):
     activation: Activation = "relu"
 
 
-class Reshape(nn.Module):
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.shape = tuple(shape)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.reshape(x.shape[0], *self.shape)
-
-
 def _mlp(params: MLPParams, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(in_shape)
@@ -64,7 +46,7 @@ def _mlp(params: MLPParams, in_shape: tuple[int, ...], out_shape: tuple[int, ...
         layers.append(nn.Linear(width, h))
         if params.layer_norm:
             layers.append(nn.LayerNorm(h))
-        layers.append(_ACTIVATIONS[params.activation]())
+        layers.append(ACTIVATIONS[params.activation]())
         if params.dropout:
             layers.append(nn.Dropout(params.dropout))
         width = h
@@ -95,7 +77,7 @@ def _conv_geometry(params: ConvParams, image: tuple[int, ...]) -> tuple[int, int
 
 
 def _conv(params: ConvParams, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> nn.Module:
-    act = _ACTIVATIONS[params.activation]
+    act = ACTIVATIONS[params.activation]
     if len(in_shape) == 3:  # image -> vector (encoder)
         fh, fw = _conv_geometry(params, in_shape)
         layers: list[nn.Module] = []
@@ -130,7 +112,36 @@ def _conv(params: ConvParams, in_shape: tuple[int, ...], out_shape: tuple[int, .
 NETWORKS: dict[str, tuple[type[BaseModel], Callable[..., nn.Module]]] = {
     "mlp": (MLPParams, _mlp),
     "conv": (ConvParams, _conv),
+    "resnet": (ResNetParams, resnet_network),
 }
+
+
+def register_network(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make an `nn.Module` taking `(in_shape, out_shape, **arguments)` a network
+    kind that configs name (core/nn/plugins.py says how its arguments and package are kept)."""
+
+    def register(cls: type[nn.Module]) -> type[nn.Module]:
+        plugins.check_name(name, NETWORKS, cls)
+        NETWORKS[name] = plugins.plugin_entry(name, cls, plugins.package_of(cls.__module__))
+        return cls
+
+    return register
+
+
+def _resolve(spec: dict[str, Any]) -> tuple[type[BaseModel], Callable[..., nn.Module]]:
+    """The registry entry of a spec's kind, loading an installed package's entry point for a
+    kind nobody registered yet."""
+    kind = spec["kind"]
+    if kind not in NETWORKS and isinstance(kind, str):
+        ep = plugins.entry_point(kind)
+        if ep is not None:
+            cls = ep.load()
+            package = ep.dist.name if ep.dist is not None else plugins.package_of(cls.__module__)
+            plugins.check_name(kind, NETWORKS, cls)
+            NETWORKS[kind] = plugins.plugin_entry(kind, cls, package)
+    if kind not in NETWORKS:
+        raise NetworkError(plugins.missing_error(kind, spec, sorted(NETWORKS)))
+    return NETWORKS[kind]
 
 
 def on_rows(net: nn.Module, x: Tensor) -> Tensor:
@@ -140,17 +151,21 @@ def on_rows(net: nn.Module, x: Tensor) -> Tensor:
 
 
 def validate_network_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """Check a spec against its kind's parameters; returns it with defaults filled in."""
+    """Check a spec against its kind's parameters; returns it with defaults filled in (and, for
+    a user network, the package that provides it)."""
     if not isinstance(spec, dict) or "kind" not in spec:
         raise NetworkError(f"network spec needs a 'kind' among {sorted(NETWORKS)}, got {spec!r}")
-    if spec["kind"] not in NETWORKS:
-        raise NetworkError(f"unknown network kind {spec['kind']!r}; known: {sorted(NETWORKS)}")
-    params_cls, _ = NETWORKS[spec["kind"]]
-    return params_cls.model_validate(spec).model_dump()
+    params_cls, builder = _resolve(spec)
+    package = getattr(builder, "package", None)
+    return params_cls.model_validate(
+        {**spec, **({"package": package} if package else {})}
+    ).model_dump()
 
 
 def build_network(
     spec: dict[str, Any], in_shape: tuple[int, ...], out_shape: tuple[int, ...]
 ) -> nn.Module:
-    params_cls, builder = NETWORKS[validate_network_spec(spec)["kind"]]
-    return builder(params_cls.model_validate(spec), tuple(in_shape), tuple(out_shape))
+    params_cls, builder = _resolve(spec)
+    return builder(
+        params_cls.model_validate(validate_network_spec(spec)), tuple(in_shape), tuple(out_shape)
+    )
