@@ -61,6 +61,15 @@ def peak_rss_mib() -> float:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
+def hwm_mib() -> float:
+    """Peak resident set size of this process image (VmHWM), which, unlike ru_maxrss, does not
+    carry over the peak of the process that forked it before exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def rss_mib(pid: int | None = None) -> float:
     """Current resident set size of a process (default: this one), from /proc."""
     path = Path(f"/proc/{pid or os.getpid()}/status")

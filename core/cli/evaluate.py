@@ -10,14 +10,12 @@ from core.metrics.evaluate import DEFAULT_METRICS, METRICS
 
 
 def _load_dataset(reference: str, split: str):
-    """A .npz file path, or the name of a built-in dataset."""
-    if reference.endswith(".npz") or Path(reference).is_file():
-        from core.data.npz import load_npz
+    """The dataset `reference` names (core/data/open.py), in memory for the metrics."""
+    from core.data.open import open_dataset
 
-        return load_npz(Path(reference).expanduser())
-    from core.data.builtin import resolve_dataset
-
-    return resolve_dataset(reference, split)
+    dataset = open_dataset(reference, split)
+    head = getattr(dataset, "head", None)  # a dataset read by rows: all of its samples
+    return head(len(dataset)) if head is not None else dataset
 
 
 def _metric_list(text: str) -> list[str]:

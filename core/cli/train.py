@@ -14,13 +14,13 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-SPEC_KEYS = {"model", "trainer", "dataset", "missing_ratio"}
+SPEC_KEYS = {"model", "trainer", "dataset", "dataset_options", "missing_ratio"}
 
 
 @dataclass
@@ -32,6 +32,7 @@ class TrainJob:
     dataset: str
     missing_ratio: float
     eval: bool
+    dataset_options: dict[str, Any] = field(default_factory=dict)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--spec", type=Path, help="YAML/JSON file with model, trainer, dataset keys")
     p.add_argument("--model", help="model_type (default: mvae, or the spec's)")
-    p.add_argument("--dataset", help="built-in dataset name (e.g. digits) or a path to an .npz")
+    p.add_argument(
+        "--dataset",
+        help="built-in name (digits), an .npz, a folder of .npy arrays, or <published>:<folder> "
+        "(mnist_svhn, polymnist)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--output", help="output directory (checkpoints, metrics.jsonl, model/)")
     p.add_argument("--latent-dim", type=int)
@@ -101,18 +106,19 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
     if not trainer.get("output_dir"):
         raise ValueError("output: required (--output or 'trainer: {output_dir: ...}' in --spec)")
     ratio = args.missing_ratio if args.missing_ratio is not None else spec.get("missing_ratio", 0)
-    return TrainJob(model, trainer, str(dataset), float(ratio or 0.0), not args.no_eval)
+    options = spec.get("dataset_options") or {}
+    if not isinstance(options, dict):
+        raise ValueError(f"{args.spec}: 'dataset_options' must be a mapping")
+    return TrainJob(model, trainer, str(dataset), float(ratio or 0.0), not args.no_eval, options)
 
 
-def load_data(name: str, eval: bool) -> tuple[Any, Any, list[dict]]:
-    """(train, eval or None, modality specs) for a built-in name or an .npz path."""
-    from core.data import builtin_modalities, infer_modalities, load_builtin, load_npz
+def load_data(name: str, eval: bool, options: dict[str, Any]) -> tuple[Any, Any, list[dict]]:
+    """(train, test or None, modality specs) of the dataset `name` (core/data/open.py)."""
+    from core.data.open import has_split, modality_specs, open_dataset
 
-    if name.endswith(".npz") or Path(name).is_file():
-        train = load_npz(name)
-        return train, None, infer_modalities(train)
-    test = load_builtin(name, "test") if eval else None
-    return load_builtin(name, "train"), test, builtin_modalities(name)
+    train = open_dataset(name, "train", **options)
+    test = open_dataset(name, "test", **options) if eval and has_split(name, "test") else None
+    return train, test, modality_specs(name, train)
 
 
 @contextlib.contextmanager
@@ -145,7 +151,7 @@ def train_job(job: TrainJob, resume: bool, overwrite: bool, progress: bool | Non
     from core.training import ProgressBar, StopOnEvent, Trainer, TrainerConfig
 
     config = TrainerConfig.model_validate(job.trainer_config)
-    train, test, modalities = load_data(job.dataset, job.eval)
+    train, test, modalities = load_data(job.dataset, job.eval, job.dataset_options)
     if job.missing_ratio:
         train = mcar(train, job.missing_ratio, seed=config.seed)
     model_config = {"modalities": modalities, **job.model_config}

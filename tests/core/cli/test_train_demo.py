@@ -80,3 +80,50 @@ def test_demo_prints_an_evaluation(tmp_path, capsys):
     assert 0.0 <= report["image_to_label_accuracy"] <= 1.0
     assert report["test_log_likelihood"] < 0 and report["test_loss"] > 0
     assert (tmp_path / "demo" / "model" / "model.safetensors").is_file()
+
+
+def test_train_on_a_folder_of_arrays_with_its_splits(tmp_path, capsys):
+    """A dataset on disk trains and evaluates from its own splits, its specs from dataset.json."""
+    from core.data.builtin import load_builtin
+    from core.data.ondisk import write_array_folder
+
+    digits = load_builtin("digits", "train")
+    specs = [{"name": "image", "shape": [1, 8, 8], "kind": "image",
+              "likelihood": {"kind": "bernoulli"}},
+             {"name": "label", "shape": [10], "kind": "categorical",
+              "likelihood": {"kind": "categorical"}}]  # fmt: skip
+    config = {"modalities": specs, "splits": {"train": [0, 1000], "test": [1000, len(digits)]}}
+    write_array_folder(tmp_path / "folder", [digits], len(digits), config)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(tmp_path / "folder"), "--epochs", "1", "--output", str(out)]
+    assert run([*argv, *SMALL, "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dataset"] == str(tmp_path / "folder") and summary["eval_metrics"]["loss"] > 0
+    config = json.loads((out / "model" / "config.json").read_text())["config"]
+    assert config["modalities"][0]["likelihood"]["kind"] == "bernoulli"
+
+
+def test_train_on_a_published_dataset_from_its_files(tmp_path, capsys):
+    """`<name>:<folder>` reads the publisher's files; dataset_options reach the loader; the test
+    split evaluates; the specs are the loader's."""
+    from tests.core.data.test_published import write_polymnist
+
+    write_polymnist(tmp_path / "poly", "train", list(range(10)) * 2)
+    write_polymnist(tmp_path / "poly", "test", list(range(10)))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"dataset: polymnist:{tmp_path / 'poly'}\n"
+        "dataset_options: {missing_ratio: 0.5, seed: 1}\n"
+        "model: {model_type: mopoe, latent_dim: 2, encoder: {kind: mlp, hidden: [8]}, "
+        "decoder: {kind: mlp, hidden: [8]}}\n"
+        f"trainer: {{epochs: 1, batch_size: 8, output_dir: {tmp_path / 'run'}}}\n"
+    )
+    assert run(["train", "--spec", str(spec), "--device", "cpu", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["eval_metrics"]["loss"] > 0
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["config"]
+    assert [m["name"] for m in config["modalities"]] == ["m0", "m1", "m2", "m3", "m4"]
+    assert config["modalities"][0]["likelihood"]["scale"] == 0.75
+    with pytest.raises(ValueError, match="only published datasets take options"):
+        spec.write_text(spec.read_text().replace(f"polymnist:{tmp_path / 'poly'}", "digits"))
+        run(["train", "--spec", str(spec), "--device", "cpu", "--no-progress", "--overwrite"])

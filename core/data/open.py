@@ -1,0 +1,73 @@
+"""One way to name a dataset wherever a person gives one (the CLI's `--dataset`): a built-in
+name (`digits`), an `.npz` file, a folder of `.npy` arrays (core/data/ondisk.py), or a published
+benchmark as `<name>:<folder of its files>` (`polymnist:/data/PolyMNIST`, core/data/published)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+# options that shape the training data only: a test split is always read whole
+TRAIN_ONLY_OPTIONS = ("missing_ratio", "keep_incomplete")
+
+
+def published_reference(reference: str) -> tuple[str, str] | None:
+    """(name, root) of a `<published name>:<root>` reference, else None."""
+    from core.data.published import LOADERS
+
+    name, _, root = reference.partition(":")
+    return (name, root) if root and name in LOADERS else None
+
+
+def open_dataset(reference: str, split: str = "train", **options: Any) -> Dataset:
+    """The `split` of the dataset `reference` names (all of a file, or of a folder without that
+    split); `options` go to a published loader."""
+    from core.data.builtin import load_builtin
+    from core.data.npz import load_npz
+    from core.data.ondisk import ArrayFolder
+
+    published = published_reference(reference)
+    if published is not None:
+        from core.data.published import load_published
+
+        if split != "train":
+            options = {k: v for k, v in options.items() if k not in TRAIN_ONLY_OPTIONS}
+        return load_published(*published, split=split, **options)
+    if options:
+        raise ValueError(
+            f"dataset_options: only published datasets take options, not {reference!r}"
+        )
+    path = Path(reference).expanduser()
+    if path.is_dir():  # its split where dataset.json names one, else all of it
+        return ArrayFolder(path, split if has_split(reference, split) else None)
+    if reference.endswith(".npz") or path.is_file():
+        return load_npz(path)  # a file is one split
+    return load_builtin(reference, split)
+
+
+def has_split(reference: str, split: str) -> bool:
+    """Whether `reference` has a `split` of its own (files and split-less folders do not)."""
+    if published_reference(reference) is not None:
+        return True
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        from core.data.ondisk import ArrayFolder
+
+        return split in ArrayFolder(path).config.get("splits", {})
+    return not path.is_file() and not reference.endswith(".npz")
+
+
+def modality_specs(reference: str, dataset: Dataset) -> list[dict]:
+    """The dataset's modality specs: declared (built-ins, published, dataset.json), else
+    inferred from its values (all of an in-memory dataset, the first samples of one on disk)."""
+    from core.data.builtin import BUILTIN_DATASETS, builtin_modalities, infer_modalities
+
+    if reference in BUILTIN_DATASETS:
+        return builtin_modalities(reference)
+    declared = getattr(dataset, "modality_specs", lambda: None)()
+    if declared:
+        return declared
+    head = getattr(dataset, "head", None)
+    return infer_modalities(head() if head is not None else dataset)

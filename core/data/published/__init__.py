@@ -1,0 +1,26 @@
+"""Published multimodal benchmarks, read from the files their publishers distribute (nothing is
+downloaded here): `load_published(name, root, split, **options)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from core.data.published.mnist_svhn import load_mnist_svhn
+from core.data.published.polymnist import load_polymnist
+from core.data.rows import RowDataset
+
+LOADERS: dict[str, Callable[..., RowDataset]] = {
+    "mnist_svhn": load_mnist_svhn,
+    "polymnist": load_polymnist,
+}
+
+
+def load_published(name: str, root: str, split: str = "train", **options: Any) -> RowDataset:
+    """Dataset `name` from the publisher's files under `root`."""
+    if name not in LOADERS:
+        raise ValueError(f"dataset: unknown published dataset {name!r}; known: {sorted(LOADERS)}")
+    return LOADERS[name](root, split, **options)
+
+
+__all__ = ["LOADERS", "load_mnist_svhn", "load_polymnist", "load_published"]

@@ -1,0 +1,103 @@
+"""Per-modality transforms declared in a dataset's config, applied to each batch as it is read.
+
+A modality's transforms are a list of specs applied in order, e.g. for images stored as bytes
+`[{"kind": "scale", "factor": 0.00392156862745098}, {"kind": "resize", "size": [28, 28]}]`.
+They are data, not code, so a dataset's JSON (and a model trained on it) can say exactly how raw
+values became the model's inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from torch import Tensor
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Scale(_Spec):
+    """x · factor + offset (e.g. bytes to [0, 1] with factor 1/255)."""
+
+    kind: Literal["scale"] = "scale"
+    factor: float = 1.0
+    offset: float = 0.0
+
+    def apply(self, x: Tensor) -> Tensor:
+        return x * self.factor + self.offset
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return shape
+
+
+class Normalize(_Spec):
+    """(x − mean_c) / std_c per channel c of [N, C, ...] samples (one value: every channel)."""
+
+    kind: Literal["normalize"] = "normalize"
+    mean: list[float]
+    std: list[float]
+
+    @model_validator(mode="after")
+    def _positive(self) -> Normalize:
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise ValueError("normalize: mean and std need the same, non-zero number of values")
+        if min(self.std) <= 0:
+            raise ValueError("normalize: every std must be positive")
+        return self
+
+    def apply(self, x: Tensor) -> Tensor:
+        view = (1, -1, *([1] * (x.ndim - 2)))
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(view)
+        return (x - mean) / torch.tensor(self.std, dtype=x.dtype).view(view)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(self.mean) not in (1, shape[0]):
+            raise ValueError(f"normalize: {len(self.mean)} values for {shape[0]} channels")
+        return shape
+
+
+class Resize(_Spec):
+    """Images [N, C, H, W] to `size` [H', W'] (bilinear, antialiased when shrinking)."""
+
+    kind: Literal["resize"] = "resize"
+    size: tuple[Annotated[int, Field(gt=0, le=4096)], Annotated[int, Field(gt=0, le=4096)]]
+
+    def apply(self, x: Tensor) -> Tensor:
+        return torch.nn.functional.interpolate(
+            x, size=self.size, mode="bilinear", antialias=True, align_corners=False
+        )
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) != 3:
+            raise ValueError(f"resize: needs images [C, H, W], got samples of shape {list(shape)}")
+        return (shape[0], *self.size)
+
+
+Transform = Annotated[Scale | Normalize | Resize, Field(discriminator="kind")]
+_TRANSFORMS = TypeAdapter(list[Transform])
+
+
+def parse_transforms(specs: list[dict] | None) -> list[Transform]:
+    """Validated transforms from their JSON specs (None: none)."""
+    return _TRANSFORMS.validate_python(specs or [])
+
+
+def apply(transforms: list[Transform], x: Tensor) -> Tensor:
+    """`x` [N, *shape] float through every transform in order."""
+    for t in transforms:
+        x = t.apply(x)
+    return x
+
+
+def output_shape(transforms: list[Transform], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The per-sample shape after the transforms (raises ValueError where one does not fit)."""
+    for t in transforms:
+        shape = t.output_shape(shape)
+    return shape
+
+
+def dump(transforms: list[Transform]) -> list[dict]:
+    return [t.model_dump() for t in transforms]
