@@ -1,7 +1,8 @@
-"""Datasets for jobs: built-in names (`digits`) or uploaded .npz files stored by content hash.
+"""Datasets for jobs: built-in names (`digits`), uploaded .npz files stored by content hash, or
+datasets the operator named (MMVAE_NAMED_DATASETS: folders of .npy arrays, published benchmarks).
 
-A reference is a built-in name, `dataset:<sha256>` or the bare hash. Uploads live in
-`<data_dir>/datasets/<sha256>.npz` with a `<sha256>.json` summary (modalities, shapes, n,
+A reference is a built-in name, a named dataset, `dataset:<sha256>` or the bare hash. Uploads
+live in `<data_dir>/datasets/<sha256>.npz` with a `<sha256>.json` summary (modalities, shapes, n,
 missing rates) written at upload, so submissions are validated without reading the arrays.
 """
 
@@ -26,14 +27,17 @@ class DatasetRefError(ValueError):
     """A dataset reference that names nothing usable (the message starts with the field)."""
 
 
-def parse_ref(reference: str) -> tuple[str, str]:
-    """("builtin", name) or ("upload", sha256)."""
+def parse_ref(reference: str, settings: WorkerSettings | None = None) -> tuple[str, str]:
+    """("builtin", name), ("upload", sha256) or ("named", name) for a dataset the operator
+    named in MMVAE_NAMED_DATASETS (jobs never give a path themselves)."""
     ref = reference.strip()
     digest = ref[len(PREFIX) :] if ref.startswith(PREFIX) else ref
     if HASH_RE.match(digest):
         return "upload", digest
     if ref.startswith(PREFIX):
         raise DatasetRefError(f"dataset: {reference!r} is not 'dataset:<sha256>'")
+    if settings is not None and ref in settings.named_datasets:
+        return "named", ref
     return "builtin", ref
 
 
@@ -116,8 +120,19 @@ def _atomic_write(path: Path, content: bytes) -> None:
 
 
 def describe(settings: WorkerSettings, reference: str) -> dict[str, Any]:
-    """The summary of a dataset reference (modalities and shapes), without loading uploads."""
-    kind, value = parse_ref(reference)
+    """The summary of a dataset reference (modalities and shapes), without loading uploads or
+    the data of named datasets (a folder's specs come from its dataset.json or first rows)."""
+    kind, value = parse_ref(reference, settings)
+    if kind == "named":
+        from core.data.open import declared_specs, open_dataset
+
+        source = settings.named_datasets[value]
+        specs = declared_specs(source)
+        if specs is None:
+            from core.data.open import modality_specs
+
+            specs = modality_specs(source, open_dataset(source))
+        return {"id": value, "reference": value, "modalities": specs}
     if kind == "upload":
         meta = upload_path(settings, value).with_suffix(".json")
         if not meta.is_file():
@@ -127,16 +142,36 @@ def describe(settings: WorkerSettings, reference: str) -> dict[str, Any]:
 
     if value not in BUILTIN_DATASETS:
         known = ", ".join(sorted(BUILTIN_DATASETS))
+        named = ", ".join(sorted(settings.named_datasets)) or "none set in MMVAE_NAMED_DATASETS"
         raise DatasetRefError(
-            f"dataset: {reference!r} is neither a built-in ({known}) nor an uploaded dataset "
-            "('dataset:<sha256>')"
+            f"dataset: {reference!r} is neither a built-in ({known}), a named dataset "
+            f"({named}) nor an uploaded dataset ('dataset:<sha256>')"
         )
     return {"id": value, "reference": value, "modalities": builtin_modalities(value)}
 
 
-def load(settings: WorkerSettings, reference: str, split: str = "train") -> Any:
-    """The MultimodalDataset a reference names (an upload has one split: all of it)."""
-    kind, value = parse_ref(reference)
+def has_split(settings: WorkerSettings, reference: str, split: str) -> bool:
+    """Whether the dataset has a `split` of its own (an upload has one split: all of it)."""
+    kind, value = parse_ref(reference, settings)
+    if kind == "named":
+        from core.data.open import has_split as source_has_split
+
+        return source_has_split(settings.named_datasets[value], split)
+    return kind == "builtin"
+
+
+def load(
+    settings: WorkerSettings, reference: str, split: str = "train", in_memory: bool = False
+) -> Any:
+    """The dataset a reference names: a MultimodalDataset, or for a named one a dataset read
+    row by row (core/data/rows.py) unless `in_memory` (what metrics and samplers need); an
+    upload has one split: all of it."""
+    kind, value = parse_ref(reference, settings)
+    if kind == "named":
+        from core.data.open import open_dataset
+
+        dataset = open_dataset(settings.named_datasets[value], split)
+        return dataset.head(len(dataset)) if in_memory else dataset
     if kind == "upload":
         from core.data import load_npz
 

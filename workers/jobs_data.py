@@ -40,7 +40,7 @@ def _sampler(ctx: JobContext, spec: AugmentSpec, model: Any, path: Path) -> Any:
             reference = json.loads(training.read_text()).get("dataset")
         if reference is None:
             raise ValueError(f"fit_dataset: required to fit the {sampler.name} sampler")
-        data = datasets.load(ctx.settings, reference, "train")
+        data = datasets.load(ctx.settings, reference, "train", in_memory=True)
     return sampler.fit(model, data, generator=torch.Generator().manual_seed(spec.seed))
 
 
@@ -68,7 +68,7 @@ def evaluate_body(ctx: JobContext) -> dict[str, Any]:
 
     spec = EvaluateSpec.model_validate(ctx.job["spec"])
     model, _ = _load_model(ctx, spec.model)
-    data = datasets.load(ctx.settings, spec.dataset, spec.split)
+    data = datasets.load(ctx.settings, spec.dataset, spec.split, in_memory=True)
     out = ctx.folder / "evaluation"
     report = evaluate(
         model,

@@ -65,9 +65,9 @@ def train_body(ctx: JobContext) -> dict[str, Any]:
     out = ctx.folder / "train"
     config = TrainerConfig.model_validate({**spec.trainer, "output_dir": str(out)})
     info = datasets.describe(ctx.settings, spec.dataset)
-    builtin = datasets.parse_ref(spec.dataset)[0] == "builtin"
     train = datasets.load(ctx.settings, spec.dataset, "train")
-    test = datasets.load(ctx.settings, spec.dataset, "test") if builtin and spec.eval else None
+    with_test = spec.eval and datasets.has_split(ctx.settings, spec.dataset, "test")
+    test = datasets.load(ctx.settings, spec.dataset, "test") if with_test else None
     if spec.missing_ratio:
         train = mcar(train, spec.missing_ratio, seed=config.seed)
     torch.manual_seed(config.seed)

@@ -6,6 +6,8 @@ without it everything lives under `<data_dir>` (kombu filesystem transport, file
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from workers.redaction import redact_tree
 
 JOB_TYPES = ("train", "augment", "evaluate")
+NAMED_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")  # never a sha256 (64 hex characters)
 
 
 class WorkerSettings(BaseSettings):
@@ -56,6 +59,11 @@ class WorkerSettings(BaseSettings):
         description="trainer.device values the workers can honour (comma-separated); empty: "
         "this machine's (auto, cpu, and cuda, cuda:<i> for each GPU it has)",
     )
+    named_datasets: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="datasets jobs may name, set by the operator: comma-separated name=source, "
+        "source a folder of .npy arrays or <published>:<folder> (e.g. poly=polymnist:/data/poly)",
+    )
     max_dataset_bytes: int = Field(256 * 1024 * 1024, gt=0, description="uploaded .npz size")
     datasets_quota_bytes: int = Field(
         4 * 1024**3, gt=0, description="all uploaded datasets together, in bytes"
@@ -89,6 +97,34 @@ class WorkerSettings(BaseSettings):
     def _split_devices(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("named_datasets", mode="before")
+    @classmethod
+    def _split_named(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("{"):  # a JSON object, as the generated .env.example shows
+            return json.loads(value)
+        named = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, source = part.partition("=")
+            if not sep or not name.strip() or not source.strip():
+                raise ValueError(f"named_datasets: {part!r} is not name=source")
+            named[name.strip()] = source.strip()
+        return named
+
+    @field_validator("named_datasets", mode="after")
+    @classmethod
+    def _check_names(cls, value: dict[str, str]) -> dict[str, str]:
+        from core.data import BUILTIN_DATASETS
+
+        for name in value:
+            if not NAMED_RE.match(name) or name in BUILTIN_DATASETS:
+                raise ValueError(
+                    f"named_datasets: {name!r} must match {NAMED_RE.pattern} and not be a "
+                    "built-in name"
+                )
         return value
 
     def devices(self) -> list[str]:

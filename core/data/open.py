@@ -59,14 +59,25 @@ def has_split(reference: str, split: str) -> bool:
     return not path.is_file() and not reference.endswith(".npz")
 
 
-def modality_specs(reference: str, dataset: Dataset) -> list[dict]:
-    """The dataset's modality specs: declared (built-ins, published, dataset.json), else
-    inferred from its values (all of an in-memory dataset, the first samples of one on disk)."""
-    from core.data.builtin import BUILTIN_DATASETS, builtin_modalities, infer_modalities
+def declared_specs(reference: str) -> list[dict] | None:
+    """The modality specs a built-in or published dataset declares, without reading its data."""
+    import copy
+
+    from core.data.builtin import BUILTIN_DATASETS, builtin_modalities
+    from core.data.published import SPECS
 
     if reference in BUILTIN_DATASETS:
         return builtin_modalities(reference)
-    declared = getattr(dataset, "modality_specs", lambda: None)()
+    published = published_reference(reference)
+    return copy.deepcopy(SPECS[published[0]]) if published is not None else None
+
+
+def modality_specs(reference: str, dataset: Dataset) -> list[dict]:
+    """The dataset's modality specs: declared (built-ins, published, dataset.json), else
+    inferred from its values (all of an in-memory dataset, the first samples of one on disk)."""
+    from core.data.builtin import infer_modalities
+
+    declared = declared_specs(reference) or getattr(dataset, "modality_specs", lambda: None)()
     if declared:
         return declared
     head = getattr(dataset, "head", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from core.data.published import mnist_svhn, polymnist
 from core.data.published.mnist_svhn import load_mnist_svhn
 from core.data.published.polymnist import load_polymnist
 from core.data.rows import RowDataset
@@ -16,6 +17,12 @@ LOADERS: dict[str, Callable[..., RowDataset]] = {
 }
 
 
+SPECS: dict[str, list[dict]] = {  # each dataset's modalities, known without reading its files
+    "mnist_svhn": mnist_svhn.SPECS,
+    "polymnist": polymnist.SPECS,
+}
+
+
 def load_published(name: str, root: str, split: str = "train", **options: Any) -> RowDataset:
     """Dataset `name` from the publisher's files under `root`."""
     if name not in LOADERS:
@@ -23,4 +30,4 @@ def load_published(name: str, root: str, split: str = "train", **options: Any) -
     return LOADERS[name](root, split, **options)
 
 
-__all__ = ["LOADERS", "load_mnist_svhn", "load_polymnist", "load_published"]
+__all__ = ["LOADERS", "SPECS", "load_mnist_svhn", "load_polymnist", "load_published"]

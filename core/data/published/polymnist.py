@@ -29,6 +29,7 @@ MODALITIES = 5
 NAME = re.compile(r"^(\d+)\.(\d)\.png$")
 SPEC = {"shape": [3, 28, 28], "kind": "image", "value_range": [0, 1],
         "likelihood": {"kind": "laplace", "scale": 0.75}}  # fmt: skip
+SPECS = [{"name": f"m{k}", **SPEC} for k in range(MODALITIES)]
 
 
 def read_view(folder: Path, names: list[str]) -> np.ndarray:
@@ -105,7 +106,7 @@ def load_polymnist(
         masks=masks,
         labels=labels,
         transforms={m: [{"kind": "scale", "factor": 1 / 255}] for m in views},
-        specs=[{"name": m, **SPEC} for m in views],
+        specs=SPECS,
         metadata={
             "dataset": "polymnist",
             "split": split,
