@@ -18,6 +18,8 @@ from core.nn import plugins
 from core.nn.layers import ACTIVATIONS, Activation, NetworkError, Reshape
 from core.nn.resnet import ResNetParams
 from core.nn.resnet import network as resnet_network
+from core.nn.sequence import Conv1dParams
+from core.nn.sequence import network as sequence_network
 
 
 class MLPParams(BaseModel):
@@ -113,6 +115,7 @@ NETWORKS: dict[str, tuple[type[BaseModel], Callable[..., nn.Module]]] = {
     "mlp": (MLPParams, _mlp),
     "conv": (ConvParams, _conv),
     "resnet": (ResNetParams, resnet_network),
+    "conv1d": (Conv1dParams, sequence_network),
 }
 
 
