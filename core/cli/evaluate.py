@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     options = {"conditional": args.conditional}
     if args.inception_weights:
         options["inception_weights"] = args.inception_weights
+    if args.classifiers:
+        from core.metrics.classifiers import load_classifiers
+
+        options["classifiers"] = load_classifiers(args.classifiers)
     if args.metrics_log:
         options["metrics_log"] = args.metrics_log
     report = evaluate(
@@ -59,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run evaluation metrics on a saved model folder; print the report as JSON.",
     )
     p.add_argument("model_dir", metavar="MODEL_DIR", help="folder written by save_pretrained")
-    p.add_argument("--dataset", required=True, help="built-in name (digits) or a .npz file")
+    p.add_argument("--dataset", required=True, help="as mmvae train --dataset")
     p.add_argument("--split", default="test", help="split of a built-in dataset (default: test)")
     p.add_argument(
         "--metrics",
@@ -72,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditional", action="store_true", help="also log p(x_m | other modalities)")
+    p.add_argument(
+        "--classifiers", type=Path, help="folder of `mmvae classifier train` (coherence)"
+    )
     p.add_argument("--inception-weights", help="InceptionV3 .safetensors (or hf://REPO/FILE)")
     p.add_argument("--metrics-log", help="JSON-lines training log to plot (with --output)")
     p.add_argument("--output", type=Path, help="folder for figures and metrics.json")
