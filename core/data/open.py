@@ -1,6 +1,7 @@
 """One way to name a dataset wherever a person gives one (the CLI's `--dataset`): a built-in
-name (`digits`), an `.npz` file, a folder of `.npy` arrays (core/data/ondisk.py), or a published
-benchmark as `<name>:<folder of its files>` (`polymnist:/data/PolyMNIST`, core/data/published)."""
+name (`digits`), an `.npz` file, a folder of `.npy` arrays (core/data/ondisk.py), a manifest CSV
+pointing at files (core/data/manifest.py), or a published benchmark as `<name>:<folder of its
+files>` (`polymnist:/data/PolyMNIST`, core/data/published)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ def open_dataset(reference: str, split: str = "train", **options: Any) -> Datase
             f"dataset_options: only published datasets take options, not {reference!r}"
         )
     path = Path(reference).expanduser()
+    if path.suffix == ".csv":  # a manifest: its rows of `split` where it has a split column
+        from core.data.manifest import load_manifest
+
+        return load_manifest(path, split if has_split(reference, split) else None)
     if path.is_dir():  # its split where dataset.json names one, else all of it
         return ArrayFolder(path, split if has_split(reference, split) else None)
     if reference.endswith(".npz") or path.is_file():
@@ -52,6 +57,10 @@ def has_split(reference: str, split: str) -> bool:
     if published_reference(reference) is not None:
         return True
     path = Path(reference).expanduser()
+    if path.suffix == ".csv":
+        from core.data.manifest import splits_of
+
+        return split in splits_of(path)
     if path.is_dir():
         from core.data.ondisk import ArrayFolder
 
@@ -77,7 +86,7 @@ def modality_specs(reference: str, dataset: Dataset) -> list[dict]:
     inferred from its values (all of an in-memory dataset, the first samples of one on disk)."""
     from core.data.builtin import infer_modalities
 
-    declared = declared_specs(reference) or getattr(dataset, "modality_specs", lambda: None)()
+    declared = getattr(dataset, "modality_specs", lambda: None)() or declared_specs(reference)
     if declared:
         return declared
     head = getattr(dataset, "head", None)

@@ -140,12 +140,13 @@ class RowDataset(Dataset):
 
 
 class ArrayRows(RowDataset):
-    """Samples of in-memory arrays (any dtype, e.g. bytes), each modality read through an
-    optional index (`index[m][i]`: the row of sample i, so pairings share source rows)."""
+    """Samples of in-memory arrays (any dtype, e.g. bytes) or other row sources (image files),
+    each modality read through an optional index (`index[m][i]`: the row of sample i, so
+    pairings share source rows)."""
 
     def __init__(
         self,
-        arrays: dict[str, np.ndarray],
+        arrays: dict[str, np.ndarray | RowSource],
         index: dict[str, np.ndarray] | None = None,
         masks: dict[str, Tensor] | None = None,
         labels: Tensor | np.ndarray | None = None,
@@ -155,7 +156,7 @@ class ArrayRows(RowDataset):
     ) -> None:
         if not arrays:
             raise DatasetError("arrays: at least one modality is required")
-        self.arrays = {m: InMemory(a) for m, a in arrays.items()}
+        self.arrays = {m: a if hasattr(a, "read") else InMemory(a) for m, a in arrays.items()}
         self.index = {m: None if index is None else index.get(m) for m in arrays}
         sizes = {m: len(self.index[m]) if self.index[m] is not None else a.shape[0]
                  for m, a in self.arrays.items()}  # fmt: skip

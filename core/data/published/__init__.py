@@ -6,18 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.data.published import mnist_svhn, polymnist
+from core.data.published import celeba, mnist_svhn, polymnist
+from core.data.published.celeba import load_celeba
 from core.data.published.mnist_svhn import load_mnist_svhn
 from core.data.published.polymnist import load_polymnist
 from core.data.rows import RowDataset
 
 LOADERS: dict[str, Callable[..., RowDataset]] = {
+    "celeba": load_celeba,
     "mnist_svhn": load_mnist_svhn,
     "polymnist": load_polymnist,
 }
 
 
 SPECS: dict[str, list[dict]] = {  # each dataset's modalities, known without reading its files
+    "celeba": celeba.SPECS,
     "mnist_svhn": mnist_svhn.SPECS,
     "polymnist": polymnist.SPECS,
 }
@@ -30,4 +33,4 @@ def load_published(name: str, root: str, split: str = "train", **options: Any) -
     return LOADERS[name](root, split, **options)
 
 
-__all__ = ["LOADERS", "SPECS", "load_mnist_svhn", "load_polymnist", "load_published"]
+__all__ = ["LOADERS", "SPECS", "load_celeba", "load_mnist_svhn", "load_polymnist", "load_published"]

@@ -154,3 +154,54 @@ def test_polymnist_refuses_mismatched_or_odd_files(tmp_path: Path) -> None:
         load_polymnist(tmp_path, "train")
     with pytest.raises(ValueError, match=r"missing_ratio: 1\.0 is not in"):
         load_polymnist(tmp_path, "train", missing_ratio=1.0)
+
+
+def write_celeba(root: Path, n: int = 6) -> None:
+    """torchvision's layout: JPEGs of 178x218, the attribute and partition lists."""
+    from core.data.published.celeba import ATTRIBUTES_18
+
+    folder = root / "celeba" / "img_align_celeba"
+    folder.mkdir(parents=True)
+    names = [f"x{i}" for i in range(22)] + ATTRIBUTES_18  # 40 names, the 18 among them
+    lines = [str(n), " ".join(names)]
+    for i in range(n):
+        pixels = np.full((218, 178, 3), 40 * i, dtype=np.uint8)
+        Image.fromarray(pixels, "RGB").save(folder / f"{i:06d}.jpg", quality=95)
+        signs = ["1" if (i + j) % 3 == 0 else "-1" for j in range(40)]
+        lines.append(f"{i:06d}.jpg  " + " ".join(signs))
+    (root / "celeba" / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    parts = [f"{i:06d}.jpg {0 if i < 4 else 2}" for i in range(n)]
+    (root / "celeba" / "list_eval_partition.txt").write_text("\n".join(parts) + "\n")
+
+
+def test_celeba_reads_images_attributes_and_partition(tmp_path: Path) -> None:
+    from core.data.published.celeba import load_celeba
+
+    write_celeba(tmp_path)
+    train = load_celeba(tmp_path, "train", label_attribute="Male")
+    assert len(train) == 4 and train.shapes == {"image": (3, 64, 64), "attributes": (18,)}
+    batch = train.batch()
+    # image i is flat grey 40 * i (JPEG keeps a flat image to within a level or two)
+    assert torch.allclose(
+        batch.data["image"].mean((1, 2, 3)), torch.arange(4) * 40 / 255, atol=0.01
+    )
+    male = 22 + 9  # its column in the fixture's 40
+    assert torch.equal(batch.labels, torch.tensor([int((i + male) % 3 == 0) for i in range(4)]))
+    first_18 = [(0 + 22 + j) % 3 == 0 for j in range(18)]
+    assert torch.equal(batch.data["attributes"][0], torch.tensor(first_18, dtype=torch.float32))
+    test = load_published("celeba", str(tmp_path), "test", attributes=40)
+    assert len(test) == 2 and test.shapes["attributes"] == (40,) and test.labels is None
+
+
+def test_celeba_refuses_malformed_lists(tmp_path: Path) -> None:
+    from core.data.published.celeba import load_celeba
+
+    write_celeba(tmp_path)
+    attr = tmp_path / "celeba" / "list_attr_celeba.txt"
+    attr.write_text(attr.read_text().replace("000003.jpg  ", "000003.jpg  2 ", 1))
+    with pytest.raises(DatasetError, match=r"list_attr_celeba\.txt: line 6 is not"):
+        load_celeba(tmp_path)
+    write_celeba(tmp_path / "other")
+    (tmp_path / "other" / "celeba" / "img_align_celeba" / "000001.jpg").write_bytes(b"broken")
+    with pytest.raises(DatasetError, match=r"000001\.jpg: not a readable image"):
+        load_celeba(tmp_path / "other").batch()
