@@ -78,7 +78,8 @@ def declared_specs(reference: str) -> list[dict] | None:
     if reference in BUILTIN_DATASETS:
         return builtin_modalities(reference)
     published = published_reference(reference)
-    return copy.deepcopy(SPECS[published[0]]) if published is not None else None
+    known = SPECS.get(published[0]) if published is not None else None
+    return copy.deepcopy(known) if known is not None else None
 
 
 def modality_specs(reference: str, dataset: Dataset) -> list[dict]:

@@ -76,7 +76,20 @@ class Resize(_Spec):
         return (shape[0], *self.size)
 
 
-Transform = Annotated[Scale | Normalize | Resize, Field(discriminator="kind")]
+class OneHot(_Spec):
+    """Integer tokens [N, L] to one-hot rows [N, L, classes] (e.g. a caption over a vocabulary)."""
+
+    kind: Literal["one_hot"] = "one_hot"
+    classes: int = Field(gt=1, le=1_000_000)
+
+    def apply(self, x: Tensor) -> Tensor:
+        return torch.nn.functional.one_hot(x.long(), self.classes).to(torch.float32)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (*shape, self.classes)
+
+
+Transform = Annotated[Scale | Normalize | Resize | OneHot, Field(discriminator="kind")]
 _TRANSFORMS = TypeAdapter(list[Transform])
 
 

@@ -8,18 +8,22 @@ from typing import Any
 
 from core.data.published import celeba, mnist_svhn, polymnist
 from core.data.published.celeba import load_celeba
+from core.data.published.cub import load_cub
 from core.data.published.mnist_svhn import load_mnist_svhn
 from core.data.published.polymnist import load_polymnist
 from core.data.rows import RowDataset
 
 LOADERS: dict[str, Callable[..., RowDataset]] = {
     "celeba": load_celeba,
+    "cub": load_cub,
     "mnist_svhn": load_mnist_svhn,
     "polymnist": load_polymnist,
 }
 
 
-SPECS: dict[str, list[dict]] = {  # each dataset's modalities, known without reading its files
+# the modalities of those datasets whose modalities are known without reading their files (CUB's
+# text size is its vocabulary's)
+SPECS: dict[str, list[dict]] = {
     "celeba": celeba.SPECS,
     "mnist_svhn": mnist_svhn.SPECS,
     "polymnist": polymnist.SPECS,
@@ -33,4 +37,12 @@ def load_published(name: str, root: str, split: str = "train", **options: Any) -
     return LOADERS[name](root, split, **options)
 
 
-__all__ = ["LOADERS", "SPECS", "load_celeba", "load_mnist_svhn", "load_polymnist", "load_published"]
+__all__ = [
+    "LOADERS",
+    "SPECS",
+    "load_celeba",
+    "load_cub",
+    "load_mnist_svhn",
+    "load_polymnist",
+    "load_published",
+]

@@ -205,3 +205,57 @@ def test_celeba_refuses_malformed_lists(tmp_path: Path) -> None:
     (tmp_path / "other" / "celeba" / "img_align_celeba" / "000001.jpg").write_bytes(b"broken")
     with pytest.raises(DatasetError, match=r"000001\.jpg: not a readable image"):
         load_celeba(tmp_path / "other").batch()
+
+
+def write_cub(root: Path) -> None:
+    """Two train classes (3 images), one test class (1 image), 10 captions per image."""
+    words = ["a", "small", "bird", "with", "red", "wings", "and", "long", "beak"]
+    for split, classes in (
+        ("train", {"001.Albatross": 2, "002.Auklet": 1}),
+        ("test", {"150.Wren": 1}),
+    ):
+        captions = []
+        for name, count in classes.items():
+            folder = root / "cub" / split / name
+            folder.mkdir(parents=True)
+            for k in range(count):
+                Image.fromarray(np.zeros((30, 40, 3), dtype=np.uint8), "RGB").save(
+                    folder / f"{k}.jpg"
+                )
+                captions += [f"{' '.join(words[: 3 + (k + j) % 6])}, Zebra{j}." for j in range(10)]
+        (root / "cub" / f"text_{'trainval' if split == 'train' else 'test'}classes.txt").write_text(
+            "\n".join(captions) + "\n"
+        )
+
+
+def test_cub_captions_become_token_sequences_over_the_train_vocabulary(tmp_path: Path) -> None:
+    from core.data.published.cub import load_cub, tokenize
+
+    write_cub(tmp_path)
+    train = load_cub(tmp_path, "train")
+    vocabulary = train.metadata["vocabulary"]
+    assert vocabulary[:3] == ["<exc>", "<pad>", "<eos>"]
+    assert "zebra3" not in vocabulary and "bird" in vocabulary  # seen 3 times (< 4), 30 times
+    assert len(train) == 30 and train.shapes == {
+        "image": (3, 64, 64),
+        "text": (32, len(vocabulary)),
+    }
+    assert torch.equal(train.labels, torch.tensor([0] * 20 + [1] * 10))
+    batch = train.batch(torch.tensor([11]))  # image 1 of class 0, its second caption
+    ids = batch.data["text"][0].argmax(-1).tolist()
+    words = tokenize("a small bird with red, zebra1.")
+    expected = [vocabulary.index(w) if w in vocabulary else 0 for w in words]
+    assert ids[: len(words) + 2] == [*expected, 2, 1]  # then <eos>, <pad>
+    assert batch.data["text"].sum() == 32  # one-hot: one token per position
+    test = load_published("cub", str(tmp_path), "test")
+    assert len(test) == 10 and test.metadata["vocabulary"] == vocabulary
+
+
+def test_cub_refuses_captions_that_do_not_match_the_images(tmp_path: Path) -> None:
+    from core.data.published.cub import load_cub
+
+    write_cub(tmp_path)
+    path = tmp_path / "cub" / "text_testclasses.txt"
+    path.write_text(path.read_text() + "one caption too many\n")
+    with pytest.raises(DatasetError, match="11 captions for 1 images"):
+        load_cub(tmp_path, "test")
