@@ -35,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
     options = {"conditional": args.conditional}
     if args.inception_weights:
         options["inception_weights"] = args.inception_weights
+    if args.coherence_samples:
+        options["coherence_n_samples"] = args.coherence_samples
+    if args.clustering_repeats:
+        options["clustering_repeats"] = args.clustering_repeats
+    if args.clustering_fit_split:
+        options["clustering_fit_dataset"] = _load_dataset(args.dataset, args.clustering_fit_split)
     if args.classifiers:
         from core.metrics.classifiers import load_classifiers
 
@@ -76,6 +82,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditional", action="store_true", help="also log p(x_m | other modalities)")
+    p.add_argument(
+        "--coherence-samples", type=int, help="generations per conditioning sample (coherence)"
+    )
+    p.add_argument("--clustering-repeats", type=int, help="k-means runs (mean and std)")
+    p.add_argument(
+        "--clustering-fit-split", help="fit the clusters on this split (e.g. train), score --split"
+    )
     p.add_argument(
         "--classifiers", type=Path, help="folder of `mmvae classifier train` (coherence)"
     )

@@ -67,10 +67,15 @@ def _classify(clf: Classifier, x: Tensor) -> Tensor:
     return to_classes(clf(x)).reshape(-1).cpu()
 
 
-def _scores(y_true: Tensor, y_pred: Tensor) -> dict[str, float | int]:
+def _scores(y_true: Tensor, y_pred: Tensor) -> dict[str, Any]:
+    """Accuracy, balanced accuracy and each class's recall (`per_class`, the papers' details)."""
+    per_class = {
+        str(int(c)): float((y_pred[y_true == c] == c).double().mean()) for c in y_true.unique()
+    }
     return {
         "accuracy": accuracy(y_true, y_pred),
         "balanced_accuracy": balanced_accuracy(y_true, y_pred),
+        "per_class": per_class,
         "n": y_true.numel(),
     }
 
@@ -84,12 +89,14 @@ def cross_coherence(
     subsets: Sequence[Sequence[str]] | None = None,
     batch_size: int = 256,
     generator: torch.Generator | None = None,
+    n_samples: int = 1,
 ) -> dict[str, Any]:
     """Generate each other modality from every non-empty proper subset of modalities and
-    classify it against the true class. Only samples observing the whole subset are used.
+    classify it against the true class. Only samples observing the whole subset are used;
+    each gives `n_samples` generations (as the papers: every one is scored).
 
-    Returns per subset and target {accuracy, balanced_accuracy, n}, the per-subset mean over
-    targets, and mean/std over subsets of each size.
+    Returns per subset and target {accuracy, balanced_accuracy, per_class, n}, the per-subset
+    mean over targets, and mean/std over subsets of each size.
     """
     model.eval()
     labels = dataset_labels(dataset, label_modality)
@@ -107,11 +114,12 @@ def cross_coherence(
             continue
         preds: dict[str, list[Tensor]] = {t: [] for t in targets}
         for b in batches(dataset, batch_size, device, select):
-            gen = model.generate(b, given=subset, targets=targets, generator=generator)
-            for t in targets:
-                preds[t].append(_classify(found[t], gen[t][0]))
-        y = labels[select]
-        entry = {t: _scores(y, torch.cat(preds[t])) for t in targets}
+            gen = model.generate(b, subset, targets, n_samples=n_samples, generator=generator)
+            for t in targets:  # [S, B, ...] -> classes [S * B], draw-major
+                preds[t].append(_classify(found[t], gen[t].flatten(0, 1)).view(n_samples, -1))
+        y = labels[select].repeat(n_samples)
+        preds = {t: torch.cat(p, 1).flatten() for t, p in preds.items()}
+        entry = {t: _scores(y, preds[t]) for t in targets}
         entry["mean"] = {
             name: float(sum(entry[t][name] for t in targets) / len(targets))
             for name in ("accuracy", "balanced_accuracy")

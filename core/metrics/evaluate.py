@@ -107,7 +107,10 @@ def _coherence(ctx: EvalContext) -> dict[str, Any]:
     if reason:
         out["cross"] = {"skipped": reason}
     else:
-        out["cross"] = cross_coherence(ctx.model, ctx.dataset, generator=ctx.generator(), **common)
+        draws = ctx.options.get("coherence_n_samples", 1)
+        out["cross"] = cross_coherence(
+            ctx.model, ctx.dataset, generator=ctx.generator(), n_samples=draws, **common
+        )
     out["joint"] = joint_coherence(
         ctx.model, ctx.n_samples, sampler=ctx.sampler, generator=ctx.generator(), **common
     )
@@ -130,6 +133,8 @@ def _clustering(ctx: EvalContext) -> dict[str, Any]:
         given=ctx.options.get("clustering_given"),
         label_modality=ctx.label_modality,
         seed=ctx.seed,
+        fit_dataset=ctx.options.get("clustering_fit_dataset"),
+        repeats=ctx.options.get("clustering_repeats", 1),
     )
 
 

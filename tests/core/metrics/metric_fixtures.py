@@ -109,7 +109,10 @@ class StubGenerator(MultimodalVAE):
     def generate(self, batch: Batch, given=None, targets=None, n_samples=1, generator=None, **kw):
         self.availability(batch, given)
         targets = list(targets or self.names)
-        return {m: self._render(self._classes(batch.labels), m).unsqueeze(0) for m in targets}
+        return {
+            m: torch.stack([self._render(self._classes(batch.labels), m) for _ in range(n_samples)])
+            for m in targets
+        }
 
     def sample(self, n, sampler=None, modalities=None, generator=None):
         y = torch.arange(n) % N_CLASSES

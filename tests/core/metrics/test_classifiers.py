@@ -72,9 +72,18 @@ def test_cli_trains_classifiers_that_evaluate_uses_for_coherence(tmp_path: Path,
     capsys.readouterr()
     model = str(tmp_path / "run" / "model")
     argv = ["evaluate", model, "--dataset", "digits", "--metrics", "coherence"]
-    assert run(evaluate_cli.register, [*argv, "--classifiers", str(out)]) == 0
-    cross = json.loads(capsys.readouterr().out)["metrics"]["coherence"]["cross"]
+    protocol = ["--classifiers", str(out), "--coherence-samples", "3",
+                "--metrics", "coherence,clustering",
+                "--clustering-fit-split", "train", "--clustering-repeats", "2"]  # fmt: skip
+    assert run(evaluate_cli.register, [*argv, *protocol]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    cross = metrics["coherence"]["cross"]
     assert cross["skipped_targets"] == {}
+    assert cross["per_subset"]["label"]["image"]["n"] == 3 * 360  # the test split, 3 draws each
+    assert (
+        metrics["clustering"]["fitted_on"] == "fit_dataset"
+        and metrics["clustering"]["repeats"] == 2
+    )
     assert run(evaluate_cli.register, argv) == 0
     without = json.loads(capsys.readouterr().out)["metrics"]["coherence"]["cross"]
     assert without["skipped_targets"] == {"image": "no classifier given for this modality"}

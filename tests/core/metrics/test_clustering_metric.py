@@ -32,3 +32,18 @@ def test_trained_models(trained, dataset):
     assert again == report
     image_only = clustering(trained, dataset, given=["image"])
     assert image_only["given"] == ["image"]
+
+
+def test_fitted_on_training_codes_scored_on_test_codes_over_repeats(trained, dataset):
+    train, test = (
+        dataset.subset(slice(0, len(dataset) // 2)),
+        dataset.subset(slice(len(dataset) // 2, None)),
+    )
+    report = clustering(trained, test, fit_dataset=train, repeats=3, seed=5)
+    assert (
+        report["fitted_on"] == "fit_dataset" and report["n"] == len(test) and report["repeats"] == 3
+    )
+    singles = [clustering(trained, test, fit_dataset=train, seed=s)["accuracy"] for s in (5, 6, 7)]
+    assert report["accuracy"] == pytest.approx(np.mean(singles))
+    assert report["accuracy_std"] == pytest.approx(np.std(singles))
+    assert clustering(trained, test, seed=5)["fitted_on"] == "dataset"

@@ -22,6 +22,19 @@ def test_perfect_generator_is_fully_coherent(stub_factory):
     assert joint_coherence(model, 100, CLASSIFIERS)["joint_coherence"] == 1.0
 
 
+def test_several_generations_per_sample_are_each_scored_with_per_class_details(stub_factory):
+    ds = make_dataset(200)
+    perfect = cross_coherence(stub_factory(), ds, CLASSIFIERS, n_samples=3)
+    entry = perfect["per_subset"]["label"]["image"]
+    assert entry["n"] == 3 * 200 and entry["accuracy"] == 1.0
+    assert set(entry["per_class"]) == {str(c) for c in range(N_CLASSES)}
+    shuffled = cross_coherence(stub_factory(shuffle=True), ds, CLASSIFIERS, n_samples=4)
+    entry = shuffled["per_subset"]["label"]["image"]
+    counts = torch.bincount(ds.labels, minlength=N_CLASSES).double() * 4
+    weighted = sum(entry["per_class"][str(c)] * counts[c] for c in range(N_CLASSES)) / counts.sum()
+    assert float(weighted) == pytest.approx(entry["accuracy"])  # recalls weighted by class size
+
+
 def test_shuffled_generator_is_at_chance(stub_factory):
     model, ds = stub_factory(shuffle=True), make_dataset(2000)
     report = cross_coherence(model, ds, CLASSIFIERS)
