@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     options = {"conditional": args.conditional}
     if args.inception_weights:
         options["inception_weights"] = args.inception_weights
+    if args.inception_dims:
+        options["inception_dims"] = args.inception_dims
+    if args.fid_every_subset:
+        options["fid_every_subset"] = True
     if args.coherence_samples:
         options["coherence_n_samples"] = args.coherence_samples
     if args.clustering_repeats:
@@ -93,6 +97,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--classifiers", type=Path, help="folder of `mmvae classifier train` (coherence)"
     )
     p.add_argument("--inception-weights", help="InceptionV3 .safetensors (or hf://REPO/FILE)")
+    p.add_argument(
+        "--inception-dims", type=int, choices=[64, 192, 768, 2048], help="FID feature block"
+    )
+    p.add_argument(
+        "--fid-every-subset", action="store_true", help="conditional FID from every subset"
+    )
     p.add_argument("--metrics-log", help="JSON-lines training log to plot (with --output)")
     p.add_argument("--output", type=Path, help="folder for figures and metrics.json")
     p.set_defaults(func=run)

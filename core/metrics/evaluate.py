@@ -144,7 +144,8 @@ def _fid(ctx: EvalContext) -> dict[str, Any]:
     (option `inception_weights`) are given."""
     extractor = ctx.extractor
     if extractor is None and ctx.options.get("inception_weights"):
-        extractor = InceptionV3Features.from_weights(ctx.options["inception_weights"])
+        dims = ctx.options.get("inception_dims", 2048)
+        extractor = InceptionV3Features.from_weights(ctx.options["inception_weights"], dims)
     return fid_scores(
         ctx.model,
         ctx.dataset,
@@ -152,6 +153,7 @@ def _fid(ctx: EvalContext) -> dict[str, Any]:
         n=ctx.n_samples,
         sampler=ctx.sampler,
         generator=ctx.generator(),
+        every_subset=ctx.options.get("fid_every_subset", False),
     )
 
 

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from core.data.dataset import MultimodalDataset
-from core.metrics.common import batches, device_of, observed_all, subset_key
-from core.metrics.inception import InceptionV3, MissingWeightsError, load_inception
+from core.metrics.common import batches, device_of, observed_all, proper_subsets, subset_key
+from core.metrics.inception import FEATURE_DIMS, InceptionV3, MissingWeightsError, load_inception
 from core.models.base import MultimodalVAE
 
 __all__ = [
@@ -63,24 +63,28 @@ class CallableFeatures:
 
 
 class InceptionV3Features:
-    """2048-d InceptionV3 pool features of images in [0, 1]; pretrained weights required."""
+    """InceptionV3 pool features of images in [0, 1] (2048-d by default; 64, 192 or 768 from
+    earlier blocks); pretrained weights required."""
 
-    name = "inception_v3"
-
-    def __init__(self, network: InceptionV3) -> None:
-        self.network = network.eval()
+    def __init__(self, network: InceptionV3, dims: int = 2048) -> None:
+        if dims not in FEATURE_DIMS:
+            raise ValueError(f"dims: {dims} is not one of {FEATURE_DIMS}")
+        self.network, self.dims = network.eval(), dims
+        self.name = "inception_v3" if dims == 2048 else f"inception_v3_{dims}"
 
     @classmethod
-    def from_weights(cls, weights: str | os.PathLike | None) -> InceptionV3Features:
+    def from_weights(
+        cls, weights: str | os.PathLike | None, dims: int = 2048
+    ) -> InceptionV3Features:
         """Load from a safetensors file or `hf://REPO_ID/FILE`; `MissingWeightsError` if None."""
-        return cls(load_inception(weights))
+        return cls(load_inception(weights), dims)
 
     @torch.no_grad()
     def __call__(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"Inception FID: needs images [B, 1|3, H, W], got {list(x.shape)}")
         p = next(self.network.parameters())
-        return self.network(x.to(p.device, p.dtype).clamp(0, 1))
+        return self.network(x.to(p.device, p.dtype).clamp(0, 1), self.dims)
 
 
 def frechet_distance(
@@ -176,9 +180,11 @@ def fid_scores(
     sampler: Any = None,
     batch_size: int = 256,
     generator: torch.Generator | None = None,
+    every_subset: bool = False,
 ) -> dict[str, Any]:
     """Unconditional FID per modality and, if `conditional`, FID of each modality generated from
-    all the others. Defaults: image modalities, raw-pixel features."""
+    all the others — or, with `every_subset`, from every non-empty subset of the others (keys
+    `given->target`). Defaults: image modalities, raw-pixel features."""
     if modalities is None:
         modalities = [m for m in model.generated if model.config.modality(m).kind == "image"]
     result: dict[str, Any] = {"unconditional": {}, "conditional": {}, "extractor": {}}
@@ -190,7 +196,10 @@ def fid_scores(
         if model.sampling_error(sampler) is None:  # e.g. a conditional model has none
             result["unconditional"][m] = fid(model, dataset, m, ext, None, **kw)
         others = [o for o in model.names if o != m]
-        if conditional and others and model.generation_error(others, [m]) is None:
-            key = f"{subset_key(others)}->{m}"
-            result["conditional"][key] = fid(model, dataset, m, ext, others, **kw)
+        if not conditional or not others:
+            continue
+        for given in [*proper_subsets(others), others] if every_subset else [others]:
+            if model.generation_error(given, [m]) is None:
+                key = f"{subset_key(given)}->{m}"
+                result["conditional"][key] = fid(model, dataset, m, ext, given, **kw)
     return result

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+FEATURE_DIMS = (64, 192, 768, 2048)  # the blocks FID features can be read from
+
 
 class MissingWeightsError(FileNotFoundError):
     """Pretrained Inception weights are required for Inception FID and none were given."""
@@ -143,16 +145,25 @@ class InceptionV3(nn.Module):
         self.Mixed_7a = _D(768)
         self.Mixed_7b, self.Mixed_7c = _E(1280, max_pool=False), _E(2048, max_pool=True)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, dims: int = 2048) -> Tensor:
+        """Pool features of the block giving `dims` (FEATURE_DIMS: 64 and 192 after the first
+        and second max pools, 768 after Mixed_6e, 2048 at the end, as pytorch-fid offers)."""
+        if dims not in FEATURE_DIMS:
+            raise ValueError(f"dims: {dims} is not one of {FEATURE_DIMS}")
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         x = 2 * x - 1
-        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
-        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(F.max_pool2d(x, 3, 2)))
-        x = F.max_pool2d(x, 3, 2)
+        x = F.max_pool2d(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))), 3, 2)
+        if dims == 64:
+            return F.adaptive_avg_pool2d(x, 1).flatten(1)
+        x = F.max_pool2d(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)), 3, 2)
+        if dims == 192:
+            return F.adaptive_avg_pool2d(x, 1).flatten(1)
         for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
             x = getattr(self, f"Mixed_{name}")(x)
+            if dims == 768 and name == "6e":
+                break
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
 

@@ -89,3 +89,36 @@ def test_inception_features_shape():
     torch.manual_seed(0)
     feats = InceptionV3Features(InceptionV3())(torch.rand(2, 1, 8, 8))  # test of shapes only
     assert feats.shape == (2, 2048) and torch.isfinite(feats).all()
+
+
+def test_conditional_fid_from_every_subset_of_the_other_modalities():
+    from core.data import MultimodalDataset
+    from core.models import build_model
+
+    torch.manual_seed(0)
+    data = MultimodalDataset(
+        {"image": torch.rand(40, 1, 4, 4), "a": torch.randn(40, 2), "b": torch.randn(40, 3)}
+    )
+    mlp = {"kind": "mlp", "hidden": [8]}
+    modalities = [{"name": m, "shape": list(x.shape[1:])} for m, x in data.data.items()]
+    modalities[0]["kind"] = "image"
+    model = build_model({"model_type": "mvae", "latent_dim": 2, "modalities": modalities,
+                         "encoder": mlp, "decoder": mlp})  # fmt: skip
+    every = fid_scores(
+        model, data, n=40, every_subset=True, generator=torch.Generator().manual_seed(0)
+    )
+    assert sorted(every["conditional"]) == ["a+b->image", "a->image", "b->image"]
+    assert all(math.isfinite(v) for v in every["conditional"].values())
+    assert sorted(fid_scores(model, data, n=40)["conditional"]) == ["a+b->image"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dims", [64, 192, 768, 2048])
+def test_inception_features_of_each_block(dims):
+    torch.manual_seed(0)
+    extractor = InceptionV3Features(InceptionV3(), dims)  # shapes only
+    feats = extractor(torch.rand(2, 3, 8, 8))
+    assert feats.shape == (2, dims) and torch.isfinite(feats).all()
+    assert extractor.name == ("inception_v3" if dims == 2048 else f"inception_v3_{dims}")
+    with pytest.raises(ValueError, match="dims: 100 is not one of"):
+        InceptionV3Features(InceptionV3(), 100)
