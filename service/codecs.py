@@ -29,6 +29,9 @@ _PROB_TOLERANCE = 1e-3
 
 
 # ---- inputs ---------------------------------------------------------------------------------
+MAX_TEXT_CHARACTERS_PER_TOKEN = 64  # a text input's length bound, per token slot
+
+
 def decode_png(text: str, spec: ModalitySpec, field: str, max_pixels: int) -> Tensor:
     """A base64 PNG (optionally a `data:image/png;base64,` URL) → float [C, H, W] in [0, 1]."""
     if text.startswith("data:"):
@@ -64,6 +67,20 @@ def decode_png(text: str, spec: ModalitySpec, field: str, max_pixels: int) -> Te
     return x.unsqueeze(0) if channels == 1 else x.permute(2, 0, 1)
 
 
+def decode_text(text: str, spec: ModalitySpec, field: str) -> Tensor:
+    """A string → one-hot tokens [L, V] over the modality's vocabulary (core/data/text.py)."""
+    from core.data.text import encode_texts
+
+    length, words = spec.shape
+    if len(text) > MAX_TEXT_CHARACTERS_PER_TOKEN * length:
+        raise invalid(
+            field,
+            f"text of {len(text)} characters; at most {MAX_TEXT_CHARACTERS_PER_TOKEN * length}",
+        )
+    ids = torch.from_numpy(encode_texts([text], spec.vocabulary, length)[0]).long()
+    return torch.nn.functional.one_hot(ids, words).float()
+
+
 def _numbers(value: Any, field: str) -> Tensor:
     try:
         x = torch.tensor(value, dtype=torch.float32)
@@ -91,8 +108,12 @@ def decode_sample(value: Any, spec: ModalitySpec, field: str, max_pixels: int) -
         return None
     shape = tuple(spec.shape)
     if isinstance(value, str):
+        if spec.vocabulary is not None:
+            return decode_text(value, spec, field)
         if spec.kind != "image":
-            raise invalid(field, f"strings are only accepted for image modalities, not {spec.kind}")
+            raise invalid(
+                field, f"strings are only accepted for image and text modalities, not {spec.kind}"
+            )
         return decode_png(value, spec, field, max_pixels)
     if isinstance(value, bool):
         raise invalid(field, "expected a number or a list, got a boolean")
@@ -300,6 +321,14 @@ def encode_tensor(
         out.data = x.tolist() if encoding == "nested" else x.flatten().tolist()
     if spec is not None and spec.kind == "categorical":
         out.classes = x.argmax(-1).tolist()
+    if spec is not None and spec.vocabulary is not None:
+        from core.data.text import decode_ids
+
+        ids = x.argmax(-1)
+        texts = [
+            decode_ids(row.tolist(), spec.vocabulary) for row in ids.reshape(-1, ids.shape[-1])
+        ]
+        out.text = np.array(texts, dtype=object).reshape(ids.shape[:-1]).tolist()
     return out
 
 

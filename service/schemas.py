@@ -28,7 +28,8 @@ Inputs = Annotated[
     dict[ModalityName, ModalityInput],
     Field(
         description="modality → `{shape, data}`, or one entry per sample: a nested list, a class "
-        "index (categorical), a base64 PNG (image), or null for a missing modality",
+        "index (categorical), a base64 PNG (image), a string (text), or null for a missing "
+        "modality",
         examples=[{"label": [3]}],
     ),
 ]
@@ -118,12 +119,14 @@ class EvaluateRequest(_Strict):
 # ---- responses ------------------------------------------------------------------------------
 class TensorOut(BaseModel):
     """An output tensor: `shape`, and `data` (flat or nested) or `png` (base64, images);
-    categorical outputs also carry `classes`, the argmax over the last dimension."""
+    categorical outputs also carry `classes`, the argmax over the last dimension, and text
+    modalities (a vocabulary) `text`, the decoded strings."""
 
     shape: list[int]
     data: list[Any] | None = None
     png: list[Any] | None = None
     classes: list[Any] | None = None
+    text: list[Any] | None = None
 
 
 class LatentOut(BaseModel):

@@ -36,6 +36,11 @@ class ModalitySpec(BaseModel):
     value_range: tuple[float, float] | None = Field(
         None, description="[low, high] of the data; generated means are clamped to it"
     )
+    vocabulary: list[str] | None = Field(
+        None,
+        description="words of a text modality (categorical [L, V] token sequences, V words, "
+        "core/data/text.py): the service reads and writes it as strings",
+    )
 
     @field_validator("value_range")
     @classmethod
@@ -67,6 +72,15 @@ class ModalitySpec(BaseModel):
                 self.kind = "vector"
         if self.kind == "image" and (len(self.shape) != 3 or self.shape[0] not in (1, 3)):
             raise ValueError(f"{self.name}: an image needs shape [1 or 3, H, W], got {self.shape}")
+        if self.vocabulary is not None and (
+            self.kind != "categorical"
+            or len(self.shape) != 2
+            or self.shape[1] != len(self.vocabulary)
+        ):
+            raise ValueError(
+                f"{self.name}: a vocabulary belongs to a categorical [L, V] token sequence with V "
+                f"= its {len(self.vocabulary)} words, got {self.kind} {self.shape}"
+            )
         return self
 
     @property

@@ -42,8 +42,8 @@ def modality_info(spec: ModalitySpec) -> ModalityInfo:
         kind=kind,
         shape=list(spec.shape),
         likelihood=spec.likelihood.kind,
-        accepts=_ACCEPTS[kind],
-        outputs=_OUTPUTS[kind],
+        accepts=_ACCEPTS[kind] + (["text"] if spec.vocabulary is not None else []),
+        outputs=_OUTPUTS[kind] + (["text"] if spec.vocabulary is not None else []),
     )
 
 

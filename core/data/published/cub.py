@@ -6,16 +6,15 @@ or `root/cub`): `text_trainvalclasses.txt` and `text_testclasses.txt` (one capti
 consecutive lines per image) and `train/<class>/*.jpg`, `test/<class>/*.jpg` (classes and files in
 sorted order, the order of the captions). Modalities: `image` [3, 64, 64] (shorter side resized,
 centre crop; decoded batch by batch) and `text`, a caption as one-hot tokens [32, V]: the first 31
-words, `<eos>`, then `<pad>`. Words are lower-cased and split into letters/digits runs and single
-punctuation marks; the vocabulary is built from the train captions alone — `<exc>` (any word seen
-fewer than `min_occurrences` times) = 0, `<pad>` = 1, `<eos>` = 2, then words by first occurrence
-(MultiVae's ids, with a simpler tokeniser than its NLTK one). Labels: the bird class (train and
-test classes are disjoint).
+words, `<eos>`, then `<pad>` (core/data/text.py, whose tokeniser is simpler than MultiVae's NLTK
+one); the vocabulary is built from the train captions alone — `<exc>` (any word seen fewer than
+`min_occurrences` times) = 0, `<pad>` = 1, `<eos>` = 2, then words by first occurrence (MultiVae's
+ids) — and travels in the text modality's spec, so a trained model reads and writes text.
+Labels: the bird class (train and test classes are disjoint).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -25,16 +24,11 @@ from core.data.dataset import DatasetError
 from core.data.images import ImageFiles
 from core.data.published.files import find_file
 from core.data.rows import ArrayRows
+from core.data.text import SPECIALS, encode_texts, tokenize
 
 CAPTIONS = {"train": "text_trainvalclasses.txt", "test": "text_testclasses.txt"}
-SPECIALS = ["<exc>", "<pad>", "<eos>"]
 LENGTH = 32
 CAPTIONS_PER_IMAGE = 10
-WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
-
-
-def tokenize(caption: str) -> list[str]:
-    return WORD.findall(caption.lower())
 
 
 def build_vocabulary(captions: list[str], min_occurrences: int = 4) -> list[str]:
@@ -48,23 +42,12 @@ def build_vocabulary(captions: list[str], min_occurrences: int = 4) -> list[str]
     return SPECIALS + list(seen)
 
 
-def encode(captions: list[str], vocabulary: list[str]) -> np.ndarray:
-    """Token ids [N, 32]: 31 words at most, `<eos>`, `<pad>` to the end; unknown words `<exc>`."""
-    ids = {w: i for i, w in enumerate(vocabulary)}
-    out = np.full((len(captions), LENGTH), ids["<pad>"], dtype=np.int32)
-    for row, caption in enumerate(captions):
-        words = [ids.get(w, 0) for w in tokenize(caption)][: LENGTH - 1]
-        tokens = [*words, ids["<eos>"]]
-        out[row, : len(tokens)] = tokens
-    return out
-
-
-def specs(vocabulary_size: int) -> list[dict]:
+def specs(vocabulary: list[str]) -> list[dict]:
     return [
         {"name": "image", "shape": [3, 64, 64], "kind": "image", "value_range": [0, 1],
          "likelihood": {"kind": "laplace", "scale": 0.1}},
-        {"name": "text", "shape": [LENGTH, vocabulary_size], "kind": "categorical",
-         "likelihood": {"kind": "categorical"}},
+        {"name": "text", "shape": [LENGTH, len(vocabulary)], "kind": "categorical",
+         "likelihood": {"kind": "categorical"}, "vocabulary": vocabulary},
     ]  # fmt: skip
 
 
@@ -97,11 +80,12 @@ def load_cub(root: str | Path, split: str = "train", min_occurrences: int = 4) -
         )
     image_of = np.arange(len(captions)) // CAPTIONS_PER_IMAGE
     return ArrayRows(
-        {"image": ImageFiles(images, (3, 64, 64)), "text": encode(captions, vocabulary)},
+        {"image": ImageFiles(images, (3, 64, 64)),
+         "text": encode_texts(captions, vocabulary, LENGTH)},
         index={"image": image_of},
         labels=np.array(classes)[image_of],
         transforms={"image": [{"kind": "scale", "factor": 1 / 255}],
                     "text": [{"kind": "one_hot", "classes": len(vocabulary)}]},
-        specs=specs(len(vocabulary)),
+        specs=specs(vocabulary),
         metadata={"dataset": "cub", "split": split, "vocabulary": vocabulary},
     )  # fmt: skip

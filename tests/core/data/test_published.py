@@ -229,7 +229,8 @@ def write_cub(root: Path) -> None:
 
 
 def test_cub_captions_become_token_sequences_over_the_train_vocabulary(tmp_path: Path) -> None:
-    from core.data.published.cub import load_cub, tokenize
+    from core.data.published.cub import load_cub
+    from core.data.text import tokenize
 
     write_cub(tmp_path)
     train = load_cub(tmp_path, "train")
@@ -249,6 +250,7 @@ def test_cub_captions_become_token_sequences_over_the_train_vocabulary(tmp_path:
     assert batch.data["text"].sum() == 32  # one-hot: one token per position
     test = load_published("cub", str(tmp_path), "test")
     assert len(test) == 10 and test.metadata["vocabulary"] == vocabulary
+    assert train.modality_specs()[1]["vocabulary"] == vocabulary  # a model trained on it keeps it
 
 
 def test_cub_refuses_captions_that_do_not_match_the_images(tmp_path: Path) -> None:
