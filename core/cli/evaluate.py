@@ -96,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--classifiers", type=Path, help="folder of `mmvae classifier train` (coherence)"
     )
-    p.add_argument("--inception-weights", help="InceptionV3 .safetensors (or hf://REPO/FILE)")
+    p.add_argument("--inception-weights", help="InceptionV3 .safetensors (or hf://REPO@SHA/FILE)")
     p.add_argument(
         "--inception-dims", type=int, choices=[64, 192, 768, 2048], help="FID feature block"
     )

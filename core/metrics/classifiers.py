@@ -108,8 +108,16 @@ def save_classifier(
     return folder
 
 
-def load_classifier(folder: str | os.PathLike) -> TrainedClassifier:
-    """A classifier saved by `save_classifier` (weights as safetensors only)."""
+def load_classifier(
+    folder: str | os.PathLike, endpoint: str | None = None, cache_dir: str | None = None
+) -> TrainedClassifier:
+    """A classifier saved by `save_classifier` (weights as safetensors only): a local folder, or
+    `hf://<repo_id>@<commit sha>/<folder in the repo>` (core/hub/files.py; `endpoint`: a Hub
+    server other than HF_ENDPOINT's)."""
+    if str(folder).startswith("hf://"):
+        from core.hub.files import hub_files
+
+        folder = hub_files(str(folder), [SPEC_FILE, WEIGHTS_FILE], endpoint, cache_dir)
     folder = Path(folder)
     if not (folder / SPEC_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise ClassifierError(f"{folder.name}: needs {SPEC_FILE} and {WEIGHTS_FILE}")

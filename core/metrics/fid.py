@@ -76,7 +76,7 @@ class InceptionV3Features:
     def from_weights(
         cls, weights: str | os.PathLike | None, dims: int = 2048
     ) -> InceptionV3Features:
-        """Load from a safetensors file or `hf://REPO_ID/FILE`; `MissingWeightsError` if None."""
+        """Load from a safetensors file or `hf://REPO_ID@SHA/FILE`; MissingWeightsError if None."""
         return cls(load_inception(weights), dims)
 
     @torch.no_grad()

@@ -168,18 +168,17 @@ class InceptionV3(nn.Module):
 
 
 def resolve_weights(weights: str | os.PathLike | None) -> Path:
-    """A local safetensors file, or `hf://REPO_ID/FILE` downloaded from the Hub."""
+    """A local safetensors file, or `hf://REPO_ID@SHA/FILE` downloaded from the Hub."""
     if weights is None or str(weights) == "":
         raise MissingWeightsError(
             "Inception FID: pretrained InceptionV3 weights required; pass --inception-weights "
-            "FILE.safetensors (or hf://REPO_ID/FILE). No untrained network is ever used."
+            "FILE.safetensors (or hf://REPO_ID@SHA/FILE). No untrained network is ever used."
         )
     text = str(weights)
-    if text.startswith("hf://"):
-        from huggingface_hub import hf_hub_download
+    if text.startswith("hf://"):  # pinned: hf://org/name@<commit sha>/path/file.safetensors
+        from core.hub.files import hub_files
 
-        repo, _, filename = text[len("hf://") :].rpartition("/")
-        return Path(hf_hub_download(repo_id=repo, filename=filename))
+        return hub_files(text)
     path = Path(text).expanduser()
     if not path.is_file():
         raise MissingWeightsError(f"Inception FID: weights file {path} does not exist")

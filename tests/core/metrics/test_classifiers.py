@@ -87,3 +87,32 @@ def test_cli_trains_classifiers_that_evaluate_uses_for_coherence(tmp_path: Path,
     assert run(evaluate_cli.register, argv) == 0
     without = json.loads(capsys.readouterr().out)["metrics"]["coherence"]["cross"]
     assert without["skipped_targets"] == {"image": "no classifier given for this modality"}
+
+
+def test_a_classifier_loads_from_a_pinned_hub_folder(
+    tmp_path: Path, hub_server, new_repo, hf_cache
+) -> None:
+    """hf://<repo>@<sha>/<folder>: only its JSON and safetensors travel; the sha is required."""
+    from core.hub import InvalidModelIdError
+    from core.hub.files import hub_files
+
+    data = load_builtin("digits", "train").subset(slice(0, 50))
+    classifier = train_classifier(data, "image", {"kind": "mlp", "hidden": [8]}, epochs=1)
+    folder = save_classifier(classifier, tmp_path / "image", {"dataset": "digits"})
+    repo_id, repo = new_repo
+    files = {f"clf/image/{p.name}": p.read_bytes() for p in folder.iterdir()}
+    sha = repo.commit({**files, "clf/image/extra.pkl": b"never downloaded"})
+    reference = f"hf://{repo_id}@{sha}/clf/image"
+    hub = {"endpoint": hub_server.endpoint, "cache_dir": str(hf_cache)}
+    loaded = load_classifier(reference, **hub)
+    fetched = hub_files(reference, ["classifier.json"], **hub)
+    images = data.batch().data["image"]
+    assert torch.equal(loaded(images), classifier(images))
+    assert not (fetched / "extra.pkl").exists()
+    for bad in (
+        f"hf://{repo_id}@main/clf/image",
+        f"hf://{repo_id}/clf/image",
+        f"hf://{repo_id}@{sha}/../x",
+    ):
+        with pytest.raises(InvalidModelIdError, match="expected hf://"):
+            load_classifier(bad)

@@ -122,3 +122,15 @@ def test_inception_features_of_each_block(dims):
     assert extractor.name == ("inception_v3" if dims == 2048 else f"inception_v3_{dims}")
     with pytest.raises(ValueError, match="dims: 100 is not one of"):
         InceptionV3Features(InceptionV3(), 100)
+
+
+def test_inception_weights_from_the_hub_need_a_pinned_commit():
+    from core.hub import InvalidModelIdError
+    from core.metrics.inception import resolve_weights
+
+    for unpinned in (
+        "hf://org/inception/pt_inception.safetensors",
+        "hf://org/inception@main/w.safetensors",
+    ):
+        with pytest.raises(InvalidModelIdError, match="40-hex commit sha"):
+            resolve_weights(unpinned)
