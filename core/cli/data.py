@@ -22,6 +22,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--mirror", help="base URL serving the same file names instead")
     fetch.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     fetch.set_defaults(func=run_fetch)
+    make = commands.add_parser(
+        "make-polymnist",
+        help="make PolyMNIST or Translated PolyMNIST from MNIST and background pictures",
+        description="Write <to>/<split>/m<k>/<i>.<digit>.png from MNIST's files (as `data fetch "
+        "mnist_svhn` lays them out) and one background picture per modality, from a seed.",
+    )
+    make.add_argument("--mnist", required=True, help="folder with MNIST's IDX files")
+    make.add_argument("--backgrounds", required=True, help="folder of background pictures")
+    make.add_argument("--to", required=True)
+    make.add_argument("--translated", action="store_true", help="scale 0.75 and translate")
+    make.add_argument("--seed", type=int, default=0)
+    make.set_defaults(func=run_make_polymnist)
 
 
 def run_fetch(args: argparse.Namespace) -> int:
@@ -36,4 +48,15 @@ def run_fetch(args: argparse.Namespace) -> int:
         paths = fetch(args.name, args.to, args.mirror, report=lambda file, n: bar.update(n))
     reference = f"{args.name}:{args.to}"
     print(json.dumps({"files": [str(p) for p in paths], "dataset": reference}, indent=2))
+    return 0
+
+
+def run_make_polymnist(args: argparse.Namespace) -> int:
+    from core.data.published.make_polymnist import make_polymnist
+
+    scale = 0.75 if args.translated else 1.0
+    for split in ("train", "test"):
+        make_polymnist(args.mnist, args.backgrounds, args.to, split, scale=scale,
+                       translate=args.translated, seed=args.seed + (split == "test"))  # fmt: skip
+    print(json.dumps({"dataset": f"polymnist:{args.to}"}, indent=2))
     return 0

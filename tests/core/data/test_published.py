@@ -261,3 +261,44 @@ def test_cub_refuses_captions_that_do_not_match_the_images(tmp_path: Path) -> No
     path.write_text(path.read_text() + "one caption too many\n")
     with pytest.raises(DatasetError, match="11 captions for 1 images"):
         load_cub(tmp_path, "test")
+
+
+def test_making_translated_polymnist_from_mnist_and_backgrounds(
+    mnist_svhn_root: Path, tmp_path: Path
+) -> None:
+    import argparse
+
+    from core.cli import data as data_cli
+
+    backgrounds = tmp_path / "backgrounds"
+    backgrounds.mkdir()
+    for k in range(5):
+        Image.fromarray(np.full((40, 50, 3), 20 * k, dtype=np.uint8), "RGB").save(
+            backgrounds / f"{k}.jpg", quality=100
+        )
+    raw = mnist_svhn_root / "MNIST" / "raw"
+    write_idx(
+        raw / "train-images-idx3-ubyte.gz", np.full((7, 28, 28), 255, dtype=np.uint8)
+    )  # all ink
+    parser = argparse.ArgumentParser(prog="mmvae")
+    data_cli.register(parser.add_subparsers(dest="command"))
+    out, again = tmp_path / "translated", tmp_path / "again"
+    common = [
+        "data",
+        "make-polymnist",
+        "--mnist",
+        str(mnist_svhn_root),
+        "--backgrounds",
+        str(backgrounds),
+    ]
+    args = parser.parse_args([*common, "--to", str(out), "--translated"])
+    assert args.func(args) == 0
+    data = load_polymnist(out, "train")
+    assert len(data) == 7 and sorted(data.labels.tolist()) == sorted(MNIST_LABELS.tolist())
+    images = (data.batch().data["m2"] * 255).round()
+    ink = images != images[:, :, :1, :1]  # the digit: the background's colour inverted
+    assert torch.allclose(ink.float().mean((1, 2, 3)), torch.full((7,), 21 * 21 / 28**2), atol=0.01)
+    args = parser.parse_args([*common, "--to", str(again), "--translated"])
+    args.func(args)
+    one = (out / "train" / "m1" / "0.1.png").read_bytes()
+    assert one == (again / "train" / "m1" / "0.1.png").read_bytes()  # seeded: reproducible
