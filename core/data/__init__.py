@@ -11,12 +11,18 @@ from core.data.builtin import (
 from core.data.dataset import DatasetError, MultimodalDataset
 from core.data.missingness import mcar, mnar
 from core.data.npz import load_npz, save_npz
+from core.data.ondisk import ArrayFolder, write_array_folder
+from core.data.open import open_dataset
+from core.data.rows import ArrayRows, RowDataset
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "ArrayFolder",
+    "ArrayRows",
     "Batch",
     "DatasetError",
     "MultimodalDataset",
+    "RowDataset",
     "builtin_modalities",
     "collate",
     "infer_modalities",
@@ -24,6 +30,8 @@ __all__ = [
     "load_npz",
     "mcar",
     "mnar",
+    "open_dataset",
     "resolve_dataset",
     "save_npz",
+    "write_array_folder",
 ]

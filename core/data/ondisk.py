@@ -152,6 +152,8 @@ class ArrayFolder(RowDataset):
         self._check_observed()
 
     def _file(self, name: str) -> Path:
+        if Path(name).name != name or name.startswith("."):  # dataset.json names files here only
+            raise DatasetError(f"{CONFIG}: {name!r} is not a file name of this folder")
         path = self.root / name
         if not path.is_file():
             raise DatasetError(f"{self.root}: {name} is missing")

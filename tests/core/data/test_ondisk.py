@@ -77,6 +77,10 @@ def test_splits_by_range_or_index_file(tmp_path: Path) -> None:
     assert torch.equal(test.batch().data["vec"], sample_data().data["vec"][[3, 1, 29]])
     with pytest.raises(DatasetError, match=r"split 'valid': unknown; dataset\.json names"):
         ArrayFolder(root, "valid")
+    config["splits"]["test"] = "../split__test.npy"
+    (root / "dataset.json").write_text(json.dumps(config))
+    with pytest.raises(DatasetError, match="is not a file name of this folder"):
+        ArrayFolder(root, "test")
     config["splits"]["test"] = [25, 40]
     (root / "dataset.json").write_text(json.dumps(config))
     with pytest.raises(DatasetError, match=r"row indices must lie in \[0, 29\]"):
