@@ -37,7 +37,14 @@ class ConvParams(BaseModel):
     channels: list[int] | None = Field(
         None, description="one stride-2 layer per entry; default: as many as keep maps >= 4x4"
     )
-    hidden: int = Field(256, gt=0, description="width of the dense layer next to the latent")
+    hidden: int = Field(
+        256, ge=0, description="width of the dense layer next to the latent (0: none)"
+    )
+    kernel_size: Literal[3, 4] = Field(
+        4,
+        description="4: exact halvings (padding 1); 3: ceil halvings, any size (28 -> 14 -> 7 "
+        "-> 4, as MoPoE's and MultiVae's PolyMNIST networks)",
+    )
     activation: Activation = "relu"
 
 
@@ -63,46 +70,59 @@ def _default_channels(h: int, w: int) -> list[int]:
     return [32, 64, 128, 256][: max(n, 1)]
 
 
-def _conv_geometry(params: ConvParams, image: tuple[int, ...]) -> tuple[int, int]:
+def _conv_sizes(params: ConvParams, image: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(H, W) of the image and after each stride-2 layer."""
     if len(image) != 3:
         raise NetworkError(f"conv: needs an image shape [C, H, W], got {list(image)}")
     _, h, w = image
     if params.channels is None:
         params.channels = _default_channels(h, w)
-    factor = 2 ** len(params.channels)
-    if h % factor or w % factor:
-        raise NetworkError(
-            f"conv: image {h}x{w} must be divisible by 2^{len(params.channels)} "
-            f"(one halving per channel entry); use fewer channels"
-        )
-    return h // factor, w // factor
+    if params.kernel_size == 4:
+        factor = 2 ** len(params.channels)
+        if h % factor or w % factor:
+            raise NetworkError(
+                f"conv: image {h}x{w} must be divisible by 2^{len(params.channels)} "
+                f"(one halving per channel entry); use fewer channels or kernel_size 3"
+            )
+    sizes = [(h, w)]
+    for _ in params.channels:
+        sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))
+    return sizes
+
+
+def _dense(
+    params: ConvParams, width: int, out: int, act: Callable[[], nn.Module]
+) -> list[nn.Module]:
+    """width -> out, through a hidden layer of `params.hidden` unless it is 0."""
+    if not params.hidden:
+        return [nn.Linear(width, out)]
+    return [nn.Linear(width, params.hidden), act(), nn.Linear(params.hidden, out)]
 
 
 def _conv(params: ConvParams, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> nn.Module:
     act = ACTIVATIONS[params.activation]
+    k = params.kernel_size
     if len(in_shape) == 3:  # image -> vector (encoder)
-        fh, fw = _conv_geometry(params, in_shape)
+        fh, fw = _conv_sizes(params, in_shape)[-1]
         layers: list[nn.Module] = []
         c = in_shape[0]
         for ch in params.channels:
-            layers += [nn.Conv2d(c, ch, 4, stride=2, padding=1), act()]
+            layers += [nn.Conv2d(c, ch, k, stride=2, padding=1), act()]
             c = ch
-        layers += [nn.Flatten(), nn.Linear(c * fh * fw, params.hidden), act()]
-        layers += [nn.Linear(params.hidden, math.prod(out_shape)), Reshape(out_shape)]
-        return nn.Sequential(*layers)
+        layers += [nn.Flatten(), *_dense(params, c * fh * fw, math.prod(out_shape), act)]
+        return nn.Sequential(*layers, Reshape(out_shape))
     if len(out_shape) == 3:  # vector -> image (decoder)
-        fh, fw = _conv_geometry(params, out_shape)
+        sizes = _conv_sizes(params, out_shape)[::-1]
         chans = list(reversed(params.channels))
-        layers = [
-            nn.Flatten(),
-            nn.Linear(math.prod(in_shape), params.hidden),
-            act(),
-            nn.Linear(params.hidden, chans[0] * fh * fw),
-            act(),
-            Reshape((chans[0], fh, fw)),
-        ]
-        for c_in, c_out in zip(chans, [*chans[1:], out_shape[0]], strict=True):
-            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+        (fh, fw), width = sizes[0], chans[0] * sizes[0][0] * sizes[0][1]
+        layers = [nn.Flatten(), *_dense(params, math.prod(in_shape), width, act), act()]
+        layers.append(Reshape((chans[0], fh, fw)))
+        steps = zip(chans, [*chans[1:], out_shape[0]], sizes[:-1], sizes[1:], strict=True)
+        for c_in, c_out, (h, w), (th, tw) in steps:
+            extra = (th - (2 * h - 1), tw - (2 * w - 1)) if k == 3 else 0  # kernel 3: odd sizes
+            layers.append(
+                nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=1, output_padding=extra)
+            )
             if c_out != out_shape[0]:
                 layers.append(act())
         return nn.Sequential(*layers)

@@ -101,7 +101,7 @@ def test_conv_explicit_channels_and_their_limits():
         ({"kind": "mlp", "hiden": [4]}, "hiden"),
         ({"kind": "mlp", "activation": "swish"}, "activation"),
         ({"kind": "mlp", "dropout": 1.0}, "dropout"),
-        ({"kind": "conv", "hidden": 0}, "hidden"),
+        ({"kind": "conv", "hidden": -1}, "hidden"),
     ],
 )
 def test_invalid_specs_are_errors_naming_the_field(spec, message):
@@ -117,3 +117,23 @@ def test_validation_fills_in_defaults():
         "dropout": 0.0,
         "layer_norm": False,
     }
+
+
+def test_kernel_3_convolutions_halve_any_size_as_the_polymnist_networks():
+    """MultiVae's EncoderConvMMNIST/DecoderConvMMNIST (latent 10): 3x3 stride-2 convolutions
+    28 -> 14 -> 7 -> 4 and back; its encoder's two bias-free heads of 10 are our one head of 20
+    with biases (20 parameters more); the decoders are the same network."""
+    spec = {"kind": "conv", "channels": [32, 64, 128], "kernel_size": 3}
+    encoder = build_network({**spec, "hidden": 10}, (3, 28, 28), (20,))
+    decoder = build_network({**spec, "hidden": 0}, (10,), (3, 28, 28))
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert (
+        count(encoder) == 113_938 + 20
+    )  # MultiVae's counts (bench/compare/reference_architectures.py)
+    assert count(decoder) == 115_651
+    assert encoder(torch.rand(2, 3, 28, 28)).shape == (2, 20)
+    assert decoder(torch.rand(2, 10)).shape == (2, 3, 28, 28)
+    odd = build_network(
+        {"kind": "conv", "channels": [4, 4], "kernel_size": 3, "hidden": 0}, (5,), (1, 30, 18)
+    )
+    assert odd(torch.rand(1, 5)).shape == (1, 1, 30, 18)
