@@ -62,7 +62,11 @@ def params_model(name: str, cls: type[nn.Module]) -> type[PluginParams]:
     """A pydantic model of `cls(in_shape, out_shape, **arguments)`'s arguments, from its
     signature: annotations are the types, defaults the defaults."""
     fields: dict[str, Any] = {}
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # drop self
+    try:  # string annotations (`from __future__ import annotations`) made real types
+        signature = inspect.signature(cls.__init__, eval_str=True)
+    except (NameError, TypeError, SyntaxError):
+        signature = inspect.signature(cls.__init__)
+    parameters = list(signature.parameters.values())[1:]  # drop self
     if [p.name for p in parameters[:2]] != list(_SHAPES):
         raise TypeError(
             f"register_network({name!r}): {cls.__name__}.__init__ must take "
