@@ -24,6 +24,9 @@ from core.data.dataset import DatasetError, MultimodalDataset
 
 
 class RowSource(Protocol):
+    """One modality's storage: `shape` [N, *sample shape]; `read(rows)` the rows at sorted
+    indices (a .npy file, image files, an array in memory)."""
+
     shape: tuple[int, ...]
 
     def read(self, rows: np.ndarray) -> np.ndarray: ...
