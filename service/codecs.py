@@ -264,6 +264,8 @@ def decode_inputs(
             data[name], masks[name] = decode_modality(
                 inputs[name], spec, f"inputs.{name}", max_pixels
             )
+            if spec.input_transforms:  # data units -> the model's inputs, as in training
+                data[name] = to_model_units(data[name], masks[name], spec)
         else:
             data[name] = torch.zeros(n, *spec.shape)
             masks[name] = torch.zeros(n, dtype=torch.bool)
@@ -276,7 +278,28 @@ def decode_inputs(
     return Batch(data, masks)
 
 
+def to_model_units(x: Tensor, mask: Tensor, spec: ModalitySpec) -> Tensor:
+    """`spec.input_transforms` applied to the observed samples (missing ones stay zeros)."""
+    from core.data import transforms
+
+    moved = transforms.apply(transforms.parse_transforms(spec.input_transforms), x)
+    return torch.where(mask.view(-1, *([1] * (x.ndim - 1))), moved, 0.0)
+
+
 # ---- outputs --------------------------------------------------------------------------------
+def to_data_units(x: Tensor, spec: ModalitySpec | None) -> Tensor:
+    """A modality's output [..., *shape] with its `input_transforms` undone (PNG pixels in
+    [0, 1], numbers as the data had them); anything else unchanged."""
+    if spec is None or not spec.input_transforms:
+        return x
+    from core.data import transforms
+
+    undone = transforms.invert(
+        transforms.parse_transforms(spec.input_transforms), x.reshape(-1, *spec.shape)
+    )
+    return undone.view(x.shape)
+
+
 def encode_png(image: Tensor, scale: int = 1) -> bytes:
     """[C, H, W] in [0, 1] (values outside are clipped) → PNG bytes, upscaled `scale` times
     (nearest neighbour, on the 8-bit image: no float copy of the enlarged image)."""
@@ -311,6 +334,7 @@ def encode_tensor(
     and the argmax class for categorical modalities."""
     if x.dtype != torch.float32 or x.device.type != "cpu" or x.requires_grad:
         x = x.detach().float().cpu()
+    x = to_data_units(x, spec)
     out = TensorOut(shape=list(x.shape))
     if spec is not None and spec.kind == "image" and encoding == "png":
         lead = x.shape[:-3]

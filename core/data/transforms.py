@@ -29,6 +29,9 @@ class Scale(_Spec):
     def apply(self, x: Tensor) -> Tensor:
         return x * self.factor + self.offset
 
+    def inverse(self, x: Tensor) -> Tensor:
+        return (x - self.offset) / self.factor
+
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return shape
 
@@ -48,10 +51,18 @@ class Normalize(_Spec):
             raise ValueError("normalize: every std must be positive")
         return self
 
-    def apply(self, x: Tensor) -> Tensor:
+    def _stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
         view = (1, -1, *([1] * (x.ndim - 2)))
-        mean = torch.tensor(self.mean, dtype=x.dtype).view(view)
-        return (x - mean) / torch.tensor(self.std, dtype=x.dtype).view(view)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(view)
+        return mean, torch.tensor(self.std, dtype=x.dtype, device=x.device).view(view)
+
+    def apply(self, x: Tensor) -> Tensor:
+        mean, std = self._stats(x)
+        return (x - mean) / std
+
+    def inverse(self, x: Tensor) -> Tensor:
+        mean, std = self._stats(x)
+        return x * std + mean
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(self.mean) not in (1, shape[0]):
@@ -102,6 +113,16 @@ def apply(transforms: list[Transform], x: Tensor) -> Tensor:
     """`x` [N, *shape] float through every transform in order."""
     for t in transforms:
         x = t.apply(x)
+    return x
+
+
+INVERTIBLE = ("scale", "normalize")  # what a served model may apply to its inputs
+
+
+def invert(transforms: list[Transform], x: Tensor) -> Tensor:
+    """`x` [N, *shape] back through invertible transforms, last first."""
+    for t in reversed(transforms):
+        x = t.inverse(x)
     return x
 
 

@@ -36,6 +36,13 @@ class ModalitySpec(BaseModel):
     value_range: tuple[float, float] | None = Field(
         None, description="[low, high] of the data; generated means are clamped to it"
     )
+    input_transforms: list[dict[str, Any]] | None = Field(
+        None,
+        description="`scale`/`normalize` transforms (core/data/transforms.py) from data units "
+        "(what the service decodes: PNG pixels in [0, 1], numbers as given) to the model's "
+        "inputs, as the training data's were; the service applies them to inputs and undoes "
+        "them on outputs",
+    )
     vocabulary: list[str] | None = Field(
         None,
         description="words of a text modality (categorical [L, V] token sequences, V words, "
@@ -72,6 +79,18 @@ class ModalitySpec(BaseModel):
                 self.kind = "vector"
         if self.kind == "image" and (len(self.shape) != 3 or self.shape[0] not in (1, 3)):
             raise ValueError(f"{self.name}: an image needs shape [1 or 3, H, W], got {self.shape}")
+        if self.input_transforms:
+            from core.data import transforms
+
+            parsed = transforms.parse_transforms(self.input_transforms)
+            odd = [t.kind for t in parsed if t.kind not in transforms.INVERTIBLE]
+            if odd or self.kind == "categorical":
+                raise ValueError(
+                    f"{self.name}: input_transforms may only {transforms.INVERTIBLE} a "
+                    f"non-categorical modality, got {odd or self.kind}"
+                )
+            transforms.output_shape(parsed, tuple(self.shape))  # e.g. normalize's channels
+            self.input_transforms = transforms.dump(parsed)
         if self.vocabulary is not None and (
             self.kind != "categorical"
             or len(self.shape) != 2

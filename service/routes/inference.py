@@ -18,7 +18,7 @@ from torch import Tensor
 
 from core.data.batch import Batch
 from service.batching import HEAVY, LIGHT
-from service.codecs import decode_inputs, encode_tensor, input_rows
+from service.codecs import decode_inputs, encode_tensor, input_rows, to_data_units
 from service.costs import Cost, output_cost
 from service.deps import InferenceKey, ModelDep
 from service.errors import invalid, over_limit
@@ -155,10 +155,14 @@ def _finisher(
     """What the inference thread makes of this request's outputs: the PNG grid or .npz
     `Response` when the Accept header asks for one, else `as_json(outputs)`."""
     kind = wanted(request)
+
+    def data_units(out: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {n: to_data_units(x, entry.specs.get(n.split(".")[-1])) for n, x in out.items()}
+
     if kind == "npz":
-        return lambda out: npz_response(out, f"{entry.name}-{op}")
+        return lambda out: npz_response(data_units(out), f"{entry.name}-{op}")
     if kind == "png":
-        return lambda out: png_response(_images(entry, out), scale)
+        return lambda out: png_response(_images(entry, data_units(out)), scale)
     return as_json
 
 
