@@ -104,10 +104,13 @@ def _small_array(path: Path, what: str, n: int) -> np.ndarray:
 
 
 class ArrayFolder(RowDataset):
-    """The samples of a folder (the module docstring's layout), optionally one split of it."""
+    """The samples of a folder (the module docstring's layout), optionally one split of it;
+    `augment` turns its augmenting transforms on (a training split)."""
 
-    def __init__(self, root: str | os.PathLike, split: str | None = None) -> None:
-        self.root = Path(root)
+    def __init__(
+        self, root: str | os.PathLike, split: str | None = None, augment: bool = False
+    ) -> None:
+        self.root, self.augment = Path(root), augment
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: not a folder")
         self.config: dict[str, Any] = {}
@@ -131,6 +134,11 @@ class ArrayFolder(RowDataset):
         self.transforms = {
             m: tf.parse_transforms(self.config.get("transforms", {}).get(m)) for m in names
         }
+        for m, rows in self.arrays.items():  # transforms that cannot take the samples: now
+            try:
+                tf.output_shape(self.transforms[m], rows.shape[1:])
+            except ValueError as error:
+                raise DatasetError(f"{CONFIG}: transforms of {m}: {error}") from None
         self.rows = self._split_rows(split, n)
         masks = {
             m: torch.from_numpy(_small_array(p, "mask", n).astype(bool))

@@ -46,7 +46,8 @@ def open_dataset(reference: str, split: str = "train", **options: Any) -> Datase
 
         return load_manifest(path, split if has_split(reference, split) else None)
     if path.is_dir():  # its split where dataset.json names one, else all of it
-        return ArrayFolder(path, split if has_split(reference, split) else None)
+        chosen = split if has_split(reference, split) else None
+        return ArrayFolder(path, chosen, augment=split == "train")
     if reference.endswith(".npz") or path.is_file():
         return load_npz(path)  # a file is one split
     return load_builtin(reference, split)

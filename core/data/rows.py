@@ -54,6 +54,7 @@ class RowDataset(Dataset):
     labels: Tensor | None
     metadata: dict[str, Any]
     specs: list[dict] | None = None
+    augment: bool = False  # apply augmenting transforms (random flips, crops): training data
 
     def _check_observed(self) -> None:
         observed = torch.stack(list(self.masks.values())).any(0)
@@ -97,7 +98,7 @@ class RowDataset(Dataset):
         data = {}
         for m in self.arrays:
             raw = torch.from_numpy(np.ascontiguousarray(self.read(m, samples)))
-            x = tf.apply(self.transforms[m], raw.float())
+            x = tf.apply(self.transforms[m], raw.float(), self.augment)
             seen = masks[m]
             bad = ~torch.isfinite(x[seen]).flatten(1).all(1)
             if bad.any():

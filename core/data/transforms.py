@@ -1,14 +1,15 @@
 """Per-modality transforms declared in a dataset's config, applied to each batch as it is read.
 
 A modality's transforms are a list of specs applied in order, e.g. for images stored as bytes
-`[{"kind": "scale", "factor": 0.00392156862745098}, {"kind": "resize", "size": [28, 28]}]`.
+`[{"kind": "scale", "factor": 0.00392156862745098}, {"kind": "resize", "size": [28, 28]}]`;
+`random_flip` and `random_crop` augment training splits only.
 They are data, not code, so a dataset's JSON (and a model trained on it) can say exactly how raw
 values became the model's inputs.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
@@ -100,7 +101,49 @@ class OneHot(_Spec):
         return (*shape, self.classes)
 
 
-Transform = Annotated[Scale | Normalize | Resize | OneHot, Field(discriminator="kind")]
+class RandomFlip(_Spec):
+    """Augmentation: each image [C, H, W] mirrored left-right with probability `p`."""
+
+    kind: Literal["random_flip"] = "random_flip"
+    p: float = Field(0.5, ge=0, le=1)
+    augments: ClassVar[bool] = True
+
+    def apply(self, x: Tensor) -> Tensor:
+        flip = torch.rand(len(x), device=x.device) < self.p
+        return torch.where(flip.view(-1, *([1] * (x.ndim - 1))), x.flip(-1), x)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) != 3:
+            raise ValueError(f"random_flip: needs images [C, H, W], got {list(shape)}")
+        return shape
+
+
+class RandomCrop(_Spec):
+    """Augmentation: each image zero-padded by `padding` and cropped back to its size at a
+    random offset (a shift of up to `padding` pixels each way)."""
+
+    kind: Literal["random_crop"] = "random_crop"
+    padding: int = Field(4, ge=1, le=64)
+    augments: ClassVar[bool] = True
+
+    def apply(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        padded = torch.nn.functional.pad(x, [self.padding] * 4)
+        offsets = torch.randint(0, 2 * self.padding + 1, (len(x), 2)).tolist()
+        crops = [
+            padded[i, :, top : top + h, left : left + w] for i, (top, left) in enumerate(offsets)
+        ]
+        return torch.stack(crops)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) != 3:
+            raise ValueError(f"random_crop: needs images [C, H, W], got {list(shape)}")
+        return shape
+
+
+Transform = Annotated[
+    Scale | Normalize | Resize | OneHot | RandomFlip | RandomCrop, Field(discriminator="kind")
+]
 _TRANSFORMS = TypeAdapter(list[Transform])
 
 
@@ -109,10 +152,12 @@ def parse_transforms(specs: list[dict] | None) -> list[Transform]:
     return _TRANSFORMS.validate_python(specs or [])
 
 
-def apply(transforms: list[Transform], x: Tensor) -> Tensor:
-    """`x` [N, *shape] float through every transform in order."""
+def apply(transforms: list[Transform], x: Tensor, augment: bool = False) -> Tensor:
+    """`x` [N, *shape] float through every transform in order; augmentations (random, drawn
+    from torch's global generator) only when `augment` (a training split)."""
     for t in transforms:
-        x = t.apply(x)
+        if augment or not getattr(t, "augments", False):
+            x = t.apply(x)
     return x
 
 

@@ -180,3 +180,31 @@ def test_transforms_are_validated_and_change_shapes() -> None:
         parse_transforms([{"kind": "normalize", "mean": [0], "std": [0]}])
     with pytest.raises(ValueError, match="kind"):
         parse_transforms([{"kind": "rotate"}])
+
+
+def test_augmentations_apply_to_training_splits_only(tmp_path: Path) -> None:
+    from core.data.open import open_dataset
+    from core.data.transforms import apply
+
+    flip, crop = parse_transforms(
+        [{"kind": "random_flip", "p": 1.0}, {"kind": "random_crop", "padding": 1}]
+    )
+    x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).view(2, 1, 3, 3)
+    assert torch.equal(apply([flip], x), x)  # not a training split: no augmentation
+    assert torch.equal(apply([flip], x, augment=True), x.flip(-1))
+    torch.manual_seed(0)
+    shifted = apply([crop], x, augment=True)
+    assert shifted.shape == x.shape
+    torch.manual_seed(0)
+    assert torch.equal(apply([crop], x, augment=True), shifted)  # from torch's seeded generator
+    data = sample_data(20)
+    config = {"transforms": {"image": [BYTES, {"kind": "random_flip", "p": 1.0}]},
+              "splits": {"train": [0, 10], "test": [10, 20]}}  # fmt: skip
+    root = write(tmp_path / "d", data, config)
+    train, test = open_dataset(str(root), "train"), open_dataset(str(root), "test")
+    images = data.data["image"] * (1 / 255)
+    assert torch.equal(train.batch().data["image"], images[:10].flip(-1))
+    assert torch.equal(test.batch().data["image"], images[10:])
+    write(tmp_path / "e", data, {"transforms": {"vec": [{"kind": "random_flip"}]}})
+    with pytest.raises(DatasetError, match="transforms of vec: random_flip: needs images"):
+        ArrayFolder(tmp_path / "e")
