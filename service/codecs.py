@@ -282,7 +282,7 @@ def to_model_units(x: Tensor, mask: Tensor, spec: ModalitySpec) -> Tensor:
     """`spec.input_transforms` applied to the observed samples (missing ones stay zeros)."""
     from core.data import transforms
 
-    moved = transforms.apply(transforms.parse_transforms(spec.input_transforms), x)
+    moved = transforms.apply(spec.parsed_input_transforms, x)
     return torch.where(mask.view(-1, *([1] * (x.ndim - 1))), moved, 0.0)
 
 
@@ -294,9 +294,7 @@ def to_data_units(x: Tensor, spec: ModalitySpec | None) -> Tensor:
         return x
     from core.data import transforms
 
-    undone = transforms.invert(
-        transforms.parse_transforms(spec.input_transforms), x.reshape(-1, *spec.shape)
-    )
+    undone = transforms.invert(spec.parsed_input_transforms, x.reshape(-1, *spec.shape))
     return undone.view(x.shape)
 
 

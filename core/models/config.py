@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Literal
 
@@ -101,6 +102,14 @@ class ModalitySpec(BaseModel):
                 f"= its {len(self.vocabulary)} words, got {self.kind} {self.shape}"
             )
         return self
+
+    @functools.cached_property
+    def parsed_input_transforms(self) -> list:
+        """`input_transforms` as transform objects, parsed once per spec (the service applies
+        them to every request's inputs and outputs)."""
+        from core.data import transforms
+
+        return transforms.parse_transforms(self.input_transforms)
 
     @property
     def size(self) -> int:

@@ -178,17 +178,19 @@ def validate_network_spec(spec: dict[str, Any]) -> dict[str, Any]:
     a user network, the package that provides it)."""
     if not isinstance(spec, dict) or "kind" not in spec:
         raise NetworkError(f"network spec needs a 'kind' among {sorted(NETWORKS)}, got {spec!r}")
+    return _validated(spec).model_dump()
+
+
+def _validated(spec: dict[str, Any]) -> BaseModel:
+    """The spec as its kind's parameters (a user network's providing package recorded)."""
     params_cls, builder = _resolve(spec)
     package = getattr(builder, "package", None)
-    return params_cls.model_validate(
-        {**spec, **({"package": package} if package else {})}
-    ).model_dump()
+    return params_cls.model_validate({**spec, **({"package": package} if package else {})})
 
 
 def build_network(
     spec: dict[str, Any], in_shape: tuple[int, ...], out_shape: tuple[int, ...]
 ) -> nn.Module:
-    params_cls, builder = _resolve(spec)
-    return builder(
-        params_cls.model_validate(validate_network_spec(spec)), tuple(in_shape), tuple(out_shape)
-    )
+    if not isinstance(spec, dict) or "kind" not in spec:
+        validate_network_spec(spec)  # raises, naming the known kinds
+    return _resolve(spec)[1](_validated(spec), tuple(in_shape), tuple(out_shape))

@@ -33,13 +33,9 @@ CAPTIONS_PER_IMAGE = 10
 
 def build_vocabulary(captions: list[str], min_occurrences: int = 4) -> list[str]:
     """Specials, then the words seen at least `min_occurrences` times, by first occurrence."""
-    counts = Counter(w for c in captions for w in tokenize(c))
-    seen: dict[str, None] = {}
-    for caption in captions:
-        for word in tokenize(caption):
-            if counts[word] >= min_occurrences:
-                seen.setdefault(word)
-    return SPECIALS + list(seen)
+    words = [w for c in captions for w in tokenize(c)]
+    counts = Counter(words)  # dict order: first occurrence
+    return SPECIALS + [w for w, n in counts.items() if n >= min_occurrences]
 
 
 def specs(vocabulary: list[str]) -> list[dict]:
