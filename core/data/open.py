@@ -90,6 +90,30 @@ def modality_specs(reference: str, dataset: Dataset) -> list[dict]:
 
     declared = getattr(dataset, "modality_specs", lambda: None)() or declared_specs(reference)
     if declared:
-        return declared
+        return with_input_transforms(declared, dataset)
     head = getattr(dataset, "head", None)
-    return infer_modalities(head() if head is not None else dataset)
+    return with_input_transforms(
+        infer_modalities(head() if head is not None else dataset), dataset
+    )
+
+
+def with_input_transforms(specs: list[dict], dataset: Dataset) -> list[dict]:
+    """`specs` where each modality that does not set `input_transforms` takes the scale and
+    normalize steps of the dataset's transforms (core/data/transforms.serving_transforms), so a
+    model trained on the dataset decodes the service's inputs as its training data were read."""
+    from core.data import transforms as tf
+    from core.models.config import ModalitySpec
+
+    chains = getattr(dataset, "transforms", None) or {}
+    sources = getattr(dataset, "arrays", None) or {}
+    out = []
+    for spec in specs:
+        name = spec.get("name")
+        if spec.get("input_transforms") is None and chains.get(name):
+            kind = ModalitySpec.model_validate(spec).kind
+            dtype = getattr(sources.get(name), "dtype", None)
+            derived = tf.serving_transforms(chains[name], kind, dtype)
+            if derived:
+                spec = {**spec, "input_transforms": derived}
+        out.append(spec)
+    return out

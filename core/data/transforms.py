@@ -9,8 +9,10 @@ values became the model's inputs.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from torch import Tensor
@@ -180,3 +182,28 @@ def output_shape(transforms: list[Transform], shape: tuple[int, ...]) -> tuple[i
 
 def dump(transforms: list[Transform]) -> list[dict]:
     return [t.model_dump() for t in transforms]
+
+
+def serving_transforms(
+    transforms: list[Transform], kind: str, stored_dtype: np.dtype | None
+) -> list[dict] | None:
+    """The `input_transforms` a model trained on a modality read through `transforms` needs:
+    its scale/normalize steps, from data units (PNG pixels in [0, 1]; a vector's stored numbers)
+    to the model's inputs. Resizes, flips and crops are left out: they commute with per-channel
+    affine maps (their weights sum to one), so the value mapping is exact at any size. Images
+    stored as bytes are 0-255 pixels (255 × a PNG's value); float images are taken to be stored
+    in [0, 1]. None for categorical data or when nothing remains to apply."""
+    if kind == "categorical" or any(t.kind == "one_hot" for t in transforms):
+        return None
+    values = [t for t in transforms if t.kind in INVERTIBLE]
+    if kind == "image" and stored_dtype is not None and np.dtype(stored_dtype) == np.uint8:
+        values = [Scale(factor=255.0), *values]
+    merged: list[Transform] = []
+    for t in values:  # consecutive scales fold into one: x·a + b, then ·c + d
+        if merged and t.kind == "scale" and merged[-1].kind == "scale":
+            last = merged.pop()
+            t = Scale(factor=last.factor * t.factor, offset=last.offset * t.factor + t.offset)
+        identity = t.kind == "scale" and math.isclose(t.factor, 1.0) and abs(t.offset) < 1e-12
+        if not identity:
+            merged.append(t)
+    return dump(merged) or None

@@ -208,3 +208,45 @@ def test_augmentations_apply_to_training_splits_only(tmp_path: Path) -> None:
     write(tmp_path / "e", data, {"transforms": {"vec": [{"kind": "random_flip"}]}})
     with pytest.raises(DatasetError, match="transforms of vec: random_flip: needs images"):
         ArrayFolder(tmp_path / "e")
+
+
+def test_serving_transforms_map_data_units_to_what_training_read() -> None:
+    from core.data.transforms import apply, serving_transforms
+
+    normalize = {"kind": "normalize", "mean": [0.5], "std": [0.25]}
+    chain = parse_transforms(
+        [BYTES, {"kind": "resize", "size": [6, 6]}, {"kind": "random_flip"}, normalize]
+    )
+    served = serving_transforms(chain, "image", np.dtype(np.uint8))
+    assert served == [{"kind": "normalize", "mean": [0.5], "std": [0.25]}]  # 255 · 1/255 folded
+    pixels = torch.randint(0, 256, (3, 1, 4, 4)).float()
+    png = apply(parse_transforms(served), pixels / 255)  # what the service decodes, then applies
+    trained = apply(chain, pixels)
+    resized = apply(parse_transforms([{"kind": "resize", "size": [6, 6]}]), png)
+    assert torch.allclose(resized, trained, atol=1e-5)  # resizing commutes with the mapping
+    assert serving_transforms(parse_transforms([BYTES]), "image", np.dtype(np.uint8)) is None
+    assert serving_transforms([], "image", np.dtype(np.uint8)) == [
+        {"kind": "scale", "factor": 255.0, "offset": 0.0}
+    ]
+    shift = [{"kind": "scale", "factor": 2.0, "offset": 1.0}]
+    assert serving_transforms(parse_transforms(shift), "vector", np.dtype(np.float32)) == shift
+    assert serving_transforms(parse_transforms(shift), "categorical", None) is None
+
+
+def test_a_model_trained_on_a_folder_serves_with_its_transforms(tmp_path: Path) -> None:
+    from core.cli.train import load_data
+    from core.models.config import ModalitySpec
+
+    normalize = {"kind": "normalize", "mean": [0.5], "std": [0.25]}
+    shift = {"kind": "scale", "factor": 0.5, "offset": -1.0}
+    config = {"transforms": {"image": [BYTES, normalize], "vec": [shift]}}
+    root = write(tmp_path / "d", sample_data(), config)
+    _, _, specs = load_data(str(root), False, {})
+    by_name = {s["name"]: ModalitySpec.model_validate(s) for s in specs}
+    assert by_name["image"].input_transforms == [normalize]
+    assert by_name["vec"].input_transforms == [shift]
+    declared = [{"name": "image", "shape": [1, 4, 4], "input_transforms": []},
+                {"name": "vec", "shape": [3]}]  # fmt: skip
+    root = write(tmp_path / "e", sample_data(), {**config, "modalities": declared})
+    _, _, specs = load_data(str(root), False, {})
+    assert [s.get("input_transforms") for s in specs] == [[], [shift]]  # a declared one wins
