@@ -67,6 +67,7 @@ class DatasetSummary(_Described):
     n: int | None = Field(None, description="samples in an upload")
     missing_rate: dict[str, float] | None = Field(None, description="per modality")
     has_labels: bool | None = None
+    splits: list[str] | None = Field(None, description="a manifest's split column values")
 
 
 def link_to(path: str, method: str, parameter: str) -> dict[str, Any]:
@@ -81,10 +82,13 @@ def link_to(path: str, method: str, parameter: str) -> dict[str, Any]:
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "description": "an .npz in the project's format, as the raw body or the multipart "
-        "field `file` (streamed to disk; MMVAE_MAX_DATASET_BYTES, MMVAE_DATASETS_QUOTA_BYTES)",
+        "description": "an .npz in the project's format, or a manifest CSV (text/csv, or a "
+        "multipart file named *.csv) whose cells name files under MMVAE_MANIFEST_ROOT, as the "
+        "raw body or the multipart field `file` (streamed to disk; MMVAE_MAX_DATASET_BYTES, "
+        "MMVAE_DATASETS_QUOTA_BYTES)",
         "content": {
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "text/csv": {"schema": {"type": "string"}},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",

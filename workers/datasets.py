@@ -1,9 +1,11 @@
-"""Datasets for jobs: built-in names (`digits`), uploaded .npz files stored by content hash, or
-datasets the operator named (MMVAE_NAMED_DATASETS: folders of .npy arrays, published benchmarks).
+"""Datasets for jobs: built-in names (`digits`), uploads stored by content hash (an .npz, or a
+manifest CSV naming files under MMVAE_MANIFEST_ROOT), or datasets the operator named
+(MMVAE_NAMED_DATASETS: folders of .npy arrays, published benchmarks).
 
 A reference is a built-in name, a named dataset, `dataset:<sha256>` or the bare hash. Uploads
-live in `<data_dir>/datasets/<sha256>.npz` with a `<sha256>.json` summary (modalities, shapes, n,
-missing rates) written at upload, so submissions are validated without reading the arrays.
+live in `<data_dir>/datasets/<sha256>.npz` (or `.csv`) with a `<sha256>.json` summary
+(modalities, shapes, n, missing rates) written at upload, so submissions are validated without
+reading the data.
 """
 
 from __future__ import annotations
@@ -41,10 +43,33 @@ def parse_ref(reference: str, settings: WorkerSettings | None = None) -> tuple[s
     return "builtin", ref
 
 
-def upload_path(settings: WorkerSettings, digest: str) -> Path:
+UPLOAD_SUFFIXES = (".npz", ".csv")  # an .npz of arrays, a manifest CSV naming files
+
+
+def upload_path(settings: WorkerSettings, digest: str, suffix: str = ".npz") -> Path:
     if not HASH_RE.match(digest):
         raise DatasetRefError(f"dataset: {digest!r} is not a sha256 hex digest")
-    return settings.datasets_dir / f"{digest}.npz"
+    return settings.datasets_dir / f"{digest}{suffix}"
+
+
+def stored_upload(settings: WorkerSettings, digest: str) -> Path:
+    """The stored file of upload `digest`, whichever format it came in."""
+    for suffix in UPLOAD_SUFFIXES:
+        if (path := upload_path(settings, digest, suffix)).is_file():
+            return path
+    raise DatasetRefError(f"dataset: no uploaded dataset {digest!r}")
+
+
+def manifest_root(settings: WorkerSettings) -> Path:
+    """The folder uploaded manifests name files in (DatasetError when none is set)."""
+    from core.data import DatasetError
+
+    if settings.manifest_root is None:
+        raise DatasetError(
+            "file: this server takes no manifests (set MMVAE_MANIFEST_ROOT to the folder "
+            "their files live in); upload an .npz instead"
+        )
+    return settings.manifest_root
 
 
 def summarize(dataset: Any) -> dict[str, Any]:
@@ -59,16 +84,36 @@ def summarize(dataset: Any) -> dict[str, Any]:
     }
 
 
-def store_upload(settings: WorkerSettings, source: Path) -> tuple[str, dict[str, Any], bool]:
-    """Validate the .npz at `source` and store a copy by content hash; (sha256, summary,
-    newly stored). `source` is left in place (the caller owns it)."""
+def summarize_manifest(settings: WorkerSettings, path: Path) -> dict[str, Any]:
+    """What `summarize` says of a manifest, from its rows and first files (its splits too);
+    raises DatasetError naming the line and column of a cell that names no readable file."""
+    from core.data.manifest import load_manifest, splits_of
+    from core.data.open import modality_specs
+
+    dataset = load_manifest(path, root=manifest_root(settings))
+    return {
+        "n": len(dataset),
+        "modalities": modality_specs(str(path), dataset),
+        "missing_rate": dataset.missing_rate(),
+        "has_labels": dataset.labels is not None,
+        "splits": sorted(splits_of(path)),
+    }
+
+
+def store_upload(
+    settings: WorkerSettings, source: Path, manifest: bool = False
+) -> tuple[str, dict[str, Any], bool]:
+    """Validate the .npz (or the manifest CSV) at `source` and store a copy by content hash;
+    (sha256, summary, newly stored). `source` is left in place (the caller owns it)."""
     from core.data import load_npz
 
-    dataset = load_npz(source, max_bytes=settings.max_dataset_bytes)
     digest = file_sha256(source)
-    path = upload_path(settings, digest)
+    path = upload_path(settings, digest, ".csv" if manifest else ".npz")
     summary = {"id": digest, "reference": f"{PREFIX}{digest}", "bytes": source.stat().st_size}
-    summary.update(summarize(dataset))
+    if manifest:
+        summary.update(summarize_manifest(settings, source))
+    else:
+        summary.update(summarize(load_npz(source, max_bytes=settings.max_dataset_bytes)))
     if path.is_file() and path.with_suffix(".json").is_file():
         return digest, json.loads(path.with_suffix(".json").read_text()), False
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +138,9 @@ def stored_bytes(settings: WorkerSettings) -> int:
     if not folder.is_dir():
         return 0
     return sum(
-        p.stat().st_size for p in folder.iterdir() if p.suffix in (".npz", "") and p.is_file()
+        p.stat().st_size
+        for p in folder.iterdir()
+        if p.suffix in (*UPLOAD_SUFFIXES, "") and p.is_file()
     )
 
 
@@ -157,6 +204,9 @@ def has_split(settings: WorkerSettings, reference: str, split: str) -> bool:
         from core.data.open import has_split as source_has_split
 
         return source_has_split(settings.named_datasets[value], split)
+    if kind == "upload":  # a manifest's split column; an .npz has one split: all of it
+        meta = upload_path(settings, value, ".json")
+        return meta.is_file() and split in json.loads(meta.read_text()).get("splits", [])
     return kind == "builtin"
 
 
@@ -173,9 +223,16 @@ def load(
         dataset = open_dataset(settings.named_datasets[value], split)
         return dataset.head(len(dataset)) if in_memory else dataset
     if kind == "upload":
-        from core.data import load_npz
+        path = stored_upload(settings, value)
+        if path.suffix == ".npz":
+            from core.data import load_npz
 
-        return load_npz(upload_path(settings, value))
+            return load_npz(path)
+        from core.data.manifest import load_manifest
+
+        chosen = split if has_split(settings, reference, split) else None
+        dataset = load_manifest(path, chosen, root=manifest_root(settings))
+        return dataset.head(len(dataset)) if in_memory else dataset
     from core.data import load_builtin
 
     return load_builtin(value, split)

@@ -64,7 +64,14 @@ class WorkerSettings(BaseSettings):
         description="datasets jobs may name, set by the operator: comma-separated name=source, "
         "source a folder of .npy arrays or <published>:<folder> (e.g. poly=polymnist:/data/poly)",
     )
-    max_dataset_bytes: int = Field(256 * 1024 * 1024, gt=0, description="uploaded .npz size")
+    manifest_root: Path | None = Field(
+        None,
+        description="folder (seen at the same path by the service and every worker) whose "
+        "files uploaded manifest CSVs may name; unset: manifest uploads are refused",
+    )
+    max_dataset_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="uploaded .npz or manifest size"
+    )
     datasets_quota_bytes: int = Field(
         4 * 1024**3, gt=0, description="all uploaded datasets together, in bytes"
     )

@@ -89,10 +89,14 @@ def splits_of(manifest: Path) -> set[str]:
         return {(row.get("split") or "").strip() for row in csv.DictReader(f)} - {""}
 
 
-def load_manifest(manifest: str | os.PathLike, split: str | None = None) -> ArrayRows:
-    """The samples of a manifest CSV (all, or those whose `split` column is `split`)."""
+def load_manifest(
+    manifest: str | os.PathLike, split: str | None = None, root: str | os.PathLike | None = None
+) -> ArrayRows:
+    """The samples of a manifest CSV (all, or those whose `split` column is `split`); its
+    cells name files inside `root` (default: the manifest's folder, where an uploaded manifest
+    is stored apart from the files it names)."""
     manifest = Path(manifest)
-    folder = manifest.parent
+    folder = Path(root) if root is not None else manifest.parent
     with manifest.open(newline="") as f:
         reader = csv.DictReader(f)
         columns = [c for c in reader.fieldnames or [] if c not in RESERVED]

@@ -1,7 +1,9 @@
-"""Datasets for jobs: upload an .npz (validated, size-limited, stored by sha256), describe one.
+"""Datasets for jobs: upload an .npz or a manifest CSV (validated, size-limited, stored by
+sha256), describe one.
 
-Upload as a raw `application/octet-stream` body or multipart field `file`. Jobs name a dataset
-as `dataset:<sha256>` (or the bare hash), or a built-in name such as `digits`.
+Upload as a raw body or multipart field `file`; a manifest is sent as `text/csv` (or a file
+named `*.csv`) and names files under the server's MMVAE_MANIFEST_ROOT. Jobs name a dataset as
+`dataset:<sha256>` (or the bare hash), a named dataset, or a built-in name such as `digits`.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ DatasetId = Annotated[
 ]
 
 
-async def _receive(request: Request, settings: WorkerSettings) -> Path:
+async def _receive(request: Request, settings: WorkerSettings) -> tuple[Path, bool]:
     """The upload (raw body or multipart field `file`) streamed to a temporary file in the
     datasets folder, in linear time, refused past MMVAE_MAX_DATASET_BYTES or the folder's
-    quota (MMVAE_DATASETS_QUOTA_BYTES). The caller deletes the file."""
+    quota (MMVAE_DATASETS_QUOTA_BYTES), and whether it is a manifest CSV. The caller deletes
+    the file."""
     limit = settings.max_dataset_bytes
+    chunks, manifest = await _upload(request, limit)
     quota = settings.datasets_quota_bytes - datasets.stored_bytes(settings)
     folder = settings.datasets_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -49,7 +53,7 @@ async def _receive(request: Request, settings: WorkerSettings) -> Path:
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False) as handle:
         path = Path(handle.name)
         try:
-            async for chunk in _chunks(request, limit):
+            async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
                     raise ApiError(
@@ -69,32 +73,41 @@ async def _receive(request: Request, settings: WorkerSettings) -> Path:
                     )
                 await asyncio.to_thread(handle.write, chunk)
             if not size:
-                raise invalid("file", "empty upload; send the .npz as the body or as 'file'")
+                raise invalid(
+                    "file", "empty upload; send the .npz or manifest as the body or as 'file'"
+                )
         except BaseException:
             handle.close()
             path.unlink(missing_ok=True)
             raise
-    return path
+    return path, manifest
 
 
-async def _chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
-    """The upload's bytes as they arrive: the raw body, or the multipart field `file`."""
+def _is_csv(content_type: str | None, filename: str | None = None) -> bool:
+    return (content_type or "").startswith("text/csv") or (filename or "").endswith(".csv")
+
+
+async def _upload(request: Request, limit: int) -> tuple[AsyncIterator[bytes], bool]:
+    """The upload's bytes as they arrive (the raw body, or the multipart field `file`) and
+    whether they are a manifest CSV (content type text/csv, or a file named *.csv)."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=4, max_part_size=limit)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise invalid("file", "multipart upload needs a file field named 'file'")
-        while chunk := await upload.read(1024 * 1024):
-            yield chunk
-        return
-    async for chunk in request.stream():
-        yield chunk
+
+        async def parts() -> AsyncIterator[bytes]:
+            while chunk := await upload.read(1024 * 1024):
+                yield chunk
+
+        return parts(), _is_csv(upload.content_type, upload.filename)
+    return request.stream(), _is_csv(request.headers.get("content-type"))
 
 
 @router.post(
     "",
     status_code=201,
-    summary="upload an .npz dataset in the project's format",
+    summary="upload an .npz dataset in the project's format, or a manifest CSV",
     openapi_extra=UPLOAD_BODY,
     response_model=None,
     responses={
@@ -108,9 +121,11 @@ async def _chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
 )
 async def upload(request: Request) -> JSONResponse:
     settings: WorkerSettings = request.app.state.jobs.settings
-    path = await _receive(request, settings)
+    path, manifest = await _receive(request, settings)
     try:
-        digest, summary, created = await asyncio.to_thread(datasets.store_upload, settings, path)
+        digest, summary, created = await asyncio.to_thread(
+            datasets.store_upload, settings, path, manifest
+        )
     except DatasetError as err:
         raise ApiError(422, "invalid_dataset", str(err), "file") from None
     finally:
