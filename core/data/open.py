@@ -102,7 +102,7 @@ def with_input_transforms(specs: list[dict], dataset: Dataset) -> list[dict]:
     normalize steps of the dataset's transforms (core/data/transforms.serving_transforms), so a
     model trained on the dataset decodes the service's inputs as its training data were read."""
     from core.data import transforms as tf
-    from core.models.config import ModalitySpec
+    from core.data.kinds import modality_kind
 
     chains = getattr(dataset, "transforms", None) or {}
     sources = getattr(dataset, "arrays", None) or {}
@@ -110,7 +110,8 @@ def with_input_transforms(specs: list[dict], dataset: Dataset) -> list[dict]:
     for spec in specs:
         name = spec.get("name")
         if spec.get("input_transforms") is None and chains.get(name):
-            kind = ModalitySpec.model_validate(spec).kind
+            likelihood = (spec.get("likelihood") or {}).get("kind", "normal")
+            kind = modality_kind(spec.get("shape", []), likelihood, spec.get("kind"))
             dtype = getattr(sources.get(name), "dtype", None)
             derived = tf.serving_transforms(chains[name], kind, dtype)
             if derived:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.data.kinds import modality_kind
 from core.nn.likelihoods import LikelihoodSpec
 from core.nn.networks import validate_network_spec
 
@@ -71,13 +72,7 @@ class ModalitySpec(BaseModel):
 
     @model_validator(mode="after")
     def _infer_kind(self) -> ModalitySpec:
-        if self.kind is None:
-            if self.likelihood.kind == "categorical":
-                self.kind = "categorical"
-            elif len(self.shape) == 3 and self.shape[0] in (1, 3):
-                self.kind = "image"
-            else:
-                self.kind = "vector"
+        self.kind = modality_kind(self.shape, self.likelihood.kind, self.kind)
         if self.kind == "image" and (len(self.shape) != 3 or self.shape[0] not in (1, 3)):
             raise ValueError(f"{self.name}: an image needs shape [1 or 3, H, W], got {self.shape}")
         if self.input_transforms:
