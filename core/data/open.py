@@ -11,7 +11,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 # options that shape the training data only: a test split is always read whole
-TRAIN_ONLY_OPTIONS = ("missing_ratio", "keep_incomplete")
+TRAIN_ONLY_OPTIONS = ("missing_ratio", "missing_probabilities", "keep_incomplete")
 
 
 def published_reference(reference: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ from typing import Any
 from core.data.published import celeba, mnist_svhn, polymnist
 from core.data.published.celeba import load_celeba
 from core.data.published.cub import load_cub
+from core.data.published.mhd import load_mhd
 from core.data.published.mnist_svhn import load_mnist_svhn
 from core.data.published.polymnist import load_polymnist
 from core.data.rows import RowDataset
@@ -16,6 +17,7 @@ from core.data.rows import RowDataset
 LOADERS: dict[str, Callable[..., RowDataset]] = {
     "celeba": load_celeba,
     "cub": load_cub,
+    "mhd": load_mhd,
     "mnist_svhn": load_mnist_svhn,
     "polymnist": load_polymnist,
 }
@@ -42,6 +44,7 @@ __all__ = [
     "SPECS",
     "load_celeba",
     "load_cub",
+    "load_mhd",
     "load_mnist_svhn",
     "load_polymnist",
     "load_published",
