@@ -20,6 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("name", choices=sorted(SOURCES))
     fetch.add_argument("--to", required=True, help="folder to put the files in")
     fetch.add_argument("--mirror", help="base URL serving the same file names instead")
+    fetch.add_argument(
+        "--md5",
+        action="append",
+        default=[],
+        metavar="FILE=HEX",
+        help="the MD5 of a file no checksum is pinned for (PolyMNIST.zip: from its Zenodo page)",
+    )
     fetch.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     fetch.set_defaults(func=run_fetch)
     make = commands.add_parser(
@@ -41,12 +48,17 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from core.data.fetch import fetch
+    from core.data.fetch import FetchError, fetch, loader_root
 
+    given = dict(item.partition("=")[::2] for item in args.md5)
+    if any(not v for v in given.values()):
+        raise FetchError(f"md5: expected FILE=HEX, got {args.md5}")
     disable = not sys.stderr.isatty() if args.progress is None else not args.progress
     with tqdm(unit="B", unit_scale=True, desc=f"fetch {args.name}", disable=disable) as bar:
-        paths = fetch(args.name, args.to, args.mirror, report=lambda file, n: bar.update(n))
-    reference = f"{args.name}:{args.to}"
+        paths = fetch(
+            args.name, args.to, args.mirror, report=lambda file, n: bar.update(n), md5=given
+        )
+    reference = f"{args.name}:{loader_root(args.name, args.to)}"
     print(json.dumps({"files": [str(p) for p in paths], "dataset": reference}, indent=2))
     return 0
 

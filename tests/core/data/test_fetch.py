@@ -8,7 +8,10 @@ import dataclasses
 import functools
 import hashlib
 import http.server
+import io
+import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,7 +88,7 @@ def test_downloads_checks_and_keeps_what_is_already_right(served, tmp_path, monk
 def test_a_download_that_fails_its_checksum_is_deleted(served, tmp_path, monkeypatch) -> None:
     publish(served, "a.bin", b"not what was published")
     monkeypatch.setitem(SOURCES, "tiny", [RemoteFile("a.bin", (f"{served.url}/a.bin",), md5(b"x"))])
-    with pytest.raises(FetchError, match=r"a\.bin: MD5 \w+ does not match the published"):
+    with pytest.raises(FetchError, match=r"a\.bin: MD5 \w+ does not match the expected"):
         fetch("tiny", tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
     with pytest.raises(FetchError, match=r"a\.bin: could not download"):
@@ -116,10 +119,63 @@ def test_mnist_svhn_fetched_from_a_mirror_loads(served, tmp_path, monkeypatch) -
     assert len(load_mnist_svhn(tmp_path / "d", "train", data_multiplication=1)) == 5
 
 
+def polymnist_zip(tmp_path: Path, top: str = "PolyMNIST/MMNIST") -> bytes:
+    """A PolyMNIST archive in the layout the loader reads, under `top`."""
+    from tests.core.data.test_published import write_polymnist
+
+    tree = tmp_path / "tree"
+    for split, digits in (("train", [1, 2, 3]), ("test", [4])):
+        write_polymnist(tree / top, split, digits)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(tree.rglob("*.png")):
+            archive.write(path, path.relative_to(tree).as_posix())
+    return buffer.getvalue()
+
+
+def test_polymnist_is_fetched_only_against_a_checksum_the_user_gives(
+    served, tmp_path, monkeypatch, capsys
+) -> None:
+    checksum = publish(served, "PolyMNIST.zip", polymnist_zip(tmp_path))
+    parser = argparse.ArgumentParser(prog="mmvae")
+    data_cli.register(parser.add_subparsers(dest="command"))
+    command = ["data", "fetch", "polymnist", "--to", str(tmp_path / "d"), "--mirror", served.url,
+               "--no-progress"]  # fmt: skip
+    args = parser.parse_args(command)
+    with pytest.raises(FetchError, match=r"pass --md5 PolyMNIST\.zip=<hex>"):
+        args.func(args)
+    assert served.hits == {}  # refused before downloading anything
+    args = parser.parse_args([*command, "--md5", f"PolyMNIST.zip={'0' * 32}"])
+    with pytest.raises(FetchError, match=r"does not match the expected 0{32}"):
+        args.func(args)
+    assert not (tmp_path / "d" / "PolyMNIST").exists()  # a bad archive is never unpacked
+    args = parser.parse_args([*command, "--md5", f"PolyMNIST.zip={checksum.upper()}"])
+    assert args.func(args) == 0
+    reference = json.loads(capsys.readouterr().out)["dataset"]
+    assert reference == f"polymnist:{tmp_path / 'd' / 'PolyMNIST' / 'MMNIST'}"
+    from core.data.open import open_dataset
+
+    assert len(open_dataset(reference, "train")) == 3 and len(open_dataset(reference, "test")) == 1
+
+
+def test_an_archive_member_leaving_its_folder_is_refused(served, tmp_path, monkeypatch) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ok/a.txt", "fine")
+        archive.writestr("../escaped.txt", "outside")
+    checksum = publish(served, "x.zip", buffer.getvalue())
+    remote = RemoteFile("x.zip", (f"{served.url}/x.zip",), checksum, "in", unpack=True)
+    monkeypatch.setitem(SOURCES, "tiny", [remote])
+    with pytest.raises(FetchError, match=r"member '\.\./escaped\.txt' leaves"):
+        fetch("tiny", tmp_path / "out")
+    assert not (tmp_path / "out" / "escaped.txt").exists()
+    assert not (tmp_path / "out" / "in" / "ok").exists()  # nothing extracted at all
+
+
 def test_every_fetchable_file_has_an_md5_and_a_https_or_http_url() -> None:
     for files in SOURCES.values():
         for f in files:
-            assert len(f.md5) == 32 and int(f.md5, 16) >= 0
+            assert f.md5 is None or (len(f.md5) == 32 and int(f.md5, 16) >= 0)
             assert f.urls and all(
                 u.startswith(("https://", "http://")) and u.endswith(f.name) for u in f.urls
             )
