@@ -4,9 +4,10 @@ ICLR 2022): five 28x28 RGB views of one digit, each on its own background.
 Files, as published: https://zenodo.org/record/4899160/files/PolyMNIST.zip unpacked, i.e.
 `root/{train,test}/m{0..4}/<i>.<digit>.png` (60,000 train and 10,000 test images per modality);
 Translated PolyMNIST is generated in the same layout. `mmvae data fetch polymnist --to DIR --md5
-PolyMNIST.zip=<hex>` downloads and unpacks the archive, checked against the MD5 on its Zenodo page. The same file name in every `m<k>` folder is
-one sample (files are paired by name, not by listing order); its digit is in the name. Modalities
-`m0`..`m4` [3, 28, 28] kept as bytes, scaled to [0, 1] as batches are read.
+PolyMNIST.zip=<hex>` downloads and unpacks the archive, checked against the MD5 on its Zenodo
+page. The same file name in every `m<k>` folder is one sample (files are paired by name, not by
+listing order); its digit is in the name. Modalities `m0`..`m4` [3, 28, 28] kept as bytes,
+scaled to [0, 1] as batches are read.
 
 Missing data (MultiVae's protocol): with `missing_ratio` r, modality m_k of each sample is
 observed with probability 1 − r (a generator seeded with `seed + k`), and m0 always is. With
