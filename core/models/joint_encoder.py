@@ -82,12 +82,17 @@ class JointEncoded(MultimodalVAE):
             source = self.encoders[m].state_dict()
             for name, tensor in net.state_dict().items():
                 found = source.get(name)
-                if found is None or found.shape[1:] != tensor.shape[1:] or len(found) < len(tensor):
+                if (
+                    found is None
+                    or found.shape[1:] != tensor.shape[1:]
+                    or found.dim() != tensor.dim()
+                    or (tensor.dim() and len(found) < len(tensor))
+                ):
                     raise ValueError(
                         f"joint_init: 'copy' needs the feature network of {m!r} to be its "
                         f"encoder's architecture ({name} differs); use 'fresh'"
                     )
-                tensor.copy_(found[: len(tensor)])
+                tensor.copy_(found[: len(tensor)] if tensor.dim() else found)  # 0-d: BN's count
 
     def joint_encode(self, batch: Batch) -> Diagonal:
         """q(z|X) [B, D] from every modality (only meaningful for complete samples)."""

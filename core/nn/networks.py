@@ -20,6 +20,8 @@ from core.nn.resnet import ResNetParams
 from core.nn.resnet import network as resnet_network
 from core.nn.sequence import Conv1dParams
 from core.nn.sequence import network as sequence_network
+from core.nn.text import TextCNNParams
+from core.nn.text import network as text_network
 
 
 class MLPParams(BaseModel):
@@ -136,6 +138,7 @@ NETWORKS: dict[str, tuple[type[BaseModel], Callable[..., nn.Module]]] = {
     "conv": (ConvParams, _conv),
     "resnet": (ResNetParams, resnet_network),
     "conv1d": (Conv1dParams, sequence_network),
+    "text_cnn": (TextCNNParams, text_network),
 }
 
 
