@@ -61,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start over in a used --output")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train data-parallel in N processes on this machine (torchrun: one GPU each on "
+        "CUDA, gloo on CPU); --batch-size stays the global batch",
+    )
     p.set_defaults(func=run)
 
 
@@ -148,7 +155,7 @@ def train_job(job: TrainJob, resume: bool, overwrite: bool, progress: bool | Non
 
     from core.data import mcar
     from core.models.registry import build_model
-    from core.training import ProgressBar, StopOnEvent, Trainer, TrainerConfig
+    from core.training import ProgressBar, StopOnEvent, Trainer, TrainerConfig, distributed
 
     config = TrainerConfig.model_validate(job.trainer_config)
     train, test, modalities = load_data(job.dataset, job.eval, job.dataset_options)
@@ -161,10 +168,42 @@ def train_job(job: TrainJob, resume: bool, overwrite: bool, progress: bool | Non
         callbacks = [ProgressBar(force=progress), StopOnEvent(event, "interrupted")]
         trainer = Trainer(model, train, test, config, callbacks, dataset_name=job.dataset)
         result = trainer.fit(resume=resume, overwrite=overwrite)
+    distributed.leave()
     return {"model_type": model.model_type, "dataset": job.dataset, **result.to_dict()}
 
 
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run this command again under torchrun in `nproc` processes (`argv` without --nproc);
+    its exit status: non-zero when any process failed (torchrun stops the others)."""
+    import os
+    import subprocess
+
+    if nproc < 1:
+        raise ValueError(f"nproc: must be at least 1, got {nproc}")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "core.cli.main", *argv]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    if args.nproc != 1 and "WORLD_SIZE" not in os.environ:
+        return launch(args.nproc, without_nproc(getattr(args, "argv", sys.argv[1:])))
     summary = train_job(resolve_job(args), args.resume, args.overwrite, args.progress)
-    print(json.dumps(summary, indent=2))
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps(summary, indent=2))
     return 130 if summary["stop_reason"] == "interrupted" else 0

@@ -8,6 +8,7 @@ boundary, writes a checkpoint and reports `stopped_early`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -56,6 +57,11 @@ class TrainerState:
             self.stop_reason = reason
 
 
+def writing_process() -> bool:
+    """False in the processes of a distributed run other than rank 0 (torchrun's RANK)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 class Callback:
     """Base class: override any hook; return True (or call `state.request_stop`) to stop."""
 
@@ -84,6 +90,8 @@ class ProgressBar(Callback):
         self.bar: Any = None
 
     def _enabled(self) -> bool:
+        if not writing_process():  # one bar for a distributed run: rank 0's
+            return False
         if self.force is not None:
             return self.force
         stream = self.stream or sys.stderr
@@ -138,6 +146,9 @@ class MetricsLogger(Callback):
         self.path = None if path is None else Path(path)
 
     def on_train_start(self, state: TrainerState) -> None:
+        if not writing_process():  # rank 0 writes the (reduced) metrics of a distributed run
+            self.path = None
+            return
         if self.path is None and state.output_dir is not None:
             self.path = state.output_dir / METRICS_FILE
         if self.path is None:

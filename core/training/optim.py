@@ -21,12 +21,15 @@ from core.training.config import (
 Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
 
 
-def resolve_device(config: TrainerConfig) -> torch.device:
-    """`auto` -> CUDA when available; an explicit CUDA device that is absent is an error."""
+def resolve_device(config: TrainerConfig, local_rank: int | None = None) -> torch.device:
+    """`auto` -> CUDA when available; an explicit CUDA device that is absent is an error. In a
+    distributed run (`local_rank` given) a CUDA run uses the process's own GPU."""
     if config.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(config.device)
+    if local_rank is not None and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device: {config.device!r} requested but CUDA is not available")

@@ -55,6 +55,13 @@ class StageOptimizers:
         self.metrics: dict[str, Tensor] = {}  # gradient norms of the current step
         self.model = model
         self._fresh = False  # no backward since every gradient was cleared
+        self.sync: Callable[[list[Any]], None] | None = None  # across ranks (distributed.py)
+        self.sync_loss: Callable[[Tensor], Tensor] | None = None
+
+    def _sync(self, opt: torch.optim.Optimizer) -> None:
+        """Make the gradients of `opt`'s parameters the global batch's (distributed runs)."""
+        if self.sync is not None:
+            self.sync([p for g in opt.param_groups for p in g["params"]])
 
     def start_step(self) -> None:
         """Clear every gradient of the model before a training step."""
@@ -79,6 +86,7 @@ class StageOptimizers:
         self._fresh = False
         with self.no_autocast():
             scaler.scale(loss).backward()
+        self._sync(opt)
         if self.config.grad_clip_norm is not None:
             scaler.unscale_(opt)  # clip the true gradients, after backward
             self._clip(opt, name)
@@ -112,9 +120,10 @@ class StageOptimizers:
             current = first.pop() if first else reevaluate()
             with self.no_autocast():
                 current.backward()
+            self._sync(opt)
             if self.config.grad_clip_norm is not None:
                 self._clip(opt, name)
-            return current.detach()
+            return current.detach() if self.sync_loss is None else self.sync_loss(current)
 
         opt.step(closure)
 

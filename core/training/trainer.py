@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from core.data.batch import Batch
 from core.models.optimization import MAIN, Trainable
 from core.training import checkpoint as ckpt
+from core.training import distributed
 from core.training.batches import epoch_seed, iterate, sequential_batches, shuffled_batches
 from core.training.callbacks import Callback, MetricsLogger, ProgressBar, TrainerState
 from core.training.compiled import CompiledForward
@@ -66,17 +67,21 @@ class Trainer:
             raise ValueError("keep_best: needs an eval dataset (best = lowest eval loss)")
         self.model, self.train_data, self.eval_data = model, train, eval
         self.dataset_name = dataset_name
-        self.device = resolve_device(cfg)
+        self.world = distributed.from_environment()
+        self.device = resolve_device(cfg, self.world.local_rank if self.world.distributed else None)
+        distributed.join(self.world, self.device)
+        self.sync = distributed.GradientSync(self.world)
         self.amp_dtype = autocast_dtype(cfg)
         self.output_dir = None if cfg.output_dir is None else Path(cfg.output_dir).expanduser()
         self.callbacks = list(callbacks)
-        if not any(isinstance(c, MetricsLogger) for c in self.callbacks):
+        if self.world.writes and not any(isinstance(c, MetricsLogger) for c in self.callbacks):
             self.callbacks.append(MetricsLogger())
-        if not any(isinstance(c, ProgressBar) for c in self.callbacks):
+        if self.world.writes and not any(isinstance(c, ProgressBar) for c in self.callbacks):
             self.callbacks.append(ProgressBar())
         n = len(train)  # type: ignore[arg-type]
-        full, rest = divmod(n, cfg.batch_size)
-        self.steps_per_epoch = full + (1 if rest and not (cfg.drop_last and full) else 0)
+        if n < self.world.size:
+            raise ValueError(f"train: {n} samples cannot be shared by {self.world.size} processes")
+        self.steps_per_epoch = len(self._global_batches(n, 0, 0))
         self.spans: list[StageSpan] = []
         self.optimizers: StageOptimizers | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
@@ -94,6 +99,8 @@ class Trainer:
         cfg = self.config
         self.spans = plan_stages(self.model.stages, cfg.epochs)
         self.model.to(self.device)
+        if self.world.distributed:  # every rank starts from rank 0's weights
+            distributed.broadcast_state(self.model)
         if cfg.compile and self._compiled is None:
             self._compiled = CompiledForward(self.model)
         self.state = TrainerState(
@@ -152,19 +159,26 @@ class Trainer:
         st.lrs = self.optimizers.learning_rates()
         st.lr = st.lrs.get(MAIN, next(iter(st.lrs.values())))
 
+    def _global_batches(self, n: int, epoch: int, skip: int) -> list[list[int]]:
+        """The epoch's batches of the whole training set, as one process would take them; in
+        a distributed run a last batch smaller than the number of processes is left out."""
+        cfg = self.config
+        batches = shuffled_batches(n, cfg.batch_size, cfg.seed, epoch, skip, cfg.drop_last)
+        return [b for b in batches if len(b) >= self.world.size]
+
     def _train_epoch(self, epoch: int) -> bool:
         """Run the epoch's remaining steps; True when a callback asked to stop mid-epoch."""
         cfg, st = self.config, self.state
         self.model.train()
         n = len(self.train_data)  # type: ignore[arg-type]
-        batches = shuffled_batches(
-            n, cfg.batch_size, cfg.seed, epoch, self._epoch_samples, cfg.drop_last
-        )
-        seed = epoch_seed(cfg.seed, epoch) ^ 0x5EED
+        batches = self._global_batches(n, epoch, self._epoch_samples)
+        seed = epoch_seed(cfg.seed, epoch) ^ 0x5EED ^ self.world.rank
         total = len(batches)
-        loader = iterate(self.train_data, batches, self.device, cfg.num_workers, seed)
+        shards = [self.world.shard(b) for b in batches]
+        loader = iterate(self.train_data, shards, self.device, cfg.num_workers, seed)
         for i, batch in enumerate(loader):
             self.model.set_progress(epoch - 1 + st.step_in_epoch / self.steps_per_epoch)
+            self.sync.set_shares(batch.size, len(batches[i]))
             metrics = self._step(batch)
             size = batch.size
             for k, v in metrics.items():
@@ -172,13 +186,15 @@ class Trainer:
                 value = v.detach().to(torch.float64) * size
                 self._sums[k] = value if acc is None else acc + value
             self._count += size
-            self._epoch_samples += size
+            self._epoch_samples += len(batches[i])
             st.global_step += 1
             st.step_in_epoch += 1
             st.elapsed = self._elapsed()
             publish = st.global_step % cfg.log_every_steps == 0
             st.step_metrics = {k: float(v) for k, v in metrics.items()} if publish else {}
             self._fire("on_step_end")
+            if self.world.distributed and distributed.any_rank(st.should_stop, self.device):
+                st.request_stop("stopped by another process")
             last = i == total - 1
             every = cfg.checkpoint_every_steps
             if not last and (st.should_stop or (every and st.global_step % every == 0)):
@@ -192,6 +208,8 @@ class Trainer:
         optimizers = self.optimizers
         assert optimizers is not None
         optimizers.start_step()
+        if self.world.distributed:  # rank 0's batch-norm statistics, as DDP broadcasts them
+            distributed.broadcast_state(self.model, parameters=False)
         full = batch.size == self.config.batch_size  # only full batches run the compiled graph
         compiled = self._compiled.active() if self._compiled and full else contextlib.nullcontext()
         with self._autocast(), compiled:
@@ -210,7 +228,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         n, bs = len(dataset), self.config.effective_eval_batch_size  # type: ignore[arg-type]
-        batches = sequential_batches(n, bs)
+        batches = [b for b in map(self.world.shard, sequential_batches(n, bs)) if b]
         devices = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
         sums: dict[str, torch.Tensor] = {}
         with torch.random.fork_rng(devices=devices):
@@ -222,10 +240,16 @@ class Trainer:
                     value = v.detach().to(torch.float64) * batch.size
                     sums[k] = sums[k] + value if k in sums else value
         self.model.train(was_training)
+        if self.world.distributed:  # every rank scored its shard of each batch
+            sums, _ = distributed.reduce_sums(sums, 0, self.device, self.world)
         return {k: float(v) / n for k, v in sums.items()}
 
     def _end_epoch(self, epoch: int) -> None:
         cfg, st = self.config, self.state
+        if self.world.distributed:
+            self._sums, self._count = distributed.reduce_sums(
+                self._sums, self._count, self.device, self.world
+            )
         st.train_metrics = {k: float(v) / self._count for k, v in self._sums.items()}
         if not math.isfinite(st.train_metrics["loss"]):
             raise TrainingError(
@@ -258,6 +282,8 @@ class Trainer:
         self.optimizers = StageOptimizers(
             self.model, span.stage, self.config, span.length, self._no_autocast
         )
+        if self.world.distributed:
+            self.optimizers.sync, self.optimizers.sync_loss = self.sync, self.sync.loss
         self.state.stage, self.state.stage_name = span.index, span.stage.name
 
     def _seed_everything(self) -> None:
@@ -303,6 +329,7 @@ class Trainer:
             "model": self.model.state_dict(),
             **self.optimizers.state_dict(),
             "rng": ckpt.rng_state(),
+            "world_size": self.world.size,
             "progress": {
                 "completed_epochs": st.completed_epochs,
                 "epoch_samples": self._epoch_samples,
@@ -322,13 +349,29 @@ class Trainer:
         }
 
     def _save_checkpoint(self) -> None:
+        """Rank 0 writes; every rank's random state goes in (each draws its own noise)."""
         if self.checkpoint_dir is None or self._last_saved == self.state.global_step:
             return
-        ckpt.save_checkpoint(self.checkpoint_dir, self.state.global_step, self._checkpoint_state())
+        states = distributed.gather(ckpt.rng_state(), self.world)
+        if self.world.distributed:  # the epoch's metric sums so far, over every shard
+            sums, count = distributed.reduce_sums(self._sums, self._count, self.device, self.world)
+        if self.world.writes:
+            data = self._checkpoint_state()
+            if self.world.distributed:
+                data.update(rng_ranks=states, sums=sums, count=count)
+            ckpt.save_checkpoint(self.checkpoint_dir, self.state.global_step, data)
         self._last_saved = self.state.global_step
 
     def _restore(self, data: dict[str, Any]) -> None:
         st, progress = self.state, data["progress"]
+        saved_world = data.get("world_size", 1)
+        if saved_world != self.world.size:
+            raise ckpt.CheckpointError(
+                f"checkpoint: written by {saved_world} process(es), this run has "
+                f"{self.world.size}; resume with the same number (each process's data shard and "
+                "random stream are part of an exact resume), or start a fresh run from its "
+                "model/ weights"
+            )
         model_type = getattr(self.model, "model_type", type(self.model).__name__)
         if data["model_type"] != model_type:
             raise ckpt.CheckpointError(
@@ -350,6 +393,8 @@ class Trainer:
             raise ckpt.CheckpointError(str(err)) from err
         self._sums = {k: v.to(self.device) for k, v in data["sums"].items()}
         self._count = data["count"]
+        if self.world.rank:  # the saved sums are every rank's: counted once, on rank 0
+            self._sums, self._count = {}, 0
         best = data["best"]
         st.best_eval_loss, st.best_epoch = best["loss"], best["epoch"]
         self._best_metrics = best["metrics"]
@@ -357,11 +402,14 @@ class Trainer:
         self._elapsed_before = data["elapsed"]
         self._last_saved = st.global_step
         st.resumed = True
-        ckpt.set_rng_state(data["rng"])
+        ckpt.set_rng_state(
+            data["rng_ranks"][self.world.rank] if self.world.distributed else data["rng"]
+        )
 
     def _save_best(self, epoch: int) -> None:
-        """Keep the best weights: `<output_dir>/best/` (swapped in atomically) or in memory."""
-        if self.output_dir is None:
+        """Keep the best weights: `<output_dir>/best/` (swapped in atomically, by rank 0) or in
+        memory."""
+        if self.output_dir is None or not self.world.writes:
             self._best_state = {
                 k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
             }
@@ -405,7 +453,7 @@ class Trainer:
             "wall_time": round(st.elapsed, 3),
         }
         out = self.output_dir
-        if out is not None:
+        if out is not None and self.world.writes:
             self.model.save_pretrained(out / MODEL, info)
         self._fire("on_train_end")
         latest = (
