@@ -231,6 +231,9 @@ MMVAE_API_KEYS=
 # MMVAE_PORT=8000
 # Time a stopping worker gets to checkpoint its job before it is killed (Compose duration).
 # WORKER_STOP_GRACE_PERIOD=2m
+# Shared memory of the multi-GPU worker (profile multi-gpu: one worker with every GPU of the
+# machine for jobs with resources.gpus > 1; docs/distributed.md). torchrun's processes use it.
+# WORKER_SHM_SIZE=8g
 # The env file the containers read (relative to docker-compose.yml).
 # MMVAE_ENV_FILE=.env
 

@@ -14,6 +14,7 @@ from typing import Any
 from workers import datasets
 from workers.context import JobContext
 from workers.jobs import artifact_files
+from workers.settings import WorkerSettings
 from workers.specs import TrainSpec
 
 TIME_LIMIT_MARGIN_S = 60.0
@@ -53,50 +54,73 @@ def _push(spec: TrainSpec, path: str) -> dict[str, Any]:
     return {"repo_id": target.repo_id, **{k: str(v) for k, v in vars(pushed).items()}}
 
 
-def train_body(ctx: JobContext) -> dict[str, Any]:
+def prepare(settings: WorkerSettings, spec: TrainSpec, out: Path) -> tuple[Any, Any, Any, Any]:
+    """(model, train data, test data or None, TrainerConfig) of a train job writing to `out`."""
     import torch
 
     from core.data import mcar
     from core.models.registry import build_model
-    from core.training import ProgressBar, TimeLimit, Trainer, TrainerConfig
-    from workers.progress import JobProgress
+    from core.training import TrainerConfig
 
-    spec = TrainSpec.model_validate(ctx.job["spec"])
-    out = ctx.folder / "train"
     config = TrainerConfig.model_validate({**spec.trainer, "output_dir": str(out)})
-    info = datasets.describe(ctx.settings, spec.dataset)
-    train = datasets.load(ctx.settings, spec.dataset, "train")
-    with_test = spec.eval and datasets.has_split(ctx.settings, spec.dataset, "test")
-    test = datasets.load(ctx.settings, spec.dataset, "test") if with_test else None
+    info = datasets.describe(settings, spec.dataset)
+    train = datasets.load(settings, spec.dataset, "train")
+    with_test = spec.eval and datasets.has_split(settings, spec.dataset, "test")
+    test = datasets.load(settings, spec.dataset, "test") if with_test else None
     if spec.missing_ratio:
         train = mcar(train, spec.missing_ratio, seed=config.seed)
     torch.manual_seed(config.seed)
     model = build_model({"modalities": info["modalities"], **spec.model})
-    progress = JobProgress(ctx.store, ctx.job["id"], ctx.cancel, ctx.settings.progress_interval_s)
-    soft, _ = ctx.settings.time_limits("train")
-    budget = max(soft - min(TIME_LIMIT_MARGIN_S, soft * 0.05), 1.0)
-    callbacks = [progress, ProgressBar(force=False), TimeLimit(budget)]
-    trainer = Trainer(model, train, test, config, callbacks, dataset_name=spec.dataset)
-    result = trainer.fit(resume=True)
-    ctx.attempt.update(resumed_from_epoch=progress.resumed_from_epoch, epochs=result.epochs_run)
-    summary = {
+    return model, train, test, config
+
+
+def outcome(result: Any, resumed_from_epoch: int | None, world_size: int) -> dict[str, Any]:
+    """What a job record says of a finished training run (a TrainResult's fields)."""
+    return {
         "epochs_run": result.epochs_run,
         "global_step": result.global_step,
         "final_metrics": result.final_metrics,
-        "resumed_from_epoch": progress.resumed_from_epoch,
+        "resumed_from_epoch": resumed_from_epoch,
+        "world_size": world_size,
+        "stopped_early": result.stopped_early,
+        "stop_reason": result.stop_reason,
     }
+
+
+def train_body(ctx: JobContext) -> dict[str, Any]:
+    from core.training import ProgressBar, TimeLimit, Trainer
+    from workers.progress import JobProgress
+
+    spec = TrainSpec.model_validate(ctx.job["spec"])
+    out = ctx.folder / "train"
+    progress = JobProgress(ctx.store, ctx.job["id"], ctx.cancel, ctx.settings.progress_interval_s)
+    soft, _ = ctx.settings.time_limits("train")
+    budget = max(soft - min(TIME_LIMIT_MARGIN_S, soft * 0.05), 1.0)
+    if spec.resources.world_size > 1:
+        from workers.train_ranks import launch
+
+        summary = launch(ctx, spec, out, progress, budget)
+    else:
+        model, train, test, config = prepare(ctx.settings, spec, out)
+        callbacks = [progress, ProgressBar(force=False), TimeLimit(budget)]
+        trainer = Trainer(model, train, test, config, callbacks, dataset_name=spec.dataset)
+        summary = outcome(trainer.fit(resume=True), progress.resumed_from_epoch, 1)
+    ctx.attempt.update(
+        resumed_from_epoch=summary["resumed_from_epoch"], epochs=summary["epochs_run"]
+    )
+    stopped, reason = summary.pop("stopped_early"), summary.pop("stop_reason")
     artifacts = artifact_files(out / "metrics.jsonl", ctx.folder)
-    if result.stopped_early:
-        if result.stop_reason == "cancelled":
+    if stopped:
+        if reason == "cancelled":
             return {"state": "cancelled", "result": summary, "artifacts": artifacts}
         return {
             "state": "failed",
-            "error": f"training stopped: {result.stop_reason} (setting "
+            "error": f"training stopped: {reason} (setting "
             "MMVAE_TRAIN_SOFT_TIME_LIMIT_S); the checkpoint is kept in the job folder",
             "result": summary,
             "artifacts": artifacts,
         }
-    name = spec.name or f"{model.model_type}-{ctx.job['id'][:8]}"
+    name = spec.name or f"{spec.model['model_type']}-{ctx.job['id'][:8]}"
     summary["model"], stored = publish(ctx, out / "model", name)
     if spec.push_to_hub is not None:
         summary["hub"] = _push(spec, str(stored))

@@ -114,3 +114,18 @@ class JobProgress(Callback):
     def on_epoch_start(self, state: TrainerState) -> None:
         if self.cancel.is_set():
             state.request_stop("cancelled")
+
+    def follow(self, state: TrainerState) -> None:
+        """Report a run that another process trains (its `StateFile`): the first call starts
+        the clock, later ones write throttled progress with the last epoch's (else step's)
+        metrics."""
+        if self._last == 0.0:
+            self.on_train_start(state)
+            return
+        epoch = {
+            **{f"train_{k}": v for k, v in state.train_metrics.items()},
+            **{f"eval_{k}": v for k, v in state.eval_metrics.items()},
+        }
+        step = {f"step_{k}": v for k, v in state.step_metrics.items()}
+        self._metrics = epoch or step or self._metrics
+        self._write(state)

@@ -59,6 +59,15 @@ class WorkerSettings(BaseSettings):
         description="trainer.device values the workers can honour (comma-separated); empty: "
         "this machine's (auto, cpu, and cuda, cuda:<i> for each GPU it has)",
     )
+    job_gpus: int | None = Field(
+        None,
+        ge=0,
+        description="GPUs a worker may give one training job (resources.gpus at most); "
+        "empty: the GPUs this machine has",
+    )
+    max_job_processes: int = Field(
+        4, ge=1, le=64, description="CPU processes one training job may ask for"
+    )
     named_datasets: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description="datasets jobs may name, set by the operator: comma-separated name=source, "
@@ -142,6 +151,14 @@ class WorkerSettings(BaseSettings):
 
         gpus = torch.cuda.device_count()
         return ["auto", "cpu", *(["cuda"] if gpus else []), *(f"cuda:{i}" for i in range(gpus))]
+
+    def gpus(self) -> int:
+        """GPUs a training job may ask for: job_gpus, else what this machine has."""
+        if self.job_gpus is not None:
+            return self.job_gpus
+        import torch
+
+        return torch.cuda.device_count()
 
     @property
     def embedded(self) -> bool:

@@ -36,6 +36,20 @@ class HubTarget(_Strict):
     private: bool = False
 
 
+class Resources(_Strict):
+    """What a training job runs on: data-parallel processes under torchrun, one GPU each when
+    `gpus` is set (NCCL), else CPU processes (gloo)."""
+
+    gpus: int = Field(0, ge=0, le=64, description="GPUs, one process each (0: none)")
+    processes: int | None = Field(
+        None, ge=1, le=64, description="CPU processes when gpus is 0 (default 1)"
+    )
+
+    @property
+    def world_size(self) -> int:
+        return self.gpus or self.processes or 1
+
+
 class TrainSpec(_Strict):
     """Train `model` (a model config; modalities default to the dataset's) on `dataset`."""
 
@@ -47,6 +61,11 @@ class TrainSpec(_Strict):
     eval: bool = Field(True, description="evaluate on the test split of a built-in dataset")
     missing_ratio: float = Field(0.0, ge=0, lt=1, description="hide modalities at random")
     push_to_hub: HubTarget | None = None
+    resources: Resources = Field(
+        default_factory=Resources,
+        description="{gpus: N} trains data-parallel on N GPUs (torchrun); {processes: N} on "
+        "N CPU processes; trainer.batch_size stays the global batch",
+    )
 
 
 class AugmentSpec(_Strict):
@@ -155,6 +174,7 @@ def _validate_train(spec: TrainSpec, settings: WorkerSettings) -> None:
         settings.max_job_batch_size,
         "MMVAE_MAX_JOB_BATCH_SIZE",
     )
+    _check_resources(spec.resources, trainer.device, settings)
     devices = settings.devices()
     if trainer.device not in devices:
         raise SpecError(
@@ -188,6 +208,23 @@ def _validate_train(spec: TrainSpec, settings: WorkerSettings) -> None:
             validate_store_name(spec.name)
         except ValueError as err:
             raise SpecError("name", str(err).split(": ", 1)[-1]) from None
+
+
+def _check_resources(resources: Resources, device: str, settings: WorkerSettings) -> None:
+    """GPUs the workers have, CPU processes within the setting, one kind at a time."""
+    if resources.gpus and resources.processes:
+        raise SpecError("resources", "give gpus (one process each) or processes, not both")
+    if resources.gpus:
+        _limit("resources.gpus", resources.gpus, settings.gpus(), "MMVAE_JOB_GPUS")
+        if device not in ("auto", "cuda"):
+            raise SpecError("trainer.device", f"{device!r} with resources.gpus: use auto or cuda")
+    elif resources.processes:
+        _limit(
+            "resources.processes",
+            resources.processes,
+            settings.max_job_processes,
+            "MMVAE_MAX_JOB_PROCESSES",
+        )
 
 
 def _limit(field: str, value: int, limit: int, setting: str) -> None:

@@ -215,3 +215,45 @@ class TimeLimit(Callback):
 
     on_epoch_start = _poll
     on_step_end = _poll
+
+
+class StateFile(Callback):
+    """Writes the `TrainerState` as JSON to `path` (atomically; at most every `every_s`
+    seconds, and at each epoch's and the run's end), so another process can follow the run: a
+    job worker watching the torchrun processes it launched. Rank 0 only."""
+
+    def __init__(self, path: str | Path, every_s: float = 1.0) -> None:
+        self.path, self.every_s = Path(path), every_s
+        self._last = 0.0
+        self.resumed_from_epoch: int | None = None
+
+    def _write(self, state: TrainerState, force: bool = False) -> None:
+        now = time.monotonic()
+        if not writing_process() or (not force and now - self._last < self.every_s):
+            return
+        self._last = now
+        data = {k: v for k, v in vars(state).items() if k != "output_dir"}
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)
+
+    def on_train_start(self, state: TrainerState) -> None:
+        self.resumed_from_epoch = state.completed_epochs if state.resumed else None
+        self._write(state, force=True)
+
+    def on_step_end(self, state: TrainerState) -> None:
+        self._write(state)
+
+    def on_epoch_end(self, state: TrainerState) -> None:
+        self._write(state, force=True)
+
+    def on_train_end(self, state: TrainerState) -> None:
+        self._write(state, force=True)
+
+
+def read_state(path: str | Path) -> TrainerState | None:
+    """The state a `StateFile` last wrote (None before its first write)."""
+    try:
+        return TrainerState(**json.loads(Path(path).read_text()))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

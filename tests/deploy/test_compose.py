@@ -107,6 +107,26 @@ def test_gpu_worker_reserves_one_nvidia_gpu_and_runs_one_job(config: dict) -> No
     assert worker["build"]["args"]["TORCH_VARIANT"] != "cpu"
 
 
+def test_multi_gpu_worker_takes_every_gpu_for_distributed_jobs(compose: list[str]) -> None:
+    """Profile multi-gpu: one worker with all the machine's GPUs, which the API lets jobs ask
+    for (MMVAE_JOB_GPUS on both), with the shared memory torchrun's processes use."""
+    assert "worker-multi-gpu" not in yaml.safe_load(
+        run_config(compose, MMVAE_API_KEYS="k").stdout
+    )["services"]  # off by default
+    out = run_config(compose, MMVAE_API_KEYS="k", COMPOSE_PROFILES="multi-gpu", GPU_WORKERS="0",
+                     MMVAE_JOB_GPUS="8")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    worker = services["worker-multi-gpu"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": -1, "capabilities": ["gpu"]}]
+    command = worker["command"]
+    assert command[command.index("--queues") + 1] == "gpu"
+    assert worker["environment"]["MMVAE_JOB_GPUS"] == "8"
+    assert services["api"]["environment"]["MMVAE_JOB_GPUS"] == "8"
+    assert worker["shm_size"]
+
+
 def test_cpu_worker_takes_the_cpu_queue(config: dict) -> None:
     worker = config["services"]["worker-cpu"]
     command = worker["command"]
