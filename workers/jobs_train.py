@@ -84,6 +84,7 @@ def outcome(result: Any, resumed_from_epoch: int | None, world_size: int) -> dic
         "world_size": world_size,
         "stopped_early": result.stopped_early,
         "stop_reason": result.stop_reason,
+        "trackers": result.trackers,  # their folders become <data>/... (workers/redaction.py)
     }
 
 

@@ -174,6 +174,7 @@ def _validate_train(spec: TrainSpec, settings: WorkerSettings) -> None:
         settings.max_job_batch_size,
         "MMVAE_MAX_JOB_BATCH_SIZE",
     )
+    _check_trackers(spec.trainer.get("trackers") or [], trainer)
     _check_resources(spec.resources, trainer.device, settings)
     devices = settings.devices()
     if trainer.device not in devices:
@@ -208,6 +209,21 @@ def _validate_train(spec: TrainSpec, settings: WorkerSettings) -> None:
             validate_store_name(spec.name)
         except ValueError as err:
             raise SpecError("name", str(err).split(": ", 1)[-1]) from None
+
+
+def _check_trackers(given: list[dict[str, Any]], trainer: Any) -> None:
+    """A job's trackers run where the operator says: their folders are the job's, MLflow's
+    server is the worker's MLFLOW_TRACKING_URI, W&B runs offline. A job may not name them."""
+    from core.training.trackers import LOCATIONS
+
+    for i, (raw, tracker) in enumerate(zip(given, trainer.trackers, strict=True)):
+        for field in LOCATIONS[tracker.kind]:
+            if field in raw:
+                raise SpecError(
+                    f"trainer.trackers[{i}].{field}",
+                    "set by the workers (the job's folder, their MLFLOW_TRACKING_URI, W&B "
+                    "offline), not by a job",
+                )
 
 
 def _check_resources(resources: Resources, device: str, settings: WorkerSettings) -> None:

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.training.trackers.specs import TrackerSpec
+
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "lbfgs"]
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -115,6 +117,12 @@ class TrainerConfig(_Strict):
     )
     log_every_steps: int = Field(
         10, gt=0, description="steps between per-step metrics sent to callbacks (progress bar)"
+    )
+    trackers: list[TrackerSpec] = Field(
+        default_factory=list,
+        max_length=8,
+        description="experiment trackers fed with the config, step and epoch metrics and "
+        "previews: {'kind': 'tensorboard'|'mlflow'|'wandb', ...} (optional dependencies)",
     )
 
     @field_validator("optimizer_kwargs")

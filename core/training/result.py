@@ -25,6 +25,7 @@ class TrainResult:
     best_dir: str | None = None
     checkpoint: str | None = None
     metrics_log: str | None = None
+    trackers: list[dict[str, Any]] = field(default_factory=list)  # where each tracker's run is
     training_info: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:

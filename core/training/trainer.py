@@ -34,6 +34,7 @@ from core.training.config import TrainerConfig
 from core.training.optim import StageSpan, autocast_dtype, plan_stages, resolve_device, span_of
 from core.training.optimizers import StageOptimizers
 from core.training.result import TrainResult, flat_metrics
+from core.training.trackers import TrackerCallback, open_tracker
 
 CHECKPOINTS, BEST, MODEL = "checkpoints", "best", "model"
 
@@ -86,6 +87,7 @@ class Trainer:
         self.optimizers: StageOptimizers | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._compiled: CompiledForward | None = None
+        self.tracking: TrackerCallback | None = None
 
     # ---- public -----------------------------------------------------------------------------
     @property
@@ -123,6 +125,7 @@ class Trainer:
             self._start_stage(self.spans[0])
         self._t0 = time.monotonic()
         st = self.state
+        self._open_trackers()
         self._fire("on_train_start")
         for epoch in range(st.completed_epochs + 1, cfg.epochs + 1):
             span = span_of(self.spans, epoch)
@@ -276,6 +279,21 @@ class Trainer:
             self._save_checkpoint()
 
     # ---- stages, seeding, callbacks ------------------------------------------------------------
+    def _open_trackers(self) -> None:
+        """The config's experiment trackers, as one callback (rank 0 opens the runs)."""
+        cfg = self.config
+        if not cfg.trackers or self.tracking is not None:
+            return
+        runs = [open_tracker(s, self.output_dir) for s in cfg.trackers] if self.world.writes else []
+        model_config = getattr(self.model, "config", None)
+        config = {
+            "trainer": cfg.model_dump(mode="json"),
+            "model": model_config.model_dump(mode="json") if model_config is not None else None,
+            "dataset": self.dataset_name,
+        }
+        self.tracking = TrackerCallback(runs, config)
+        self.callbacks.append(self.tracking)
+
     def _start_stage(self, span: StageSpan) -> None:
         """Tell the model its stage; fresh optimizers (and schedulers, scalers) for it."""
         self.model.set_stage(span.stage.name)
@@ -476,5 +494,6 @@ class Trainer:
             best_dir=str(out / BEST) if out is not None and st.best_epoch is not None else None,
             checkpoint=None if latest is None else str(latest),
             metrics_log=str(logs[0]) if logs else None,
+            trackers=self.tracking.links() if self.tracking is not None else [],
             training_info=info,
         )

@@ -75,7 +75,7 @@ def test_torch_variant_is_a_build_argument() -> None:
 
 def test_project_installed_non_editable() -> None:
     run = " ".join(args_of(stages()["builder"], "RUN"))
-    assert re.search(r"pip install \.(\s|$)", run)
+    assert re.search(r"pip install \"?\.(\[[\w,]+\])?\"?(\s|$)", run)
     assert " -e " not in run and "--editable" not in run
 
 

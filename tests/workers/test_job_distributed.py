@@ -18,6 +18,7 @@ def test_a_job_trains_on_two_processes_and_publishes(make_env) -> None:
     env.start_worker()
     with env.client() as client:
         spec = train_spec(epochs=3, batch_size=64, resources={"processes": 2}, name="pair")
+        spec["trainer"]["trackers"] = [{"kind": "tensorboard"}]  # opened by rank 0 alone
         done = wait_job(client, submit(client, spec)["id"], env=env)
         assert done["state"] == "succeeded", done
         result = done["result"]
@@ -25,10 +26,13 @@ def test_a_job_trains_on_two_processes_and_publishes(make_env) -> None:
         assert result["global_step"] == 3 * 23  # 1437 digits in global batches of 64
         assert result["model"]["name"] == "pair"
         assert done["progress"]["completed_epochs"] == 3 and done["progress"]["fraction"] == 1
+        where = f"<data>/jobs/{done['id']}/train/tensorboard"
+        assert result["trackers"] == [{"kind": "tensorboard", "log_dir": where}]
     assert ModelStore(env.data / "models").names() == ["pair"]
     folder = env.data / "jobs" / done["id"] / "train"
     lines = (folder / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]  # rank 0 alone writes
+    assert len(list((folder / "tensorboard").glob("events.out.tfevents.*"))) == 1
 
 
 def test_a_cancel_stops_every_process(make_env) -> None:

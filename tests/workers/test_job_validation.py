@@ -50,6 +50,18 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("more GPUs than the workers have", train_spec(resources={"gpus": 2}), "resources.gpus"),
     ("too many processes", train_spec(resources={"processes": 64}), "resources.processes"),
     ("gpus and processes", train_spec(resources={"gpus": 1, "processes": 2}), "resources"),
+    (
+        "tracker folder",
+        train_spec(trainer={"epochs": 1, "trackers": [{"kind": "tensorboard", "log_dir": "/etc"}]}),
+        "trainer.trackers[0].log_dir",
+    ),
+    (
+        "tracker server",
+        train_spec(
+            trainer={"epochs": 1, "trackers": [{"kind": "mlflow", "tracking_uri": "http://x"}]}
+        ),
+        "trainer.trackers[0].tracking_uri",
+    ),
     ("unknown dataset", train_spec(dataset="mnist-not-here"), "dataset"),
     ("unknown upload", train_spec(dataset="dataset:" + "0" * 64), "dataset"),
     ("output_dir", train_spec(trainer={"output_dir": "/etc"}), "trainer.output_dir"),
