@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.training.early_stopping import REASON as EARLY_STOPPING
 from workers import datasets
 from workers.context import JobContext
 from workers.jobs import artifact_files
@@ -111,7 +112,9 @@ def train_body(ctx: JobContext) -> dict[str, Any]:
     )
     stopped, reason = summary.pop("stopped_early"), summary.pop("stop_reason")
     artifacts = artifact_files(out / "metrics.jsonl", ctx.folder)
-    if stopped:
+    if stopped and reason and reason.startswith(EARLY_STOPPING):
+        summary["stop_reason"] = reason  # a finished run: published as any other
+    elif stopped:
         if reason == "cancelled":
             return {"state": "cancelled", "result": summary, "artifacts": artifacts}
         return {

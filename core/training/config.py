@@ -54,6 +54,20 @@ class PlateauScheduler(_Strict):
     min_lr: float = Field(0.0, ge=0, description="lower bound of the learning rate")
 
 
+class EarlyStopping(_Strict):
+    """Stop when `metric` has not improved by more than `min_delta` for `patience` epochs."""
+
+    metric: str = Field(
+        "eval_loss",
+        pattern=r"^(train|eval)_[A-Za-z0-9_/]+$",
+        description="an epoch metric as metrics.jsonl names it: eval_loss, train_loss, eval_<m>",
+    )
+    patience: int = Field(10, ge=1, le=MAX_EPOCHS, description="epochs without improvement")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+    mode: Literal["min", "max"] = Field("min", description="min: lower is better")
+    start_epoch: int = Field(1, ge=1, description="epochs before this one never count")
+
+
 class ExponentialScheduler(_Strict):
     """Multiply the learning rate by `gamma` after every epoch."""
 
@@ -104,6 +118,19 @@ class TrainerConfig(_Strict):
     )
     keep_best: bool = Field(
         False, description="keep the weights of the lowest eval loss; the final model is those"
+    )
+    keep_best_from_epoch: int = Field(
+        1, ge=1, description="keep_best considers epochs from this one on (after a warmup)"
+    )
+    early_stopping: EarlyStopping | None = Field(
+        None, description="{metric, patience, min_delta, mode, start_epoch}; None = never"
+    )
+    validation_split: float | None = Field(
+        None,
+        gt=0,
+        lt=0.5,
+        description="without eval data, hold out this fraction of the training set (drawn "
+        "from the seed) and evaluate on it",
     )
     output_dir: str | None = Field(
         None, description="checkpoints, metrics.jsonl, model/ and best/; None = write nothing"

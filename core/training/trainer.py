@@ -31,6 +31,8 @@ from core.training.batches import epoch_seed, iterate, sequential_batches, shuff
 from core.training.callbacks import Callback, MetricsLogger, ProgressBar, TrainerState
 from core.training.compiled import CompiledForward
 from core.training.config import TrainerConfig
+from core.training.early_stopping import REASON as EARLY_STOPPING
+from core.training.early_stopping import EarlyStopper, split_off_validation
 from core.training.optim import StageSpan, autocast_dtype, plan_stages, resolve_device, span_of
 from core.training.optimizers import StageOptimizers
 from core.training.result import TrainResult, flat_metrics
@@ -64,8 +66,12 @@ class Trainer:
             raise ValueError("train: the dataset is empty")
         if eval is not None and len(eval) == 0:  # type: ignore[arg-type]
             raise ValueError("eval: the dataset is empty")
+        if eval is None and cfg.validation_split is not None:
+            train, eval = split_off_validation(train, cfg.validation_split, cfg.seed)
         if cfg.keep_best and eval is None:
-            raise ValueError("keep_best: needs an eval dataset (best = lowest eval loss)")
+            raise ValueError(
+                "keep_best: needs an eval dataset (best = lowest eval loss) or validation_split"
+            )
         self.model, self.train_data, self.eval_data = model, train, eval
         self.dataset_name = dataset_name
         self.world = distributed.from_environment()
@@ -117,6 +123,7 @@ class Trainer:
         self._elapsed_before = 0.0
         self._last_saved: int | None = None
         self._best_metrics: dict[str, float] = {}
+        self._early = EarlyStopper(cfg.early_stopping)
         source = self._resume_source(resume, overwrite)
         if source is not None:
             self._restore(ckpt.load_checkpoint(source))
@@ -264,7 +271,8 @@ class Trainer:
         monitored = st.eval_metrics.get("loss", st.train_metrics["loss"])
         assert self.optimizers is not None
         self.optimizers.end_epoch(monitored)
-        if cfg.keep_best and (st.best_eval_loss is None or monitored < st.best_eval_loss):
+        better = st.best_eval_loss is None or monitored < st.best_eval_loss
+        if cfg.keep_best and epoch >= cfg.keep_best_from_epoch and better:
             st.best_eval_loss, st.best_epoch = monitored, epoch
             self._best_metrics = {
                 **flat_metrics("train", st.train_metrics),
@@ -273,6 +281,11 @@ class Trainer:
             self._save_best(epoch)
         st.completed_epochs, st.step_in_epoch = epoch, 0
         st.elapsed = self._elapsed()
+        if cfg.early_stopping is not None and self._early.update(st, epoch):
+            st.request_stop(
+                f"{EARLY_STOPPING}: {cfg.early_stopping.metric} did not improve for "
+                f"{cfg.early_stopping.patience} epochs"
+            )
         self._fire("on_epoch_end")
         every = cfg.checkpoint_every_epochs
         if epoch == cfg.epochs or (every and epoch % every == 0):
@@ -363,6 +376,7 @@ class Trainer:
                 "metrics": self._best_metrics,
             },
             "last": {"train": st.train_metrics, "eval": st.eval_metrics},
+            "early_stopping": self._early.state_dict(),
             "elapsed": self._elapsed(),
         }
 
@@ -417,6 +431,7 @@ class Trainer:
         st.best_eval_loss, st.best_epoch = best["loss"], best["epoch"]
         self._best_metrics = best["metrics"]
         st.train_metrics, st.eval_metrics = data["last"]["train"], data["last"]["eval"]
+        self._early.load_state_dict(data.get("early_stopping") or {})
         self._elapsed_before = data["elapsed"]
         self._last_saved = st.global_step
         st.resumed = True
