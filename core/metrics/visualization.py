@@ -200,3 +200,25 @@ def training_curves(
     fig.savefig(png_path, format="png", dpi=100)
     plt.close(fig)
     return png_path
+
+
+@torch.no_grad()
+def preview_grids(
+    model: MultimodalVAE, dataset: Any, n: int = 8, generator: torch.Generator | None = None
+) -> dict[str, Image.Image]:
+    """Per image modality, a training preview of the first `n` samples: the originals (white
+    where missing), their reconstructions from every observed modality (posterior mean), and
+    their generation from the other modalities where the model generates it."""
+    was_training = model.training
+    model.eval()
+    b = dataset.batch(slice(0, n)).to(device_of(model))
+    grids = {}
+    for m in _image_modalities(model):
+        truth = torch.where(b.masks[m].view(-1, 1, 1, 1), b.data[m], torch.ones(()))
+        rows = [truth, model.generate(b, None, [m], 1, generator, mean_latent=True)[m][0]]
+        others = [x for x in model.names if x != m]
+        if others and model.generation_error(others, [m]) is None:
+            rows.append(model.generate(b, others, [m], 1, generator)[m][0])
+        grids[m] = make_grid(torch.stack(rows))
+    model.train(was_training)
+    return grids

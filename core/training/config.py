@@ -125,6 +125,14 @@ class TrainerConfig(_Strict):
     early_stopping: EarlyStopping | None = Field(
         None, description="{metric, patience, min_delta, mode, start_epoch}; None = never"
     )
+    preview_every_epochs: int | None = Field(
+        None,
+        gt=0,
+        description="every N epochs (and after the last) write PNG grids of reconstructions "
+        "and cross-modal generations of the first eval samples to <output_dir>/previews and "
+        "the trackers",
+    )
+    preview_samples: int = Field(8, gt=0, le=64, description="samples (columns) per preview")
     validation_split: float | None = Field(
         None,
         gt=0,

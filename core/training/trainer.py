@@ -35,6 +35,7 @@ from core.training.early_stopping import REASON as EARLY_STOPPING
 from core.training.early_stopping import EarlyStopper, split_off_validation
 from core.training.optim import StageSpan, autocast_dtype, plan_stages, resolve_device, span_of
 from core.training.optimizers import StageOptimizers
+from core.training.previews import Previews
 from core.training.result import TrainResult, flat_metrics
 from core.training.trackers import TrackerCallback, open_tracker
 
@@ -133,6 +134,10 @@ class Trainer:
         self._t0 = time.monotonic()
         st = self.state
         self._open_trackers()
+        if cfg.preview_every_epochs and not any(isinstance(c, Previews) for c in self.callbacks):
+            shown = self.eval_data if self.eval_data is not None else self.train_data
+            self.callbacks.append(Previews(self.model, shown, cfg.preview_every_epochs,
+                                           cfg.preview_samples, self.tracking))  # fmt: skip
         self._fire("on_train_start")
         for epoch in range(st.completed_epochs + 1, cfg.epochs + 1):
             span = span_of(self.spans, epoch)

@@ -19,7 +19,7 @@ from core.training import Trainer
 MLP = {"kind": "mlp", "hidden": [16]}
 
 
-def train(tmp_path: Path, trackers: list[dict], epochs: int = 2):
+def train(tmp_path: Path, trackers: list[dict], epochs: int = 2, **extra: object):
     torch.manual_seed(0)
     data = load_builtin("digits", "train").subset(slice(0, 200))
     test = load_builtin("digits", "test").subset(slice(0, 50))
@@ -28,7 +28,7 @@ def train(tmp_path: Path, trackers: list[dict], epochs: int = 2):
                                         {"name": "label", "shape": [10],
                                          "likelihood": {"kind": "categorical"}}]})  # fmt: skip
     config = {"epochs": epochs, "batch_size": 50, "device": "cpu", "log_every_steps": 2,
-              "output_dir": str(tmp_path / "run"), "trackers": trackers}  # fmt: skip
+              "output_dir": str(tmp_path / "run"), "trackers": trackers, **extra}  # fmt: skip
     result = Trainer(model, data, test, config).fit()
     logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     return result, logged
@@ -113,3 +113,18 @@ def test_a_tracker_whose_library_is_missing_says_what_to_install(tmp_path, monke
     monkeypatch.setitem(sys.modules, "wandb", None)
     with pytest.raises(ValueError, match=r"install it with pip install 'mmvae-service\[wandb\]'"):
         train(tmp_path, [{"kind": "wandb"}], epochs=1)
+
+
+def test_previews_are_png_grids_in_the_folder_and_the_trackers(tmp_path: Path) -> None:
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result, _ = train(tmp_path, [{"kind": "tensorboard"}], epochs=3, preview_every_epochs=2)
+    files = sorted(p.name for p in (tmp_path / "run" / "previews").iterdir())
+    assert files == ["image-epoch-0002.png", "image-epoch-0003.png"]  # every 2nd, and the last
+    with Image.open(tmp_path / "run" / "previews" / files[0]) as image:
+        # originals, reconstructions, generations from the label: 3 rows of 8 tiles of 32 px
+        assert image.size == (8 * (32 + 2) + 2, 3 * (32 + 2) + 2)
+    events = EventAccumulator(result.trackers[0]["log_dir"], size_guidance={"images": 0})
+    events.Reload()
+    assert [e.step for e in events.Images("preview/image")] == [8, 12]
