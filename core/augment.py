@@ -110,6 +110,7 @@ def augment(
     output: str | os.PathLike | None = None,
     progress: bool = False,
     categorical: Categorical = "sample",
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> MultimodalDataset:
     """`n` fully synthetic samples (latents from `sampler`), or, with `given`, `given` with its
     missing modalities generated from each sample's observed ones (observed values kept exactly).
@@ -117,7 +118,8 @@ def augment(
     `sampler`: default `model.sampler` if set, else the model's priors. Categorical modalities
     become one-hot: a class drawn from the decoded probabilities ("sample") or their argmax. Labels:
     `given.labels`, else the class of a categorical modality named "label", else none. Every
-    mask of the result is True; with `output`, it is also written as .npz.
+    mask of the result is True; with `output`, it is also written as .npz. `on_progress(done,
+    total)` is called after each chunk (a job's progress; it may raise to stop).
     """
     if given is None and (n is None or n < 1):
         raise ValueError(f"n: the number of samples must be a positive integer, got {n}")
@@ -139,9 +141,13 @@ def augment(
     model.eval()
     try:
         if given is None:
-            data = _synthetic(model, sampler, total, seed, chunk_size, progress, categorical)
+            data = _synthetic(
+                model, sampler, total, seed, chunk_size, progress, categorical, on_progress
+            )
         else:
-            data = _complete(model, sampler, given, seed, chunk_size, progress, categorical)
+            data = _complete(
+                model, sampler, given, seed, chunk_size, progress, categorical, on_progress
+            )
     finally:
         model.train(was_training)
     labels = given.labels if given is not None else None
@@ -176,6 +182,7 @@ def _synthetic(
     chunk_size: int,
     progress: bool,
     categorical: Categorical,
+    on_progress: Callable[[int, int], None] | None,
 ) -> dict[str, Tensor]:
     def draw(k: int, g: torch.Generator) -> dict[str, Tensor]:
         latent = model.draw_prior(k, sampler, g)
@@ -195,6 +202,8 @@ def _synthetic(
                     x = _one_hot(x, rows[f"pick/{m}"] if categorical == "sample" else None)
                 out[m][start:stop] = x.float().cpu()
             bar.update(stop - start)
+            if on_progress is not None:
+                on_progress(stop, n)
     return out
 
 
@@ -207,6 +216,7 @@ def _complete(
     chunk_size: int,
     progress: bool,
     categorical: Categorical,
+    on_progress: Callable[[int, int], None] | None,
 ) -> dict[str, Tensor]:
     if set(given.modalities) != set(model.names):
         raise ValueError(
@@ -255,4 +265,6 @@ def _complete(
                     keep = batch.masks[m].view(-1, *([1] * (x.ndim - 1)))
                     out[m][start:stop] = torch.where(keep, batch.data[m], x).float().cpu()
             bar.update(stop - start)
+            if on_progress is not None:
+                on_progress(stop, n)
     return out

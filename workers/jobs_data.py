@@ -10,6 +10,7 @@ from typing import Any
 from workers import datasets
 from workers.context import JobContext
 from workers.jobs import artifact_files
+from workers.progress import JobCancelled, WorkProgress
 from workers.specs import AugmentSpec, EvaluateSpec, split_model_ref
 
 
@@ -52,12 +53,15 @@ def augment_body(ctx: JobContext) -> dict[str, Any]:
     sampler = _sampler(ctx, spec, model, path)
     target = ctx.folder / "synthetic.npz"
     tmp = ctx.folder / ".synthetic.partial.npz"
-    augment(
-        model, spec.n, sampler=sampler, seed=spec.seed, output=tmp, categorical=spec.categorical
-    )
+    progress = WorkProgress(ctx.store, ctx.job["id"], ctx.cancel, ctx.settings.progress_interval_s)
+    try:
+        augment(model, spec.n, sampler=sampler, seed=spec.seed, output=tmp,
+                categorical=spec.categorical,
+                on_progress=lambda done, n: progress.report(done, n, "sampling"))  # fmt: skip
+    except JobCancelled:
+        tmp.unlink(missing_ok=True)
+        return {"state": "cancelled"}
     os.replace(tmp, target)
-    if ctx.cancel.is_set():
-        return {"state": "cancelled", "artifacts": artifact_files(target, ctx.folder)}
     digest = datasets.store_file(ctx.settings, target)
     result = {"n": spec.n, "sampler": sampler.name, "dataset": f"{datasets.PREFIX}{digest}"}
     return {"state": "succeeded", "result": result, "artifacts": ["synthetic.npz"]}
@@ -70,19 +74,23 @@ def evaluate_body(ctx: JobContext) -> dict[str, Any]:
     model, _ = _load_model(ctx, spec.model)
     data = datasets.load(ctx.settings, spec.dataset, spec.split, in_memory=True)
     out = ctx.folder / "evaluation"
-    report = evaluate(
-        model,
-        data,
-        metrics=spec.metrics,
-        output_dir=out,
-        k=spec.k,
-        seed=spec.seed,
-        batch_size=spec.batch_size,
-        n_samples=spec.n_samples,
-    )
-    state = "cancelled" if ctx.cancel.is_set() else "succeeded"
+    progress = WorkProgress(ctx.store, ctx.job["id"], ctx.cancel, ctx.settings.progress_interval_s)
+    try:
+        report = evaluate(
+            model,
+            data,
+            metrics=spec.metrics,
+            output_dir=out,
+            k=spec.k,
+            seed=spec.seed,
+            batch_size=spec.batch_size,
+            n_samples=spec.n_samples,
+            on_metric=lambda name, done, total: progress.report(done, total, name or None),
+        )
+    except JobCancelled:  # between two metrics
+        return {"state": "cancelled", "artifacts": artifact_files(out, ctx.folder)}
     return {
-        "state": state,
+        "state": "succeeded",
         "result": {"report": report},
         "artifacts": artifact_files(out, ctx.folder),
     }

@@ -129,3 +129,38 @@ class JobProgress(Callback):
         step = {f"step_{k}": v for k, v in state.step_metrics.items()}
         self._metrics = epoch or step or self._metrics
         self._write(state)
+
+
+class JobCancelled(Exception):
+    """Raised from a work-progress report once the job's cancel was requested."""
+
+
+class WorkProgress:
+    """Progress of a job that is not a training run (augmentation, evaluation): `report(done,
+    total, phase)` writes step, total, fraction, phase and ETA to the job record (throttled, and
+    always at the end) and raises `JobCancelled` once a cancel was requested."""
+
+    def __init__(self, store: JobStore, job_id: str, cancel: threading.Event, every_s: float):
+        self.store, self.job_id, self.cancel, self.every_s = store, job_id, cancel, every_s
+        self._last = 0.0
+        self._t0 = time.monotonic()
+
+    def report(self, done: int, total: int, phase: str | None = None) -> None:
+        if self.cancel.is_set():
+            raise JobCancelled
+        now = time.monotonic()
+        if done < total and now - self._last < self.every_s:
+            return
+        self._last = now
+        rate = done / max(now - self._t0, 1e-9)
+        progress = {
+            "step": done,
+            "total": total,
+            "fraction": round(done / max(total, 1), 4),
+            "phase": phase,
+            "eta_s": round((total - done) / rate, 1) if done and rate > 0 else None,
+        }
+        try:
+            self.store.update(self.job_id, lambda job: {**job, "progress": progress})
+        except Exception as err:
+            log.warning("job %s: progress not written: %s", self.job_id, err)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core.metrics.evaluate import DEFAULT_METRICS, METRICS
@@ -51,19 +53,39 @@ def run(args: argparse.Namespace) -> int:
         options["classifiers"] = load_classifiers(args.classifiers)
     if args.metrics_log:
         options["metrics_log"] = args.metrics_log
-    report = evaluate(
-        model,
-        dataset,
-        metrics=args.metrics,
-        output_dir=args.output,
-        k=args.k,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        n_samples=args.n_samples,
-        **options,
-    )
+    with metric_bar(args.progress) as on_metric:
+        report = evaluate(
+            model,
+            dataset,
+            metrics=args.metrics,
+            output_dir=args.output,
+            k=args.k,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            n_samples=args.n_samples,
+            on_metric=on_metric,
+            **options,
+        )
     print(json.dumps(report, indent=2))
     return 0
+
+
+@contextlib.contextmanager
+def metric_bar(progress: bool | None) -> Iterator[Callable[[str, int, int], None]]:
+    """A tqdm bar over the metrics being computed (on a terminal, or when `progress`)."""
+    import sys
+
+    from tqdm import tqdm
+
+    disable = not sys.stderr.isatty() if progress is None else not progress
+    with tqdm(unit="metric", desc="evaluate", disable=disable) as bar:
+
+        def on_metric(name: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            bar.set_postfix_str(name)
+
+        yield on_metric
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,6 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-samples", type=int, default=1000, help="unconditional samples (FID, ...)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--conditional", action="store_true", help="also log p(x_m | other modalities)")
     p.add_argument(
         "--coherence-samples", type=int, help="generations per conditioning sample (coherence)"

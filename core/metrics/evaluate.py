@@ -198,11 +198,14 @@ def evaluate(
     classifiers: Mapping[str, Classifier] | None = None,
     extractor: FeatureExtractor | Mapping[str, FeatureExtractor] | None = None,
     sampler: Any = None,
+    on_metric: Callable[[str, int, int], None] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Run `metrics` (names from `METRICS`) and return a JSON-serialisable report; figures go to
     `output_dir` when it is given (the "figures" metric is then added), and so does the report
-    as `metrics.json`. `options` go to the metrics (e.g. conditional=True, inception_weights)."""
+    as `metrics.json`. `options` go to the metrics (e.g. conditional=True, inception_weights).
+    `on_metric(name, done, total)` is called before each metric and once at the end (name "")
+    — a progress bar's or a job's progress; it may raise to stop."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"metrics: unknown {unknown}; known: {sorted(METRICS)}")
@@ -223,10 +226,14 @@ def evaluate(
         "metrics": {},
         "seconds": {},
     }
-    for name in names:
+    for i, name in enumerate(names):
+        if on_metric is not None:
+            on_metric(name, i, len(names))
         start = time.perf_counter()
         report["metrics"][name] = METRICS[name](ctx)
         report["seconds"][name] = round(time.perf_counter() - start, 3)
+    if on_metric is not None:
+        on_metric("", len(names), len(names))
     report = json_safe(report)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

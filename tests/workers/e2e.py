@@ -32,6 +32,8 @@ def train_augment_evaluate(env: JobEnv) -> None:
         aug = submit(client, {"type": "augment", "model": "e2e", "n": 40, "seed": 1})
         aug = wait_job(client, aug["id"], env=env)
         assert aug["state"] == "succeeded", aug
+        assert aug["progress"] == {**aug["progress"], "step": 40, "total": 40, "fraction": 1,
+                                   "phase": "sampling"}  # fmt: skip
         r = client.get(f"/v1/jobs/{aug['id']}/artifacts/synthetic.npz", headers=AUTH)
         arrays = np.load(io.BytesIO(r.content))
         assert arrays["image"].shape == (40, 1, 8, 8)
@@ -43,6 +45,7 @@ def train_augment_evaluate(env: JobEnv) -> None:
         ev = submit(client, {**spec, "metrics": ["likelihood", "reconstruction"], "k": 5})
         ev = wait_job(client, ev["id"], env=env)
         assert ev["state"] == "succeeded", ev
+        assert ev["progress"]["fraction"] == 1 and ev["progress"]["total"] == 3  # + figures
         assert "likelihood" in ev["result"]["report"]["metrics"]
         files = [a["name"] for a in ev["artifacts"]]
         assert "evaluation/metrics.json" in files

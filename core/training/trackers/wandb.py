@@ -15,9 +15,11 @@ class WandbTracker:
 
         directory.mkdir(parents=True, exist_ok=True)
         self.wandb = wandb
+        settings = wandb.Settings(init_timeout=300, x_disable_stats=True, silent=True)
         self.run = wandb.init(
-            project=project, mode=mode, dir=str(directory), name=run_name, reinit="create_new"
-        )
+            project=project, mode=mode, dir=str(directory), name=run_name, reinit="create_new",
+            settings=settings,
+        )  # fmt: skip
 
     def log_config(self, config: dict[str, Any]) -> None:
         self.run.config.update(config, allow_val_change=True)

@@ -37,8 +37,10 @@ def test_train_evaluate_and_augment_from_the_command_line(model_type, tmp_path, 
     assert json.loads(capsys.readouterr().out)["model_type"] == model_type
     model_dir = str(out / "model")
     assert run(["evaluate", model_dir, "--dataset", "digits", "--k", "5", "--n-samples", "50",
-                "--metrics", "likelihood,coherence"]) == 0  # fmt: skip
-    report = json.loads(capsys.readouterr().out)
+                "--metrics", "likelihood,coherence", "--progress"]) == 0  # fmt: skip
+    printed = capsys.readouterr()
+    report = json.loads(printed.out)
+    assert "evaluate: 100%" in printed.err and "2/2" in printed.err  # the bar over the metrics
     model = MultimodalVAE.from_pretrained(model_dir)
     if model.deterministic:  # no likelihood: the report says so instead of a figure
         assert "deterministic" in report["metrics"]["likelihood"]["skipped"]
