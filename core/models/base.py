@@ -196,10 +196,25 @@ class MultimodalVAE(Trainable):
         return self.prior(private_space(modality))
 
     # ---- shared machinery -----------------------------------------------------------------
-    def forward(self, batch: Batch) -> LossOutput:
-        """The training objective on `batch`, after zeroing every value under a False mask."""
+    def forward(self, batch: Batch, return_outputs: bool = False) -> LossOutput:
+        """The training objective on `batch`, after zeroing every value under a False mask;
+        with `return_outputs`, also the batch's embeddings and reconstructions (`monitor`)."""
         batch = self.clean(batch)
-        return self.objective(batch, batch.mask_matrix(self.names), self.unimodal_experts(batch))
+        out = self.objective(batch, batch.mask_matrix(self.names), self.unimodal_experts(batch))
+        if return_outputs:
+            out.outputs = self.monitor(batch)
+        return out
+
+    @torch.no_grad()
+    def monitor(self, batch: Batch) -> dict[str, Tensor]:
+        """What to watch during training, detached: `embedding/<space>` [B, D], each latent
+        space's code from every observed modality (posterior mean), and `reconstruction/<m>`
+        [B, *shape], the decoder means of the modalities the model generates from it."""
+        latent = self.encode(batch, mean=True)
+        outputs = {f"embedding/{space}": code[0] for space, code in latent.codes.items()}
+        decoded = self.decode_mean(latent, self.generated)
+        outputs |= {f"reconstruction/{m}": x[0] for m, x in decoded.items()}
+        return outputs
 
     def clean(self, batch: Batch) -> Batch:
         """Zero every value under a False mask: no model can depend on it."""

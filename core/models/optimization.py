@@ -21,10 +21,13 @@ MAIN = "main"
 
 @dataclass
 class LossOutput:
-    """`loss`: scalar to minimise (mean over samples); `metrics`: detached scalars to log."""
+    """`loss`: scalar to minimise (mean over samples); `metrics`: detached scalars to log;
+    `outputs`: with `forward(batch, return_outputs=True)`, the batch's embeddings and
+    reconstructions for monitoring (`MultimodalVAE.monitor`)."""
 
     loss: Tensor
     metrics: dict[str, Tensor] = field(default_factory=dict)
+    outputs: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass

@@ -244,3 +244,22 @@ def test_parameter_count_builds_nothing_and_matches_the_built_model(variant):
     assert parameter_count(config) == sum(p.numel() for p in _model(variant).parameters())
     huge = {**config, "encoder": {"kind": "mlp", "hidden": [1_000_000, 1_000_000]}}
     assert parameter_count(huge, at_most=10**8) > 10**8
+
+
+def test_forward_returns_embeddings_and_reconstructions_when_asked(variant):
+    """`return_outputs`: each latent space's posterior-mean code and each generated modality's
+    reconstruction, per sample and detached; the loss is the same as without them."""
+    model = _model(variant).eval()
+    batch = make_batch(make_config(variant))
+    torch.manual_seed(5)
+    plain = model(batch)
+    torch.manual_seed(5)
+    watched = model(batch, return_outputs=True)
+    assert torch.equal(plain.loss, watched.loss)
+    embeddings = {k for k in watched.outputs if k.startswith("embedding/")}
+    assert embeddings == {f"embedding/{s}" for s in model.latent_spaces}
+    for space, spec in model.latent_spaces.items():
+        assert watched.outputs[f"embedding/{space}"].shape == (batch.size, spec.dim)
+    for m in model.generated:
+        x = watched.outputs[f"reconstruction/{m}"]
+        assert x.shape == (batch.size, *model.shapes[m]) and not x.requires_grad
