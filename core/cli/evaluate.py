@@ -66,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
             on_metric=on_metric,
             **options,
         )
+    if args.trackers:
+        from core.training.trackers import log_evaluation
+
+        config = {"model_dir": args.model_dir, "dataset": args.dataset, "split": args.split,
+                  "metrics": args.metrics, "k": args.k, "seed": args.seed}  # fmt: skip
+        out = Path(args.output) if args.output else None
+        report["trackers"] = log_evaluation(args.trackers, report, out, config)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -108,6 +115,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--trackers",
+        type=json.loads,
+        help='send the report and figures to tracker runs, as TrainerConfig.trackers: '
+        '\'[{"kind": "tensorboard", "log_dir": "runs/tb"}]\'',
+    )
     p.add_argument("--conditional", action="store_true", help="also log p(x_m | other modalities)")
     p.add_argument(
         "--coherence-samples", type=int, help="generations per conditioning sample (coherence)"

@@ -41,4 +41,28 @@ def open_tracker(spec: Any, output_dir: Path | None) -> Tracker:
         ) from None
 
 
-__all__ = ["LOCATIONS", "Tracker", "TrackerCallback", "TrackerSpec", "open_tracker"]
+def log_evaluation(
+    specs: list[Any], report: dict[str, Any], folder: Path | None, config: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Send an evaluation to new tracker runs: `config`, the report's metrics (whole, and each
+    number as `evaluation/<metric>/<field>`) and the PNG figures in `folder`; their links."""
+    import numpy as np
+    from PIL import Image
+    from pydantic import TypeAdapter
+
+    parsed = TypeAdapter(list[TrackerSpec]).validate_python(specs)
+    callback = TrackerCallback([open_tracker(s, folder) for s in parsed], config)
+    for tracker in callback.trackers:
+        tracker.log_config(config)
+    callback.log_report("evaluation", report["metrics"], 0)
+    for png in sorted(folder.glob("*.png")) if folder is not None else []:
+        with Image.open(png) as image:
+            callback.log_image(f"evaluation/{png.stem}", np.asarray(image.convert("RGB")), 0)
+    for tracker in callback.trackers:
+        tracker.finish("finished")
+    return callback.links()
+
+
+__all__ = [
+    "LOCATIONS", "Tracker", "TrackerCallback", "TrackerSpec", "log_evaluation", "open_tracker",
+]  # fmt: skip

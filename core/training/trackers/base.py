@@ -19,6 +19,9 @@ class Tracker(Protocol):
     def log_image(self, name: str, image: np.ndarray, step: int) -> None:
         """`image` [H, W, 3] uint8."""
 
+    def log_report(self, name: str, report: dict[str, Any], step: int) -> None:
+        """A JSON report (an evaluation's), whole, beside its numbers as metrics."""
+
     def finish(self, status: str) -> None: ...
 
     def link(self) -> dict[str, Any]:
@@ -54,6 +57,13 @@ class TrackerCallback(Callback):
         for t in self.trackers:
             t.log_image(name, image, step)
 
+    def log_report(self, name: str, report: dict[str, Any], step: int) -> None:
+        """`report`'s numbers as `<name>/<path>` metrics, and the report itself."""
+        numbers = {f"{name}/{k}": v for k, v in numeric_leaves(report).items()}
+        for t in self.trackers:
+            t.log_metrics(numbers, step)
+            t.log_report(name, report, step)
+
     def on_train_end(self, state: TrainerState) -> None:
         status = "stopped" if state.should_stop else "finished"
         for t in self.trackers:
@@ -61,3 +71,17 @@ class TrackerCallback(Callback):
 
     def links(self) -> list[dict[str, Any]]:
         return [t.link() for t in self.trackers]
+
+
+def numeric_leaves(tree: Any, prefix: str = "") -> dict[str, float]:
+    """The finite numbers of a JSON-like tree by their "/"-joined paths (booleans left out)."""
+    import math
+
+    out: dict[str, float] = {}
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            out |= numeric_leaves(value, f"{prefix}{key}/")
+    elif isinstance(tree, int | float) and not isinstance(tree, bool) and math.isfinite(tree):
+        out[prefix.rstrip("/")] = float(tree)
+    return out
+

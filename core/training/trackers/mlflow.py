@@ -51,6 +51,9 @@ class MLflowTracker:
     def log_image(self, name: str, image: np.ndarray, step: int) -> None:
         self.client.log_image(self.run_id, image, artifact_file=f"{name}/step-{step:08d}.png")
 
+    def log_report(self, name: str, report: dict[str, Any], step: int) -> None:
+        self.client.log_dict(self.run_id, report, f"{name}/step-{step:08d}.json")
+
     def finish(self, status: str) -> None:
         self.client.set_terminated(self.run_id, "FINISHED" if status == "finished" else "KILLED")
 

@@ -27,6 +27,9 @@ class TensorBoardTracker:
     def log_image(self, name: str, image: np.ndarray, step: int) -> None:
         self.writer.add_image(name, image, step, dataformats="HWC")
 
+    def log_report(self, name: str, report: dict[str, Any], step: int) -> None:
+        self.writer.add_text(name, f"```\n{json.dumps(report, indent=2, default=str)}\n```", step)
+
     def finish(self, status: str) -> None:
         self.writer.close()
 

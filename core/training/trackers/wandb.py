@@ -30,6 +30,9 @@ class WandbTracker:
     def log_image(self, name: str, image: np.ndarray, step: int) -> None:
         self.run.log({name: self.wandb.Image(image)}, step=step)
 
+    def log_report(self, name: str, report: dict[str, Any], step: int) -> None:
+        self.run.summary[name] = report
+
     def finish(self, status: str) -> None:
         self.run.finish(exit_code=0 if status == "finished" else 1)
 

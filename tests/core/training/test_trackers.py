@@ -128,3 +128,29 @@ def test_previews_are_png_grids_in_the_folder_and_the_trackers(tmp_path: Path) -
     events = EventAccumulator(result.trackers[0]["log_dir"], size_guidance={"images": 0})
     events.Reload()
     assert [e.step for e in events.Images("preview/image")] == [8, 12]
+
+
+def test_an_evaluation_report_and_its_figures_go_to_a_tracker(tmp_path: Path, capsys) -> None:
+    import argparse
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from core.cli import evaluate
+
+    train(tmp_path, [], epochs=1)
+    parser = argparse.ArgumentParser(prog="mmvae")
+    evaluate.register(parser.add_subparsers(dest="command"))
+    log_dir = tmp_path / "tb-eval"
+    trackers = json.dumps([{"kind": "tensorboard", "log_dir": str(log_dir)}])
+    args = parser.parse_args(["evaluate", str(tmp_path / "run" / "model"), "--dataset", "digits",
+                              "--metrics", "likelihood", "--k", "5", "--output",
+                              str(tmp_path / "eval"), "--trackers", trackers])  # fmt: skip
+    assert args.func(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["trackers"] == [{"kind": "tensorboard", "log_dir": str(log_dir)}]
+    events = EventAccumulator(str(log_dir), size_guidance={"images": 0})
+    events.Reload()
+    [nll] = events.Scalars("evaluation/likelihood/joint_nll")
+    assert nll.value == pytest.approx(report["metrics"]["likelihood"]["joint_nll"])
+    assert "evaluation/reconstruction_image" in events.Tags()["images"]
+    assert "evaluation/text_summary" in events.Tags()["tensors"]
