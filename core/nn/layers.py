@@ -31,3 +31,24 @@ class Reshape(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], *self.shape)
+
+
+def by_direction(
+    kind: str,
+    rank: int,
+    side: str,
+    in_shape: tuple[int, ...],
+    out_shape: tuple[int, ...],
+    encoder: Callable[[], nn.Module],
+    decoder: Callable[[], nn.Module],
+) -> nn.Module:
+    """The encoder when the input has the data side's `rank`, the decoder when the output has
+    it; a NetworkError naming `kind` and what the data side must be (`side`) otherwise."""
+    if len(in_shape) == rank:
+        return encoder()
+    if len(out_shape) == rank:
+        return decoder()
+    raise NetworkError(
+        f"{kind}: one side must be {side}; got {list(in_shape)} -> {list(out_shape)}"
+    )
+

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from core.nn.layers import ACTIVATIONS, Activation, NetworkError, Reshape
+from core.nn.layers import ACTIVATIONS, Activation, NetworkError, Reshape, by_direction
 
 
 class Conv1dParams(BaseModel):
@@ -90,11 +90,9 @@ def _decoder(params: Conv1dParams, in_shape: tuple[int, ...], shape: tuple[int, 
 def network(
     params: Conv1dParams, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
 ) -> nn.Module:
-    if len(in_shape) == 2:
-        return _encoder(params, in_shape, out_shape)
-    if len(out_shape) == 2:
-        return _decoder(params, in_shape, out_shape)
-    raise NetworkError(
-        f"conv1d: one side must be a sequence [C, T] ([T, C] with layout channels_last; a single "
-        f"signal is [1, T]); got {list(in_shape)} -> {list(out_shape)}"
-    )
+    return by_direction(
+        "conv1d", 2, "a sequence [C, T] ([T, C] with layout channels_last; a single signal is "
+        "[1, T])", in_shape, out_shape,
+        lambda: _encoder(params, in_shape, out_shape),
+        lambda: _decoder(params, in_shape, out_shape),
+    )  # fmt: skip

@@ -21,7 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from core.nn.layers import NetworkError, Reshape
+from core.nn.layers import NetworkError, Reshape, by_direction
 
 
 class TextCNNParams(BaseModel):
@@ -99,11 +99,8 @@ def _decoder(params: TextCNNParams, latent: tuple[int, ...], tokens: tuple[int, 
 def network(
     params: TextCNNParams, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
 ) -> nn.Module:
-    if len(in_shape) == 2:
-        return _encoder(params, in_shape, out_shape)
-    if len(out_shape) == 2:
-        return _decoder(params, in_shape, out_shape)
-    raise NetworkError(
-        f"text_cnn: one side must be one-hot tokens [L, V]; got {list(in_shape)} -> "
-        f"{list(out_shape)}"
-    )
+    return by_direction(
+        "text_cnn", 2, "one-hot tokens [L, V]", in_shape, out_shape,
+        lambda: _encoder(params, in_shape, out_shape),
+        lambda: _decoder(params, in_shape, out_shape),
+    )  # fmt: skip

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from core.data import MultimodalDataset
 from core.models import MVAE, LossOutput, Stage, Trainable
+from core.training import Callback, TrainerState
 
 MODALITIES = [
     {"name": "a", "shape": [6], "likelihood": {"kind": "normal"}},
@@ -83,3 +84,22 @@ def data() -> MultimodalDataset:
 @pytest.fixture
 def eval_data() -> MultimodalDataset:
     return synthetic(40, seed=1)
+
+
+class WreckDecoders(Callback):
+    """Adds large noise to `model`'s decoders when epoch `epoch` starts (an epoch before it is
+    then the best) and keeps each epoch's final weights in `saved`."""
+
+    def __init__(self, model: MVAE, epoch: int) -> None:
+        self.model, self.epoch = model, epoch
+        self.saved: dict[int, dict[str, Tensor]] = {}
+
+    def on_epoch_start(self, state: TrainerState) -> None:
+        if state.epoch == self.epoch:
+            with torch.no_grad():
+                for p in self.model.decoders.parameters():
+                    p.add_(torch.randn_like(p) * 5)
+
+    def on_epoch_end(self, state: TrainerState) -> None:
+        self.saved[state.epoch] = weights(self.model)
+

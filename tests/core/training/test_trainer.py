@@ -14,6 +14,7 @@ from core.training.batches import shuffled_batches
 from tests.core.training.conftest import (
     MeanModel,
     TwoStageMVAE,
+    WreckDecoders,
     assert_same_weights,
     synthetic,
     tiny_mvae,
@@ -116,22 +117,10 @@ def test_loss_decreases(data):
 
 def test_keep_best_restores_the_best_epoch(tmp_path, data, eval_data):
     model = tiny_mvae()
-    saved: dict[int, dict] = {}
-
-    class Sabotage(Callback):
-        """Wreck the decoders from epoch 3 on, so epoch 2 is the best."""
-
-        def on_epoch_start(self, state: TrainerState) -> None:
-            if state.epoch == 3:
-                with torch.no_grad():
-                    for p in model.decoders.parameters():
-                        p.add_(torch.randn_like(p) * 5)
-
-        def on_epoch_end(self, state: TrainerState) -> None:
-            saved[state.epoch] = weights(model)
-
+    wreck = WreckDecoders(model, epoch=3)  # epoch 2 is the best
+    saved = wreck.saved
     cfg = config(tmp_path, "a", epochs=4, keep_best=True, learning_rate=1e-4)
-    result = Trainer(model, data, eval_data, cfg, [Sabotage()]).fit()
+    result = Trainer(model, data, eval_data, cfg, [wreck]).fit()
     assert result.best_epoch == 2
     assert_same_weights(weights(model), saved[2])
     assert_same_weights(load_file(tmp_path / "a" / "model" / "model.safetensors"), saved[2])
