@@ -75,8 +75,8 @@ def main(folder: str) -> int:
     """One rank of a job's training (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK)."""
     from core.training import StopOnEvent, TimeLimit, Trainer, distributed
     from core.training.callbacks import StateFile, writing_process
-    from workers.jobs_train import outcome, prepare
     from workers.settings import WorkerSettings
+    from workers.train_setup import outcome, prepare
 
     out = Path(folder) / "train"
     launched = json.loads((out / LAUNCH).read_text())
