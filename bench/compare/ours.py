@@ -26,7 +26,9 @@ from bench.compare import protocol
 from core.data import MultimodalDataset
 from core.data.batch import Batch
 from core.models import MultimodalVAE, build_model
-from core.models.latents import Latent
+from core.models.cvae import CONDITION
+from core.models.fusion import product_of_experts
+from core.models.latents import SHARED, Latent, level_space, private_space
 from core.training import Callback, Trainer, TrainerConfig
 
 NETWORK = {"kind": "mlp", "hidden": [protocol.HIDDEN, protocol.HIDDEN]}
@@ -91,6 +93,88 @@ class Adapter:
         return self.model.generate(batch(data), [given], [target])[target][0]
 
 
+def normal(q: Any, k: int | None = None) -> torch.distributions.Normal:
+    """A posterior's Gaussian as a torch Normal (with k: repeated over K draws first)."""
+    loc, scale = q.loc, q.scale
+    if k is not None:
+        loc, scale = loc.expand(k, *loc.shape), scale.expand(k, *scale.shape)
+    return torch.distributions.Normal(loc, scale)
+
+
+class Hierarchy(Adapter):
+    """A model whose latent levels have conditional priors (Nexus, MHVAE): z is every space's
+    code in `order`, the order the model's inference draws them, and the proposal that chain
+    (`protocol.Chain`): each level's posterior given the codes drawn before it, as the model's
+    own `infer` and `log_likelihood` draw them."""
+
+    def __init__(self, model: MultimodalVAE) -> None:
+        super().__init__(model)
+        if model.model_type == "nexus":  # bottom codes first, then the top one from them
+            self.order = [private_space(m) for m in model.names] + [SHARED]
+        else:  # MHVAE: from the top level down
+            self.order = [level_space(j) for j in range(model.config.n_latent)]
+        self.sizes = {space: self.sizes[space] for space in self.order}
+
+    def latent(self, z: Tensor) -> Latent:
+        codes = dict(zip(self.order, z.split(list(self.sizes.values()), -1), strict=True))
+        return Latent(codes, primary=self.model.primary_space)
+
+    def proposal(self, data: dict[str, Tensor]) -> protocol.Chain:
+        model = self.model
+        part = model.clean(batch(data))
+        mask = model.availability(part)
+        experts = model.unimodal_experts(part)
+        if model.model_type == "nexus":
+            names = model.names
+
+            def bottom(m: str) -> Any:
+                return lambda done, k: normal(experts.private[m], k)
+
+            def top(done: list[Tensor], k: int) -> torch.distributions.Normal:
+                return normal(model.top_posterior(dict(zip(names, done, strict=True)), mask))
+
+            steps = [bottom(m) for m in names] + [top]
+        else:
+            shared = experts.shared
+            joint = product_of_experts(shared.loc, shared.scale, mask, prior_expert=True)
+
+            def level(j: int) -> Any:
+                def step(done: list[Tensor], k: int) -> torch.distributions.Normal:
+                    q, _ = model._level_posterior(j, done[j - 1], experts, mask.unsqueeze(0))
+                    return normal(q)
+
+                return step
+
+            first = [lambda done, k: normal(joint, k)]
+            steps = first + [level(j) for j in range(1, model.config.n_latent)]
+        return protocol.Chain(steps, list(self.sizes.values()))
+
+
+class Conditional(Adapter):
+    """CVAE: z is its one code; the proposal q(z | x_main, c), the prior p(z | c), and only the
+    main modality decoded, so the protocol's estimator gives log p(x_main | x_conditions)."""
+
+    def proposal(self, data: dict[str, Tensor]) -> protocol.Factorised:
+        latent = self.model.encode(batch(data))
+        self.condition = latent.context[CONDITION][0]  # [B, F]
+        return protocol.Factorised(normal(latent.posteriors[SHARED]))
+
+    def latent(self, z: Tensor) -> Latent:
+        context = {CONDITION: self.condition.expand(z.shape[0], *self.condition.shape)}
+        return Latent({SHARED: z}, context=context)
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        return self.model.prior(SHARED, self.latent(z)).log_prob(z)
+
+
+def adapter(model: MultimodalVAE) -> Adapter:
+    if model.required_inputs:  # generates from given modalities only
+        return Conditional(model)
+    if model.model_type in ("nexus", "mhvae"):
+        return Hierarchy(model)
+    return Adapter(model)
+
+
 def config(spec: dict[str, Any], epochs: int, seed: int) -> TrainerConfig:
     return TrainerConfig(
         epochs=epochs,
@@ -111,15 +195,20 @@ def quality(spec: dict[str, Any]) -> dict[str, Any]:
     trainer.fit()
     seconds = time.perf_counter() - start
     loss = trainer.evaluate(dataset(test))["loss"]
-    adapter = Adapter(model)
+    scorer = adapter(model)
     torch.manual_seed(10_000 + spec["seed"])
+    extra = {}
     with torch.no_grad():
-        nll = None  # a deterministic model defines no likelihood
-        if not model.deterministic:
-            nll = float(-protocol.joint_log_likelihood(adapter, test, k=spec["k"]).mean())
-        figures = protocol.coherence(adapter, test, protocol.image_classifier(train))
+        nll = None  # a deterministic model defines no likelihood, a conditional no joint one
+        if isinstance(scorer, Conditional):
+            ll = protocol.joint_log_likelihood(scorer, test, k=spec["k"])
+            extra["conditional_nll"] = float(-ll.mean())  # −log p(image | label)
+        elif not model.deterministic:
+            nll = float(-protocol.joint_log_likelihood(scorer, test, k=spec["k"]).mean())
+        figures = protocol.coherence(scorer, test, protocol.image_classifier(train))
     return {
         "nll": nll,
+        **extra,
         "test_loss": loss,
         **figures,
         "train_seconds": seconds,

@@ -9,7 +9,10 @@ scikit-learn, so the reference environment (MultiVae) and this project's load th
   parameters too, decoders read [shared, own private]);
 - the joint NLL: one importance-sampling estimator for every model of both libraries, given an
   adapter with the model's proposal q(z | x), prior and decoders; with private latents z is
-  [shared, private of each modality in `SHAPES` order] and the proposal a `Product`;
+  [shared, private of each modality in `SHAPES` order] and the proposal a `Product`; with a
+  hierarchy of latents (Nexus, MHVAE) z is every level's code and the proposal a `Chain`,
+  the model's own inference chain; a conditional model (CVAE) decodes its main modality only,
+  which makes the same estimator the conditional log p(x_main | x_conditions);
 - coherence: image -> label read off the generated label, label -> image classified by a
   logistic regression trained on the real training images.
 """
@@ -60,14 +63,18 @@ def trunk(inputs: int) -> nn.Sequential:
 
 
 def log_likelihood(outputs: dict[str, Tensor], data: dict[str, Tensor]) -> Tensor:
-    """Σ_m log p(x_m | z) [K, B] from decoder outputs [K, B, *shape]: Bernoulli logits for the
-    image (grey targets allowed), categorical logits for the label."""
-    image, label = outputs["image"], outputs["label"]
-    x = data["image"].expand_as(image)
-    bce = nn.functional.binary_cross_entropy_with_logits(image, x, reduction="none")
-    log_image = -bce.flatten(2).sum(-1)
-    log_label = (data["label"] * torch.log_softmax(label, -1)).sum(-1)
-    return log_image + log_label
+    """Σ_m log p(x_m | z) [K, B] over the decoded modalities, from decoder outputs
+    [K, B, *shape]: Bernoulli logits for the image (grey targets allowed), categorical logits for
+    the label. A conditional model decodes its main modality only: log p(x_main | z, c)."""
+    total = torch.zeros(())
+    if "image" in outputs:
+        image = outputs["image"]
+        x = data["image"].expand_as(image)
+        bce = nn.functional.binary_cross_entropy_with_logits(image, x, reduction="none")
+        total = total - bce.flatten(2).sum(-1)
+    if "label" in outputs:
+        total = total + (data["label"] * torch.log_softmax(outputs["label"], -1)).sum(-1)
+    return total
 
 
 # ---- the joint NLL -------------------------------------------------------------------------
@@ -119,6 +126,33 @@ class Product:
     def log_prob(self, z: Tensor) -> Tensor:
         blocks = z.split(self.sizes, -1)
         return sum(part.log_prob(b) for part, b in zip(self.parts, blocks, strict=True))
+
+
+class Chain:
+    """A hierarchical proposal, drawn block by block: `steps[i](blocks, k)` is the distribution
+    of block i, a torch distribution of batch shape [K, B, D_i] with independent dimensions,
+    given the blocks drawn before it (a list of [K, B, D_j], j < i); z is the blocks
+    concatenated in that order and log q(z) = Σ_i log q_i(block_i | blocks before it)."""
+
+    def __init__(
+        self,
+        steps: list[Callable[[list[Tensor], int], torch.distributions.Distribution]],
+        sizes: list[int],
+    ) -> None:
+        self.steps, self.sizes = steps, sizes
+
+    def sample(self, k: int) -> Tensor:
+        blocks: list[Tensor] = []
+        for step in self.steps:
+            blocks.append(step(blocks, k).sample())
+        return torch.cat(blocks, -1)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        blocks = list(z.split(self.sizes, -1))
+        return sum(
+            step(blocks[:i], z.shape[0]).log_prob(blocks[i]).sum(-1)
+            for i, step in enumerate(self.steps)
+        )
 
 
 class Adapter(Protocol):
