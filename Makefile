@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-fast test-slow lint bench clean
+.PHONY: install browser run test test-fast test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,19 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/mmvae serve --host 127.0.0.1 --port 8000
 
-test: install lint test-fast test-slow
+# The web UI's browser tests (tests/ui) drive the system Chromium through its chromedriver;
+# nothing is downloaded at test time. Installed from the distribution's packages when missing.
+CHROMEDRIVER ?= /usr/bin/chromedriver
+APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+
+browser:
+	@if [ ! -x "$(CHROMEDRIVER)" ]; then \
+	  echo "installing chromium and chromium-driver (apt-get)"; \
+	  $(APT) install -y --no-install-recommends chromium chromium-driver \
+	  || { $(APT) update && $(APT) install -y --no-install-recommends chromium chromium-driver; }; \
+	fi
+
+test: install browser lint test-fast test-slow
 
 lint: install
 	$(BIN)/ruff check .

@@ -32,10 +32,11 @@ from service.job_schemas import install_openapi
 from service.logging import REQUEST_ID_HEADER, log_request, new_request_id, request_id
 from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
-from service.routes import evaluate, health, models
+from service.routes import evaluate, health, latent, models
 from service.routes import inference as inference_routes
 from service.security import BodyLimitMiddleware
 from service.settings import Settings
+from service.ui import mount_ui
 from workers.redaction import redact
 from workers.settings import WorkerSettings
 
@@ -233,11 +234,14 @@ def create_app(
         models.router,
         inference_routes.router,
         evaluate.router,
+        latent.router,
         *job_routers,
         *extra_routers,
     )
     for router in routers:
         app.include_router(router)
+    if settings.ui:
+        mount_ui(app)
     app.state.routes = [  # for the Allow header of a 405 (service/errors.py)
         (route.path_regex, route.methods)
         for router in routers

@@ -59,3 +59,16 @@ def output_cost(
         images = [s for s in specs if s.kind == "image"]
         pixels = draws * sum(math.prod(s.shape[1:]) for s in images) * png_scale**2
     return Cost(values, pixels, passes * parameters, field)
+
+
+# t-SNE and UMAP optimise a layout over each point's neighbours for hundreds of iterations:
+# counted as this much work per point (about 2 ms of one core for t-SNE, as measured), so that
+# a map of more than a few dozen points runs in the heavy lane.
+NEIGHBOUR_MAP_WORK = 4 * 10**6
+
+
+def map_cost(rows: int, dim: int, passes: int, parameters: int, method: str) -> Cost:
+    """A latent map of `rows` points in a `dim`-dimensional space: their means, coordinates and
+    labels; `passes` encoder passes per row, then the projection (`method`) of the means."""
+    projection = rows * dim * dim if method == "pca" else rows * NEIGHBOUR_MAP_WORK
+    return Cost(rows * (dim + 3), 0, rows * passes * parameters + projection, "n")

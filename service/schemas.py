@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 OutputEncoding = Literal["tensor", "nested", "png"]
 Seed = Annotated[int | None, Field(None, ge=0, lt=2**63, description="fixes the random draws")]
@@ -293,3 +293,80 @@ class ErrorBody(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries documenting the JSON error body for each status code."""
     return {code: {"model": ErrorBody} for code in codes}
+
+
+# ---- latent maps and decoding (service/routes/latent.py) ------------------------------------
+SpaceName = Annotated[str, Field(min_length=1, max_length=64, description="a latent space name")]
+
+
+class StoredDataset(_Strict):
+    """An .npz dataset: one uploaded with POST /v1/datasets (`id`), or sent inline
+    (`data_base64`, as `evaluate` takes it); exactly one of the two."""
+
+    kind: Literal["npz"] = "npz"
+    id: str | None = Field(
+        None, min_length=1, max_length=80, description="sha256 or 'dataset:<sha256>' of an upload"
+    )
+    data_base64: str | None = Field(None, description="an .npz dataset file, base64-encoded")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StoredDataset:
+        if (self.id is None) == (self.data_base64 is None):
+            raise ValueError("give exactly one of id and data_base64")
+        return self
+
+
+class LatentMapRequest(_Strict):
+    dataset: Annotated[BuiltinDataset | StoredDataset, Field(discriminator="kind")]
+    n: int = Field(
+        500, ge=1, description="rows mapped, spread evenly over the dataset (MMVAE_MAX_MAP_POINTS)"
+    )
+    method: Literal["pca", "tsne", "umap"] = Field(
+        "pca", description="pca (torch), tsne (scikit-learn) or umap (needs umap-learn)"
+    )
+    space: SpaceName | None = Field(None, description="default: the model's primary space")
+    given: list[ModalityName] | None = Field(
+        None, min_length=1, description="modalities to encode from (default: all each row has)"
+    )
+    seed: Seed = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"dataset": {"kind": "builtin", "name": "digits"}, "n": 300}]
+        },
+    )
+
+
+class LatentMapResponse(BaseModel):
+    model: str
+    method: str
+    space: str
+    n: int = Field(description="rows mapped (fewer than asked when the dataset is smaller)")
+    rows: list[int] = Field(description="each point's row in the dataset")
+    points: list[list[float]] = Field(description="[n, 2] map coordinates")
+    labels: list[int | None] = Field(description="the rows' dataset labels (null: none)")
+    means: TensorPayload = Field(
+        description="posterior means [n, D] of `space` (what /decode takes as `latent`)"
+    )
+    explained_variance: list[float] | None = Field(
+        None, description="PCA: the share of the means' variance along each axis"
+    )
+
+
+class DecodeRequest(OutputOptions):
+    latent: TensorPayload = Field(description="codes [B, D] of `space`")
+    space: SpaceName | None = Field(None, description="default: the model's primary space")
+    targets: list[ModalityName] | None = Field(
+        None,
+        min_length=1,
+        description="modalities to decode (default: every one the model generates from `space`)",
+    )
+    seed: Seed = None
+
+
+class DecodeResponse(BaseModel):
+    model: str
+    outputs: dict[str, TensorOut] = Field(description="modality → decoder means [B, *shape]")
+    seed: int | None = None

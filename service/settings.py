@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     max_k: int = Field(5000, gt=0, description="importance samples K for log-likelihood")
     max_image_pixels: int = Field(1_000_000, gt=0, description="pixels of an uploaded PNG")
     max_eval_samples: int = Field(2000, gt=0, description="evaluate synchronously up to this")
+    max_map_points: int = Field(2000, gt=0, description="points of one latent map (latent-map n)")
     max_output_values: int = Field(
         4 * 1024 * 1024, gt=0, description="floats one answer may hold (service/costs.py)"
     )
@@ -129,6 +130,10 @@ class Settings(BaseSettings):
     )
     # jobs (the rest of their settings: workers.settings.WorkerSettings, same MMVAE_ prefix)
     jobs_enabled: bool = Field(True, description="serve /v1/jobs and /v1/datasets")
+    # web UI
+    ui: bool = Field(
+        True, description="serve the web UI at /ui (static files; it calls the public API only)"
+    )
     # logging
     log_level: str = Field("INFO", description="Python log level")
     log_json: bool = Field(True, description="structured JSON log lines")

@@ -584,6 +584,31 @@ class MultimodalVAE(Trainable):
             )
         return None
 
+    def decoding_error(self, space: str, targets: Iterable[str]) -> str | None:
+        """Why codes of `space` alone cannot be decoded into `targets`, the other spaces their
+        decoders read drawn from their priors (`complete`); None when they can."""
+        targets = list(targets)
+        inputs = [m for m in targets if m not in self.generated]
+        if inputs:
+            return f"{inputs} are inputs of this {self.model_type} model, not generated"
+        for m in targets:
+            if self.decoder_context(m):
+                return (
+                    f"decoding {m!r} needs the {list(self.decoder_context(m))} of this "
+                    f"{self.model_type} model's inputs; use generate with them"
+                )
+            others = [
+                s
+                for s in self.decoder_spaces[m]
+                if s != space and not self.latent_spaces[s].conditional
+            ]
+            if others and not self.has_prior:
+                return (
+                    f"decoding {m!r} needs codes of {others} too, and this {self.model_type} "
+                    "model has no prior to draw them from"
+                )
+        return None
+
     def inference_passes(self, modalities: list[str]) -> int:
         """Model passes one posterior draw may cost when samples are given some of `modalities`:
         1, unless inference iterates (JNF's Monte Carlo). Request costs are multiplied by it."""
