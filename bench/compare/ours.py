@@ -205,6 +205,13 @@ def quality(spec: dict[str, Any]) -> dict[str, Any]:
             extra["conditional_nll"] = float(-ll.mean())  # −log p(image | label)
         elif not model.deterministic:
             nll = float(-protocol.joint_log_likelihood(scorer, test, k=spec["k"]).mean())
+        if model.model_type == "nexus":  # p(z_m | z) at scale 1, as MultiVae's Nexus has it
+            scales = model.bottom_scales.clone()
+            model.bottom_scales.fill_(1.0)
+            torch.manual_seed(10_000 + spec["seed"])  # the same draws as `nll`
+            ll = protocol.joint_log_likelihood(scorer, test, k=spec["k"])
+            extra["nll_unit_scale"] = float(-ll.mean())
+            model.bottom_scales.copy_(scales)
         figures = protocol.coherence(scorer, test, protocol.image_classifier(train))
     return {
         "nll": nll,
