@@ -203,11 +203,16 @@ class RecordedHub:
     def commit(self) -> tuple[dict, dict[str, bytes]]:
         """The commit request's header and the files it carried (path -> bytes)."""
         (request,) = [r for r in self.requests if "/commit/" in r.url.path]
-        lines = [json.loads(line) for line in request.content.decode().splitlines()]
-        header = next(line["value"] for line in lines if line["key"] == "header")
-        files = {
-            line["value"]["path"]: base64.b64decode(line["value"]["content"])
-            for line in lines
-            if line["key"] == "file"
-        }
-        return header, files
+        return commit_payload(request.content)
+
+
+def commit_payload(body: bytes) -> tuple[dict, dict[str, bytes]]:
+    """A Hub commit's NDJSON body: its header and the files it carries (path -> bytes)."""
+    lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+    header = next(line["value"] for line in lines if line["key"] == "header")
+    files = {
+        line["value"]["path"]: base64.b64decode(line["value"]["content"])
+        for line in lines
+        if line["key"] == "file"
+    }
+    return header, files

@@ -9,9 +9,7 @@ Point a process at it with `HF_ENDPOINT=<server.endpoint>`; read the commits bac
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.core.hub_server import free_port
+from tests.core.hub_server import commit_payload, free_port
 
 
 @dataclass
@@ -56,18 +54,6 @@ class UploadHub:
         return [(m, p) for m, p in self.calls if not any(k in p for k in known)]
 
 
-def _commit_body(body: bytes) -> tuple[dict, dict[str, bytes]]:
-    """The NDJSON commit payload: its header and the files it carries (path -> bytes)."""
-    lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
-    header = next(line["value"] for line in lines if line["key"] == "header")
-    files = {
-        line["value"]["path"]: base64.b64decode(line["value"]["content"])
-        for line in lines
-        if line["key"] == "file"
-    }
-    return header, files
-
-
 def _app(hub: UploadHub) -> Starlette:
     """The routes of the Hub's write API that a one-commit push uses."""
 
@@ -91,7 +77,7 @@ def _app(hub: UploadHub) -> Starlette:
 
     async def commit(request: Request) -> JSONResponse:
         body = await request.body()
-        header, files = _commit_body(body)
+        header, files = commit_payload(body)
         sha = hashlib.sha1(body).hexdigest()
         p = request.path_params
         repo_id = f"{p['org']}/{p['name']}"
