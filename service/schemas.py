@@ -238,6 +238,7 @@ class ModelInfo(BaseModel):
         description="dimensions of the shared latent used at prediction, for a sparse model "
         "with a threshold (the others are zeroed); null: all of them",
     )
+    parameters: int = Field(description="the model's parameter count (its size)")
     source: ModelSource
     loaded_at: str
     ready: bool

@@ -61,6 +61,7 @@ def model_info(entry: LoadedModel) -> ModelInfo:
         requires=entry.model.required_inputs,
         likelihood=entry.model.likelihood_error is None,
         kept_dimensions=entry.model.kept_dimensions(),
+        parameters=entry.parameters,
         source=ModelSource.model_validate(
             {k: v for k, v in entry.source.items() if k in ModelSource.model_fields}
         ),

@@ -20,6 +20,8 @@ def test_list_and_describe(client) -> None:
     assert kinds["image"][0] == "image" and "png_base64" in kinds["image"][2]
     assert kinds["label"] == ("categorical", [10], ["class_index", "probabilities", "tensor"])
     assert info["samplers"] == ["prior"] and info["ready"] is True
+    model = client.app.state.registry.get("tiny").model
+    assert info["parameters"] == sum(p.numel() for p in model.parameters()) > 0
 
 
 def test_unknown_model_404(client) -> None:

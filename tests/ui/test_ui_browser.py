@@ -59,9 +59,11 @@ def _image_only_to_label(page: Page) -> None:
     page.tick("gen-mean", True)
 
 
-def test_page_loads_every_view_without_console_errors(page: Page) -> None:
+def test_page_loads_every_view_without_console_errors(page: Page, server: Server) -> None:
     page.open("models", key=API_KEY)
     row = page.one("model-row-digits-demo")
+    info = httpx.get(f"{server.url}/v1/models/digits-demo", headers=AUTH).json()
+    assert page.one("model-parameters", row).text == f"{info['parameters']:,}"
     assert "mopoe" in row.text and "image (image 1×8×8)" in row.text
     assert "label (categorical 10)" in row.text and "shared: 8" in row.text
     assert page.one("model-source", row).text == "demo"

@@ -56,6 +56,7 @@ function modelRow(m) {
     el("td", {}, m.model_type),
     el("td", {}, modalities.join(", ")),
     el("td", {}, spaces.join(", ")),
+    el("td", { testid: "model-parameters" }, m.parameters.toLocaleString("en-US")),
     el("td", {}, m.samplers.join(", ") || "none"),
     el("td", { testid: "model-source" }, describeSource(m.source)),
     el("td", {}, m.ready ? "yes" : "warming up"),
