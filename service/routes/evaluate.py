@@ -4,21 +4,17 @@ MMVAE_MAX_EVAL_SAMPLES samples; larger datasets are pointed to an evaluation job
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import io
 from typing import Any
 
-import torch
 from fastapi import APIRouter
 
-from core.data import MultimodalDataset, load_builtin, load_npz
+from core.data import MultimodalDataset
 from service.deps import InferenceKey, ModelDep, SettingsDep
 from service.errors import ApiError, invalid
 from service.registry import LoadedModel
-from service.schemas import BuiltinDataset, ErrorBody, EvaluateRequest, EvaluateResponse
+from service.request_datasets import fit_to_model, read_dataset
+from service.schemas import ErrorBody, EvaluateRequest, EvaluateResponse
 from service.security import KeyFirstRoute
-from service.settings import Settings
 
 router = APIRouter(
     prefix="/v1/models/{name}",
@@ -30,35 +26,6 @@ SYNC_METRICS = ("likelihood", "coherence", "reconstruction", "clustering", "fid"
 DEFAULT_METRICS = ("likelihood", "coherence", "reconstruction")
 EVAL_K = 100
 EVALUATION_JOB_HINT = '{"type": "evaluate", "model": "<stored model name>", "dataset": "<dataset>"}'
-
-
-def _dataset(body: EvaluateRequest, settings: Settings) -> MultimodalDataset:
-    spec = body.dataset
-    try:
-        if isinstance(spec, BuiltinDataset):
-            return load_builtin(spec.name, spec.split)
-        raw = base64.b64decode(spec.data_base64, validate=True)
-        return load_npz(io.BytesIO(raw), max_bytes=settings.max_body_bytes)
-    except (binascii.Error, ValueError) as err:
-        field = "dataset.name" if isinstance(spec, BuiltinDataset) else "dataset.data_base64"
-        message = "not valid base64" if isinstance(err, binascii.Error) else str(err)
-        raise invalid(field, message) from None
-
-
-def _fit(dataset: MultimodalDataset, entry: LoadedModel) -> MultimodalDataset:
-    """The dataset over the model's modalities: shapes checked, absent ones marked missing."""
-    model = entry.model
-    for m, shape in dataset.shapes.items():
-        if m not in model.shapes:
-            raise invalid(f"dataset.{m}", f"unknown modality; the model has {model.names}")
-        if tuple(shape) != model.shapes[m]:
-            raise invalid(
-                f"dataset.{m}", f"shape {list(shape)}; the model expects {list(model.shapes[m])}"
-            )
-    n = len(dataset)
-    data = {m: dataset.data.get(m, torch.zeros(n, *model.shapes[m])) for m in model.names}
-    masks = {m: dataset.masks.get(m, torch.zeros(n, dtype=torch.bool)) for m in model.names}
-    return MultimodalDataset(data, masks, dataset.labels, dataset.metadata)
 
 
 @router.post(
@@ -75,7 +42,8 @@ async def evaluate(body: EvaluateRequest, entry: ModelDep, settings: SettingsDep
             raise invalid(f"metrics[{i}]", f"unknown metric {m!r}; known: {list(SYNC_METRICS)}")
     if not metrics:
         raise invalid("metrics", "give at least one metric (or leave it out for the default)")
-    dataset = _fit(await asyncio.to_thread(_dataset, body, settings), entry)
+    raw = await asyncio.to_thread(read_dataset, body.dataset, settings.max_body_bytes)
+    dataset = fit_to_model(raw, entry)
     if len(dataset) > settings.max_eval_samples:
         raise ApiError(
             413,

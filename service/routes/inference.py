@@ -72,7 +72,7 @@ def _decoder(
     return lambda: decode_inputs(inputs, specs, settings.max_batch_size, max_pixels, rows)
 
 
-def _modalities(entry: LoadedModel, names: list[str] | None, field: str) -> list[str]:
+def checked_modalities(entry: LoadedModel, names: list[str] | None, field: str) -> list[str]:
     """Checked modality names (default: every modality), without duplicates."""
     known = entry.model.names
     if names is None:
@@ -88,7 +88,10 @@ def _modalities(entry: LoadedModel, names: list[str] | None, field: str) -> list
 def _targets(entry: LoadedModel, names: list[str] | None, inputs: list[str]) -> list[str]:
     """Checked targets (default: every modality the model generates), refused before any work
     when the model cannot generate them from these inputs (a conditional model)."""
-    targets = list(entry.model.generated) if names is None else _modalities(entry, names, "targets")
+    if names is None:
+        targets = list(entry.model.generated)
+    else:
+        targets = checked_modalities(entry, names, "targets")
     reason = entry.model.generation_error(inputs, targets)
     if reason is not None:
         raise invalid("targets", reason)
@@ -306,7 +309,7 @@ async def sample(body: SampleRequest, entry: ModelDep, request: Request) -> Any:
         raise invalid(
             "sampler", f"{body.sampler!r} is not available; this model has {entry.samplers}"
         )
-    modalities = _modalities(entry, body.modalities, "modalities")
+    modalities = checked_modalities(entry, body.modalities, "modalities")
 
     def as_json(out: dict[str, Tensor]) -> SampleResponse:
         outputs = _encode_outputs(entry, out, body.encoding, body.png_scale)
@@ -333,7 +336,7 @@ async def log_likelihood(body: LogLikelihoodRequest, entry: ModelDep, request: R
         raise over_limit("k", body.k, settings.max_k, "MMVAE_MAX_K")
     given = targets = None
     if body.given is not None:
-        given = _modalities(entry, body.given, "given")
+        given = checked_modalities(entry, body.given, "given")
         if not any(m in body.inputs for m in given):
             raise invalid("given", f"none of {given} is among the inputs {list(body.inputs)}")
         targets = [m for m in body.inputs if m not in given]

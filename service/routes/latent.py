@@ -10,16 +10,13 @@ decode runs on codes no other request shares.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import io
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from fastapi import APIRouter, Request, Response
 
-from core.data import MultimodalDataset, load_builtin, load_npz
+from core.data import MultimodalDataset
 from core.models.base import MultimodalVAE
 from core.models.latents import Latent
 from service.batching import HEAVY, LIGHT
@@ -29,22 +26,19 @@ from service.deps import InferenceKey, ModelDep
 from service.errors import ApiError, invalid, over_limit
 from service.projection import missing_package, project
 from service.registry import LoadedModel
+from service.request_datasets import fit_to_model, read_dataset
 from service.responses import json_response
-from service.routes.evaluate import _fit
-from service.routes.inference import _modalities
+from service.routes.inference import checked_modalities
 from service.schemas import (
-    BuiltinDataset,
     DecodeRequest,
     DecodeResponse,
     LatentMapRequest,
     LatentMapResponse,
-    StoredDataset,
     TensorPayload,
     error_responses,
 )
 from service.security import KeyFirstRoute
 from service.settings import Settings
-from workers import datasets
 from workers.settings import WorkerSettings
 
 router = APIRouter(
@@ -93,7 +87,7 @@ def _decode_targets(entry: LoadedModel, space: str, names: list[str] | None) -> 
             reason = model.decoding_error(space, model.generated)
             raise invalid("space", f"codes of {space!r} alone decode no modality: {reason}")
         return targets
-    targets = _modalities(entry, names, "targets")
+    targets = checked_modalities(entry, names, "targets")
     reason = model.decoding_error(space, targets)
     if reason is not None:
         raise invalid("targets", reason)
@@ -131,42 +125,6 @@ def _job_settings(request: Request) -> WorkerSettings:
     return jobs.settings if jobs is not None else request.app.state.settings.job_settings()
 
 
-def _upload(reference: str, settings: WorkerSettings) -> MultimodalDataset:
-    """An .npz dataset uploaded with POST /v1/datasets, by its id."""
-    try:
-        kind, digest = datasets.parse_ref(reference)
-        path = datasets.stored_upload(settings, digest) if kind == "upload" else None
-    except datasets.DatasetRefError:
-        path = None
-    if path is None:
-        raise invalid(
-            "dataset.id", f"no uploaded dataset {reference!r} (upload one: POST /v1/datasets)"
-        )
-    if path.suffix != ".npz":
-        raise invalid("dataset.id", "a manifest upload; latent maps read .npz uploads")
-    return load_npz(path, max_bytes=settings.max_dataset_bytes)
-
-
-def _read(
-    spec: BuiltinDataset | StoredDataset, jobs: WorkerSettings, max_bytes: int
-) -> MultimodalDataset:
-    """The dataset `spec` names (it reads files: call it off the event loop)."""
-    if isinstance(spec, BuiltinDataset):
-        field = "dataset.name"
-    else:
-        field = "dataset.id" if spec.id is not None else "dataset.data_base64"
-    try:
-        if isinstance(spec, BuiltinDataset):
-            return load_builtin(spec.name, spec.split)
-        if spec.id is not None:
-            return _upload(spec.id, jobs)
-        raw = base64.b64decode(spec.data_base64 or "", validate=True)
-        return load_npz(io.BytesIO(raw), max_bytes=max_bytes)
-    except (binascii.Error, ValueError) as err:
-        message = "not valid base64" if isinstance(err, binascii.Error) else str(err)
-        raise invalid(field, message) from None
-
-
 def _mapped(
     dataset: MultimodalDataset, n: int, entry: LoadedModel
 ) -> tuple[list[int], MultimodalDataset]:
@@ -177,7 +135,7 @@ def _mapped(
         raise invalid("dataset", "the dataset has no rows")
     n = min(n, total)
     rows = torch.arange(n) * total // n
-    return rows.tolist(), _fit(dataset.subset(rows), entry)
+    return rows.tolist(), fit_to_model(dataset.subset(rows), entry)
 
 
 # ---- model work (in the inference thread) ---------------------------------------------------
@@ -217,12 +175,12 @@ async def latent_map(body: LatentMapRequest, entry: ModelDep, request: Request) 
     if reason is not None:
         raise invalid("method", reason)
     space = _space(entry, body.space)
-    given = None if body.given is None else _modalities(entry, body.given, "given")
+    given = None if body.given is None else checked_modalities(entry, body.given, "given")
     dim = model.latent_spaces[space].dim
     passes = model.inference_passes(given or model.names)
     lane = _lane(map_cost(body.n, dim, passes, entry.parameters, body.method), settings)
     jobs = _job_settings(request)
-    raw = await asyncio.to_thread(_read, body.dataset, jobs, settings.max_body_bytes)
+    raw = await asyncio.to_thread(read_dataset, body.dataset, settings.max_body_bytes, jobs)
     rows, dataset = await asyncio.to_thread(_mapped, raw, body.n, entry)
     seed = body.seed or 0
 

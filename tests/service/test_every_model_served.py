@@ -3,6 +3,7 @@ class, so a new model works over HTTP by being registered (checked here, not ass
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from core.data import MultimodalDataset
+from core.data import MultimodalDataset, save_npz
 from core.models import MODEL_REGISTRY, available_models, build_model
 from core.samplers import build_sampler
 from core.store import ModelStore
@@ -158,3 +159,34 @@ def test_a_conditional_model_says_what_it_generates_and_refuses_the_rest(client:
     assert missing.status_code == 422 and "['vec'] not given" in missing.text
     partial = client.post(url, json={"inputs": {"label": [3, 4], "vec": [VEC, None]}})
     assert partial.status_code == 422 and "sample 1 is not given 'vec'" in partial.text
+
+
+def test_every_model_maps_and_decodes_from_each_space(client: TestClient, tmp_path: Path) -> None:
+    """No model class is known to the routes: each answers, or names what it cannot decode."""
+    g = torch.Generator().manual_seed(0)
+    data = MultimodalDataset(
+        {
+            "image": torch.rand(12, 1, 8, 8, generator=g),
+            "label": torch.eye(10)[torch.randint(10, (12,), generator=g)],
+            "vec": torch.randn(12, 3, generator=g),
+        }
+    )
+    content = save_npz(data, tmp_path / "d.npz").read_bytes()
+    inline = {"kind": "npz", "data_base64": base64.b64encode(content).decode()}
+    for model_type in BUILT_IN:
+        route = f"/v1/models/{model_type}"
+        info = client.get(route).json()
+        body = {"dataset": inline, "n": 12, "seed": 0}
+        r = client.post(f"{route}/latent-map", json=body)
+        assert r.status_code == 200, (model_type, r.text)
+        primary = info["latent_spaces"][info["primary_space"]]
+        assert r.json()["means"]["shape"] == [12, primary["dim"]]
+        for space, described in info["latent_spaces"].items():
+            codes = {"shape": [2, described["dim"]], "data": [0.1] * 2 * described["dim"]}
+            r = client.post(f"{route}/decode", json={"latent": codes, "space": space})
+            if r.status_code == 422:  # a conditional model: its decoder reads its conditions
+                assert info["requires"] and "needs the" in r.json()["error"]["message"]
+                continue
+            assert r.status_code == 200, (model_type, space, r.text)
+            for m, out in r.json()["outputs"].items():
+                assert out["shape"][0] == 2 and m in info["generates"], (model_type, space)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import importlib.machinery
+import importlib.util
 import io
 import sys
 import threading
@@ -21,7 +22,6 @@ from PIL import Image
 from core.data import MultimodalDataset, load_builtin, save_npz
 from core.models import build_model
 from core.models.latents import Latent
-from core.store import ModelStore
 from service.app import create_app
 from service.costs import map_cost
 from service.projection import missing_package, project
@@ -29,7 +29,6 @@ from service.registry import LoadedModel
 from service.routes import latent as latent_routes
 from service.settings import Settings
 from tests.service.conftest import KEY, TINY, ClientFactory, auth, make_settings, wait_ready
-from tests.service.test_every_model_served import BUILT_IN, EXTRA
 
 DEMO = "/v1/models/digits-demo"
 DIGITS = {"kind": "builtin", "name": "digits", "split": "test"}
@@ -120,8 +119,12 @@ def test_maps_are_deterministic_for_a_seed_and_tsne_works(client: TestClient) ->
     )
 
 
-@pytest.mark.skipif(missing_package("umap") is None, reason="umap-learn is installed here")
-def test_umap_without_umap_learn_is_a_422_naming_method_and_the_package(client) -> None:
+def test_umap_without_umap_learn_is_a_422_naming_method_and_the_package(
+    client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    find_spec = importlib.util.find_spec  # umap-learn absent, whether or not it is installed
+    absent = lambda name, *a: None if name == "umap" else find_spec(name, *a)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", absent)
     err = error(client.post(f"{DEMO}/latent-map", json={"dataset": DIGITS, "method": "umap"}))
     assert err["field"] == "method" and "pip install umap-learn" in err["message"]
 
@@ -361,54 +364,3 @@ def test_keys_are_checked_as_on_the_other_inference_routes(make_client: ClientFa
         for route, body in bodies.items():
             assert c.post(f"{DEMO}/{route}", json=body).status_code == 200
         assert c.post("/v1/models/nope/decode", json=bodies["decode"]).status_code == 404
-
-
-# ---- every model ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def every_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """Every built-in model type, tiny and untrained, served under its type's name."""
-    root = tmp_path_factory.mktemp("latent-every-model")
-    for model_type in BUILT_IN:
-        torch.manual_seed(0)
-        config = {**TINY, "model_type": model_type, **EXTRA.get(model_type, {})}
-        ModelStore(root / "models").save(build_model(config).eval(), model_type, "1")
-    settings = make_settings(
-        root / "models",
-        root,
-        preload=[f"store:{m}" for m in BUILT_IN],
-        jobs_enabled=False,
-        max_models=len(BUILT_IN),
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        wait_ready(c, timeout=120)
-        yield c
-
-
-def test_every_model_maps_and_decodes_from_each_space(every_model: TestClient, tmp_path) -> None:
-    """No model class is known to the routes: each answers, or names what it cannot decode."""
-    g = torch.Generator().manual_seed(0)
-    data = MultimodalDataset(
-        {
-            "image": torch.rand(12, 1, 8, 8, generator=g),
-            "label": torch.eye(10)[torch.randint(10, (12,), generator=g)],
-            "vec": torch.randn(12, 3, generator=g),
-        }
-    )
-    inline = {"kind": "npz", "data_base64": base64.b64encode(_npz(data, tmp_path)).decode()}
-    for model_type in BUILT_IN:
-        route = f"/v1/models/{model_type}"
-        info = every_model.get(route).json()
-        body = {"dataset": inline, "n": 12, "seed": 0}
-        r = every_model.post(f"{route}/latent-map", json=body)
-        assert r.status_code == 200, (model_type, r.text)
-        primary = info["latent_spaces"][info["primary_space"]]
-        assert r.json()["means"]["shape"] == [12, primary["dim"]]
-        for space, described in info["latent_spaces"].items():
-            codes = {"shape": [2, described["dim"]], "data": [0.1] * 2 * described["dim"]}
-            r = every_model.post(f"{route}/decode", json={"latent": codes, "space": space})
-            if r.status_code == 422:  # a conditional model: its decoder reads its conditions
-                assert info["requires"] and "needs the" in r.json()["error"]["message"]
-                continue
-            assert r.status_code == 200, (model_type, space, r.text)
-            for m, out in r.json()["outputs"].items():
-                assert out["shape"][0] == 2 and m in info["generates"], (model_type, space)
