@@ -96,8 +96,7 @@ def conditional_log_prob(
     for start in range(0, k, chunk):
         kc = min(chunk, k - start)
         latent = model.encode(batch, given, n_samples=kc, generator=generator)
-        outs = model.decoder_outputs(latent, targets, generator)
-        log_w.append(sum(model.log_likelihoods(outs, batch, weighted=False).values()))
+        log_w.append(model.log_likelihood_of_draws(latent, batch, targets, generator))
     return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
 
 

@@ -201,7 +201,9 @@ class JNFPosterior(Posterior):
     def log_prob(self, z: Tensor) -> Tensor:
         out = self._prior().log_prob(z)
         for i, q in enumerate(self.flows):
-            out = torch.where(self.single & self.mask[i], q.log_prob(z), out)
+            pick = self.single & self.mask[i]
+            if pick.any():  # a flow's density is a network pass per draw: only where it is used
+                out = torch.where(pick, q.log_prob(z), out)
         if self.joint is not None and self.complete.any():
             out = torch.where(self.complete, self.joint.log_prob(z), out)
         if self.product.any():

@@ -87,3 +87,12 @@ class Latent:
     @property
     def batch_size(self) -> int:
         return next(iter(self.codes.values())).shape[1]
+
+    def draws(self, rows: slice) -> Latent:
+        """The draws `rows` of the sample dimension: codes and context only (what decoders
+        read), for decoding many draws a slice at a time."""
+        return Latent(
+            {s: c[rows] for s, c in self.codes.items()},
+            primary=self.primary,
+            context={k: v[rows] for k, v in self.context.items()},
+        )

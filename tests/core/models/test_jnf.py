@@ -122,6 +122,28 @@ def test_the_posterior_is_joint_flow_or_product_by_what_each_sample_is_given():
     torch.testing.assert_close(q.log_target(z)[:, 1], product - prior)  # Π q_m / p^{|S|−1}
 
 
+def test_the_density_of_complete_samples_runs_no_flow(monkeypatch):
+    """The joint NLL scores K draws of complete samples: their flows' densities (a network
+    pass per draw) are not computed, only the joint Gaussian's."""
+    model = three_modality_jnf()
+    b = three_modality_batch()
+    complete = Batch({m: x[:1] for m, x in b.data.items()}, {m: k[:1] for m, k in b.masks.items()})
+    q = model.posterior(
+        complete, complete.mask_matrix(model.names), model.unimodal_experts(complete).shared
+    )
+    z = torch.randn(5, 1, D)
+    expected = q.log_prob(z)
+
+    def no_flow(*args, **kwargs):
+        raise AssertionError("a flow's density was computed")
+
+    for flow in q.flows:
+        monkeypatch.setattr(flow, "log_prob", no_flow)
+    torch.testing.assert_close(q.log_prob(z), expected)
+    joint_mu, joint_s = joint_expert_three(model, b, 0)
+    torch.testing.assert_close(expected[:, 0], Normal(joint_mu, joint_s).log_prob(z[:, 0]).sum(-1))
+
+
 def joint_expert_three(model, b: Batch, i: int):
     feats = torch.cat([model.joint_features[m](b.data[m][i : i + 1])[0] for m in model.names])
     out = model.joint_head(feats.unsqueeze(0))[0]
