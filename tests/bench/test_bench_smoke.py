@@ -58,6 +58,17 @@ def test_inference(tmp_path: Path) -> None:
     assert all(r["median_ms"] > 0 for r in runs)
 
 
+def test_decode_rows_times_every_size_and_one_pass(tmp_path: Path) -> None:
+    from bench import decode_rows
+
+    args = ["--models", "mvae", "--rows", "64,256", "--rounds", "1", "--k", "4"]
+    assert decode_rows.main([*args, "--out", str(tmp_path)]) == 0
+    data = _load(tmp_path, "decode_rows")
+    assert set(data["seconds"]["mvae"]) == {"64", "256", str(decode_rows.ONE_PASS)}
+    assert all(v > 0 for v in data["seconds"]["mvae"].values())
+    assert "| mvae |" in (tmp_path / "decode_rows.md").read_text()
+
+
 @pytest.mark.slow
 def test_serving(tmp_path: Path) -> None:
     args = ["--duration", "0.3", "--clients", "2", "--modes", "on", "--repeat", "2"]
