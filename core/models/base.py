@@ -448,7 +448,8 @@ class MultimodalVAE(Trainable):
         tensors run at memory speed; slices that stay in cache score the same values (decoders
         are per row) about 2x faster (bench/RESULTS.md, evaluation speed)."""
         wanted = self.generated if modalities is None else list(modalities)
-        if any(s not in latent.codes for m in wanted for s in self.decoder_spaces[m]):
+        spaces = {s for m in wanted for s in self.decoder_spaces.get(m, ())}  # unknown: below
+        if any(s not in latent.codes for s in spaces):
             latent = self.complete(latent, generator)  # once: slicing never changes the draws
         rows = latent.n_samples
         if batch.device.type == "cpu":

@@ -65,3 +65,11 @@ def test_the_posterior_estimator_decodes_its_targets_in_slices(monkeypatch):
         torch.manual_seed(5)
         values.append(conditional_log_prob(model, batch, ["image"], ["label"], 9, "posterior"))
     torch.testing.assert_close(values[1], values[0], rtol=1e-5, atol=1e-5)
+
+
+def test_an_unknown_target_is_named_in_the_error():
+    config = make_config("mopoe")
+    model = build_model(config).eval()
+    batch = make_batch(config, n=2)
+    with pytest.raises(ValueError, match="targets: unknown modality 'nope'"):
+        conditional_log_prob(model, batch, ["image"], ["nope"], 3, "posterior")
