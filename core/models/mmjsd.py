@@ -7,8 +7,11 @@ mixture of the sample's experts), and, following the paper,
 f the dynamic prior: the π-weighted geometric mean (PoE with every precision times π) of the
 experts and the prior p = N(0, I). Weighting every precision by the same π leaves the PoE's mean
 and divides its precision by π, so f is the PoE with the prior expert, its scale times √(M + 1).
-(multi-view-AE's version weighs the experts 1/M, omits the prior from f and from the sum, and
-does not divide by M + 1.) Inference from a subset: the mixture of its experts, as upstream.
+multi-view-AE differs. Without private latents it keeps this f but leaves the prior's KL out of
+the sum (still dividing by M + 1), and its reconstruction mixture has the prior as one more
+component: `js_form="multiview_ae"` gives that objective. With private latents its f is the
+PoE of the experts alone, weighted 1/M. Inference from a subset: the mixture of its experts, as
+upstream.
 
 Optional private latents (`modalities_specific_dim`, upstream's `private`/`s_dim`): x_m is
 decoded from [z, w_m], w_m ~ q(w_m|x_m), and β Σ_m KL(q(w_m|x_m) ‖ p) joins the loss (β weighs
@@ -20,6 +23,9 @@ the dynamic prior and the sums.
 
 from __future__ import annotations
 
+from typing import Literal
+
+import torch
 from pydantic import Field
 from torch import Tensor
 
@@ -38,6 +44,13 @@ class MMJSDConfig(ModelConfig):
     modalities_specific_dim: int | None = Field(
         None, ge=1, description="size of each modality's private latent (None: none)"
     )
+    js_form: Literal["paper", "multiview_ae"] = Field(
+        "paper",
+        description="paper: the JS term sums π·KL over the experts and the prior, and the "
+        "reconstruction draws from the experts' mixture; multiview_ae: multi-view-AE's, the "
+        "prior's KL left out of the sum (still divided by M + 1) and the prior one more "
+        "component of the reconstruction's mixture",
+    )
 
 
 class MMJSD(MultimodalVAE):
@@ -54,16 +67,31 @@ class MMJSD(MultimodalVAE):
         stretch = (observed.sum(0).to(poe.scale.dtype) + 1).sqrt().unsqueeze(-1)
         return Diagonal(poe.loc, poe.scale * stretch, "normal")
 
+    def reconstruction_posterior(
+        self, batch: Batch, observed: Tensor, experts: Diagonal
+    ) -> Posterior:
+        """What the training reconstruction draws from: the mixture of the sample's experts;
+        with js_form="multiview_ae" the prior N(0, I) is one more component (multi-view-AE)."""
+        if self.config.js_form == "paper":
+            return self.posterior(batch, observed, experts)
+        loc = torch.cat([experts.loc, torch.zeros_like(experts.loc[:1])])
+        scale = torch.cat([experts.scale, torch.ones_like(experts.scale[:1])])
+        mask = torch.cat([observed, torch.ones_like(observed[:1])])
+        return mixture_of_experts(loc, scale, mask, self.posterior_family)
+
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         shared = experts.shared
-        codes = {SHARED: self.posterior(batch, observed, shared).rsample(1)}
+        codes = {SHARED: self.reconstruction_posterior(batch, observed, shared).rsample(1)}
         codes.update(self.private_draws(experts, 1))
         rec = sum(self.log_likelihoods(self.decoder_outputs(Latent(codes)), batch).values())[0]
         f = self.dynamic_prior(shared, observed)
         to_f = kl_divergence(shared, Diagonal(f.loc.unsqueeze(0), f.scale.unsqueeze(0)))
         from_prior = kl_divergence(self.prior(), f)  # [D] against [B, D]: broadcast
         n = observed.sum(0).to(rec.dtype)
-        js = ((to_f * observed.to(rec.dtype)).sum(0) + from_prior) / (n + 1)
+        terms = (to_f * observed.to(rec.dtype)).sum(0)
+        if self.config.js_form == "paper":  # multi-view-AE leaves the prior's term out
+            terms = terms + from_prior
+        js = terms / (n + 1)
         kl_private = self.private_kl(experts, batch)
         loss = -rec + self.config.alpha * js + self.config.beta * kl_private
         metrics = {"rec": -rec.mean().detach(), "jsd": js.mean().detach()}

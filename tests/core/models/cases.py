@@ -133,6 +133,7 @@ VARIANTS = {
     "gpoe_private": {"model_type": "gpoe", "modalities_specific_dim": 2},
     "mmjsd": {"model_type": "mmjsd", "alpha": 0.8},
     "mmjsd_private": {"model_type": "mmjsd", "modalities_specific_dim": 2, "beta": 0.5},
+    "mmjsd_multiview_ae": {"model_type": "mmjsd", "js_form": "multiview_ae"},
     "dmvae": {"model_type": "dmvae"},
     "weighted_dmvae": {"model_type": "weighted_dmvae", "modalities_specific_dim": 1},
     "dmvae_sizes": {

@@ -52,6 +52,37 @@ def test_loss_is_moe_reconstruction_plus_alpha_times_the_jensen_shannon_to_the_d
     torch.testing.assert_close(model(b).loss, torch.stack(losses).mean(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.usefixtures("fixed_noise")
+def test_the_multiview_ae_form_leaves_the_prior_out_of_the_sum_and_draws_from_it_too(
+    monkeypatch,
+):
+    """js_form="multiview_ae": α Σ_{j∈X} KL(q_j ‖ f) / (M+1), the prior's term left out, and
+    the reconstruction's mixture has N(0, I) as its last component (drawn here)."""
+    from core.models import distributions as dists
+
+    def last_available(self, n_samples, generator=None):
+        last = self.log_weights.shape[-1] - 1 - self.log_weights.flip(-1).argmax(-1)
+        return last.expand(n_samples, -1)
+
+    monkeypatch.setattr(dists.Mixture, "choose", last_available)
+    alpha = 0.8
+    model = tiny("mmjsd", alpha=alpha, js_form="multiview_ae")
+    b = batch()
+    losses = []
+    for i, have in enumerate(observed()):
+        experts = {m: expert(model, m, b.data[m][i]) for m in have}
+        z = torch.zeros(2) + torch.ones(2) * eps(0)  # the prior component's draw
+        rec, _ = decode_with_private(model, b, i, have, z, None)
+        pi = 1 / (len(have) + 1)
+        prior = (torch.zeros(2), torch.ones(2))
+        f = _geometric_mean([*experts.values(), prior], pi)
+        js = pi * sum(kl_normal(*q, *f) for q in experts.values())
+        losses.append(-rec + alpha * js)
+    torch.testing.assert_close(model(b).loss, torch.stack(losses).mean(), rtol=1e-5, atol=1e-5)
+    paper = tiny("mmjsd", alpha=alpha)
+    assert not torch.isclose(paper(b).loss, model(b).loss)
+
+
 def test_the_dynamic_prior_of_one_expert_is_its_geometric_mean_with_the_prior():
     model = tiny("mmjsd")
     mu, s = torch.tensor([[[0.4, -1.0]]]), torch.tensor([[[0.5, 2.0]]])
