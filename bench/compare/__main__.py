@@ -52,8 +52,14 @@ MODELS = (
     "dccae",
     "maae",
     "mwae",
+    "me_mvae",
+    "gpoe",
+    "mmjsd",
+    "weighted_dmvae",
 )
-MULTIVIEW = {"ae", "mcvae", "dvcca", "dccae", "maae", "mwae"}  # multi-view-AE's models
+MULTIVIEW = {"ae", "mcvae", "dvcca", "dccae", "maae", "mwae", "me_mvae", "gpoe", "mmjsd",
+             "weighted_dmvae"}  # fmt: skip
+NOT_COMPARED: dict[str, str] = {}  # models of this project the comparison does not run, and why
 # conditional_nll: −log p(image | label), the likelihood a conditional model (CVAE) defines;
 # nll_unit_scale: our Nexus's NLL with p(z_m | z) at scale 1, MultiVae's (ours: its tracked s_m)
 QUALITY = (

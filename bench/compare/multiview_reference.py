@@ -7,7 +7,8 @@ multiview_env.py), beside reference.py's MultiVae.
         "epochs": 3, "batch_size": 64}'
 
 Models (ours -> multi-view-AE): ae AE, mcvae mcVAE, dvcca DVCCA, dccae DCCAE, maae mAAE, mwae
-mWAE. `"options"` in the spec (optional) is merged into the config's `model` section, e.g.
+mWAE, me_mvae me_mVAE, gpoe weighted_mVAE, mmjsd mmJSD, weighted_dmvae weighted_DMVAE.
+`"options"` in the spec (optional) is merged into the config's `model` section, e.g.
 {"private": true} for DVCCA-private or {"beta": 0.25}; `"discriminator_hidden"` (mAAE, mWAE)
 replaces the discriminator's hidden layers. Each is built from a multi-view-AE config file
 (written to a temporary directory) with protocol.py's setup: z_dim 16, per view an MLP encoder
@@ -36,11 +37,16 @@ from typing import Any
 import protocol
 import pytorch_lightning as pl
 import torch
+from multiviewae.base.representations import weightedProductOfExperts
 from torch import Tensor
 
 MODELS = {"ae": "AE", "mcvae": "mcVAE", "dvcca": "DVCCA", "dccae": "DCCAE", "maae": "mAAE",
-          "mwae": "mWAE"}  # fmt: skip
-VARIATIONAL = {"mcvae", "dvcca"}
+          "mwae": "mWAE", "me_mvae": "me_mVAE", "gpoe": "weighted_mVAE",
+          "mmjsd": "mmJSD", "weighted_dmvae": "weighted_DMVAE"}  # fmt: skip
+VARIATIONAL = {"mcvae", "dvcca", "me_mvae", "gpoe", "mmjsd", "weighted_dmvae"}
+# private latents of protocol.PRIVATE dimensions per view: the encoders give [private, shared]
+PRIVATE_LATENTS = {"weighted_dmvae"}
+JOINT = {"me_mvae", "gpoe", "mmjsd"}  # one joint posterior of every view: the NLL's proposal
 ADVERSARIAL = {"maae", "mwae"}
 VIEWS = list(protocol.SHAPES)  # view 0: image, view 1: label
 HIDDEN = [protocol.HIDDEN, protocol.HIDDEN]
@@ -68,14 +74,24 @@ def private(spec: dict[str, Any]) -> bool:
 
 
 # ---- building -------------------------------------------------------------------------------
+def z_dim(kind: str) -> int:
+    """The library's z_dim: the shared latent, plus the private one where a model has it (its
+    encoders' output, split as [private s_dim, shared])."""
+    return protocol.LATENT + (protocol.PRIVATE if kind in PRIVATE_LATENTS else 0)
+
+
 def yaml_config(kind: str, spec: dict[str, Any], out: str) -> str:
     """The user config file (multi-view-AE merges it into its defaults for the model)."""
-    model: dict[str, Any] = {"z_dim": protocol.LATENT, "learning_rate": 1e-3,
+    model: dict[str, Any] = {"z_dim": z_dim(kind), "learning_rate": 1e-3,
                              "seed": int(spec.get("seed", 0)), "seed_everything": True}  # fmt: skip
     if kind in VARIATIONAL:
         model.update(sparse=False, threshold=0)
     if kind == "dvcca":
         model["private"] = private(spec)
+    if kind in PRIVATE_LATENTS:  # the library's default s_dim is 3; ours and MultiVae's 2
+        model.update(private=True, s_dim=protocol.PRIVATE)
+    if kind == "mmjsd":  # its default has private latents (s_dim 2), ours none; and the
+        model["private"] = False  # library's subset encoding needs private = False
     model.update(spec.get("options", {}))
     variational = kind in VARIATIONAL
     encoder = {
@@ -118,7 +134,7 @@ def build(kind: str, spec: dict[str, Any], out: str) -> Any:
     torch.manual_seed(int(spec.get("seed", 0)))
     cls = getattr(multiviewae, MODELS[kind])
     dims = [math.prod(protocol.SHAPES[v]) for v in VIEWS]
-    model = cls(cfg=yaml_config(kind, spec, out), input_dim=dims, z_dim=protocol.LATENT)
+    model = cls(cfg=yaml_config(kind, spec, out), input_dim=dims, z_dim=z_dim(kind))
     # `optimizer` and `discriminator` are not among the keys a user config may set
     # (base.constants.CONFIG_KEYS), so they are set on the built model
     model.cfg.optimizer._target_ = "torch.optim.Adam"  # DCCAE's default is LBFGS
@@ -192,8 +208,16 @@ class Adapter:
         return self.model.encode(views(data))
 
     def view_latent(self, data: dict[str, Tensor], given: str) -> Any:
+        i = VIEWS.index(given)
+        if self.kind == "gpoe":  # the generalised PoE of one view: its expert, precision × w_i
+            mu, logvar = self.model.encoders[i](views(data)[i])
+            weight = self.model.poe_weight[i : i + 1]
+            loc, log_var = weightedProductOfExperts()(mu[None], logvar[None], weight)
+            return torch.distributions.Normal(loc, torch.exp(0.5 * log_var))
+        if self.kind in JOINT:  # the library's own posterior of a subset of views
+            return self.model.encode_subset(views(data), [i])[0]
         z = self.encode(data)
-        return z[0] if self.kind == "dvcca" else z[VIEWS.index(given)]  # DVCCA: image only
+        return z[0] if self.kind == "dvcca" else z[i]  # DVCCA: image only
 
     def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
         z = self.view_latent(data, given)
@@ -207,7 +231,7 @@ class Adapter:
     # the joint NLL (mcVAE, DVCCA)
     def proposal(self, data: dict[str, Tensor]) -> Any:
         z = self.encode(data)
-        if self.kind == "dvcca":  # the image view's posterior
+        if self.kind == "dvcca" or self.kind in JOINT:  # the image view's / the joint posterior
             return protocol.Factorised(torch.distributions.Normal(z[0].loc, z[0].scale))
         loc = torch.stack([q.loc for q in z])
         scale = torch.stack([q.scale for q in z])
@@ -222,6 +246,56 @@ class Adapter:
             "image": image.logits.reshape(*z.shape[:-1], *protocol.SHAPES["image"]),
             "label": label.x,
         }
+
+
+class PrivateAdapter(Adapter):
+    """weighted_DMVAE: each encoder gives [private (s_dim), shared]; the joint shared posterior
+    is the library's weighted PoE of the views' shared parts, and decoder i reads [private_i,
+    shared]. The protocol's z is [shared, private image, private label]. Generation from one
+    view: its own shared expert (as ours infers from one modality) and the target's private
+    code from the prior N(0, I) (the library has no cross-view generation for it)."""
+
+    def experts(self, data: dict[str, Tensor]) -> list[tuple[Tensor, Tensor]]:
+        return [self.model.encoders[i](x) for i, x in enumerate(views(data))]
+
+    def proposal(self, data: dict[str, Tensor]) -> Any:
+        s, experts = protocol.PRIVATE, self.experts(data)
+        mu_c = torch.stack([mu[:, s:] for mu, _ in experts])
+        logvar_c = torch.stack([logvar[:, s:] for _, logvar in experts])
+        loc, log_var = weightedProductOfExperts()(mu_c, logvar_c, self.model.poe_weight)
+        parts = [protocol.Factorised(normal(loc, log_var))]
+        parts += [protocol.Factorised(normal(mu[:, :s], logvar[:, :s])) for mu, logvar in experts]
+        return protocol.Product(parts, self.block_sizes())
+
+    def block_sizes(self) -> list[int]:
+        return [protocol.LATENT] + [protocol.PRIVATE] * len(VIEWS)
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+
+    def decode(self, z: Tensor) -> dict[str, Tensor]:
+        shared, *private = z.split(self.block_sizes(), -1)
+        image, label = (
+            self.model.decoders[i](torch.cat([private[i], shared], -1)) for i in range(len(VIEWS))
+        )
+        return {
+            "image": image.logits.reshape(*z.shape[:-1], *protocol.SHAPES["image"]),
+            "label": label.x,
+        }
+
+    def generate(self, data: dict[str, Tensor], given: str, target: str) -> Tensor:
+        s = protocol.PRIVATE
+        mu, logvar = self.experts(data)[VIEWS.index(given)]
+        shared = normal(mu[:, s:], logvar[:, s:]).sample()
+        private = torch.randn(len(shared), s)
+        out = self.model.decoders[VIEWS.index(target)](torch.cat([private, shared], -1))
+        if target == "image":
+            return out.probs.reshape(-1, *protocol.SHAPES["image"])
+        return out.x
+
+
+def normal(loc: Tensor, log_var: Tensor) -> torch.distributions.Normal:
+    return torch.distributions.Normal(loc, torch.exp(0.5 * log_var))
 
 
 class ImageOnly:
@@ -322,6 +396,32 @@ def notes(kind: str, spec: dict[str, Any]) -> str:
             "so the critic ends in a sigmoid (kept here, as the library builds it); critic "
             "weights clipped to [-0.01, 0.01] after each discriminator step"
         )
+    if kind in JOINT:
+        out.append(
+            f"{MODELS[kind]}: nll proposal = the library's joint posterior of both views (eval "
+            "encode); coherence from one view: "
+            + (
+                "the weighted PoE of that view alone (its expert with precision times its "
+                "learned weight)"
+                if kind == "gpoe"
+                else "the library's encode_subset of that view"
+            )
+        )
+    if kind in PRIVATE_LATENTS:
+        out.append(
+            f"{MODELS[kind]}: private true, s_dim {protocol.PRIVATE} (library default 3), z_dim "
+            f"{z_dim(kind)} = shared {protocol.LATENT} + private; nll proposal = the library's "
+            "weighted PoE of the views' shared parts times each view's private posterior; "
+            "generation from one view: its shared expert, the target's private code from "
+            "N(0, I); the library's loss repeats the joint KL per view and the cross KLs per "
+            "pair of views (ours follows DMVAE's ELBOs)"
+        )
+    if kind == "mmjsd":
+        out.append(
+            "mmJSD with private false (library default: private latents, s_dim 2; ours has "
+            "none by default, and the library's encode_subset needs private false); its JS "
+            "term weighs the experts 1/M and omits the prior (ours follows the paper)"
+        )
     if kind not in VARIATIONAL:
         out.append("deterministic codes: nll null")
     return "; ".join(out)
@@ -341,7 +441,7 @@ def quality(spec: dict[str, Any]) -> dict[str, Any]:
         return {"nll": None, "image_to_label": None, "label_to_image": None,
                 "train_seconds": None, "parameters": parameters, "error": timer.error,
                 "epoch_seconds": timer.seconds, "notes": notes(kind, spec)}  # fmt: skip
-    adapter = Adapter(kind, model)
+    adapter = (PrivateAdapter if kind in PRIVATE_LATENTS else Adapter)(kind, model)
     dvcca_private = kind == "dvcca" and private(spec)
     nll = None
     with torch.no_grad():

@@ -125,3 +125,11 @@ def test_the_quality_bar_is_the_reference_mean_within_two_std():
         "image_to_label": True,
         "label_to_image": False,
     }
+
+
+def test_every_model_is_compared_or_said_why_not():
+    from core.models import available_models
+
+    assert set(compare.MODELS).isdisjoint(compare.NOT_COMPARED)
+    assert set(compare.MODELS) | set(compare.NOT_COMPARED) == set(available_models())
+    assert set(compare.MODELS) >= compare.MULTIVIEW
