@@ -212,8 +212,7 @@ class Adapter:
         if self.kind == "gpoe":  # the generalised PoE of one view: its expert, precision × w_i
             mu, logvar = self.model.encoders[i](views(data)[i])
             weight = self.model.poe_weight[i : i + 1]
-            loc, log_var = weightedProductOfExperts()(mu[None], logvar[None], weight)
-            return torch.distributions.Normal(loc, torch.exp(0.5 * log_var))
+            return normal(*weightedProductOfExperts()(mu[None], logvar[None], weight))
         if self.kind in JOINT:  # the library's own posterior of a subset of views
             return self.model.encode_subset(views(data), [i])[0]
         z = self.encode(data)
@@ -228,7 +227,7 @@ class Adapter:
             return out.probs.reshape(-1, *protocol.SHAPES["image"])
         return out.x  # Categorical keeps the logits as `x`
 
-    # the joint NLL (mcVAE, DVCCA)
+    # the joint NLL (the variational models)
     def proposal(self, data: dict[str, Tensor]) -> Any:
         z = self.encode(data)
         if self.kind == "dvcca" or self.kind in JOINT:  # the image view's / the joint posterior
