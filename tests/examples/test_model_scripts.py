@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from core.models import build_model
-from core.models.registry import MODEL_REGISTRY
+from tests.core.models.cases import built_in_models
 from tests.examples.conftest import EXAMPLES, MODEL_SCRIPTS, run_python
 
 EPOCHS = 2
@@ -36,11 +36,6 @@ def load_script(path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 def family_models(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
     return load_script(path, monkeypatch).models(EPOCHS)
-
-
-def built_in_models() -> set[str]:
-    """The model types the project ships (other tests register their own in this process)."""
-    return {n for n, cls in MODEL_REGISTRY.items() if cls.__module__.startswith("core.models.")}
 
 
 def test_the_family_scripts_cover_every_model_type(monkeypatch: pytest.MonkeyPatch) -> None:

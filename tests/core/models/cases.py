@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from core.data.batch import Batch
+from core.models.registry import MODEL_REGISTRY
 from tests.core.models.hook_models import HOOK_MODELS
 
 MODALITIES = [
@@ -181,3 +182,8 @@ def make_batch(config: dict, n: int = 6, seed: int = 0, masks: dict | None = Non
     if masks is None:
         masks = {m: torch.ones(n, dtype=torch.bool) for m in data}
     return Batch(data, masks, torch.randint(10, (n,), generator=g))
+
+
+def built_in_models() -> set[str]:
+    """The model types the project ships (other tests register their own in this process)."""
+    return {n for n, cls in MODEL_REGISTRY.items() if cls.__module__.startswith("core.models.")}
