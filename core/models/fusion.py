@@ -90,8 +90,15 @@ def subset_products(
     return joint, valid
 
 
-def mixture_of_experts(loc: Tensor, scale: Tensor, mask: Tensor, family: Family) -> Mixture:
-    """Uniform mixture over each sample's available experts (components [M, B, D])."""
+def mixture_of_experts(
+    loc: Tensor, scale: Tensor, mask: Tensor, family: Family, prior_expert: bool = False
+) -> Mixture:
+    """Uniform mixture over each sample's available experts (components [M, B, D]), and the
+    prior (location 0, scale 1) as one more component of every sample's when asked."""
+    if prior_expert:
+        loc = torch.cat([loc, torch.zeros_like(loc[:1])])
+        scale = torch.cat([scale, torch.ones_like(scale[:1])])
+        mask = torch.cat([mask, torch.ones_like(mask[:1])])
     log_w = torch.where(mask.transpose(0, 1), 0.0, float("-inf")).to(loc.dtype)
     log_w = log_w - torch.logsumexp(log_w, dim=-1, keepdim=True)
     return Mixture(Diagonal(loc, scale, family), log_w)

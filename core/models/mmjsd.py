@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field
 from torch import Tensor
 
@@ -72,12 +71,10 @@ class MMJSD(MultimodalVAE):
     ) -> Posterior:
         """What the training reconstruction draws from: the mixture of the sample's experts;
         with js_form="multiview_ae" the prior N(0, I) is one more component (multi-view-AE)."""
-        if self.config.js_form == "paper":
-            return self.posterior(batch, observed, experts)
-        loc = torch.cat([experts.loc, torch.zeros_like(experts.loc[:1])])
-        scale = torch.cat([experts.scale, torch.ones_like(experts.scale[:1])])
-        mask = torch.cat([observed, torch.ones_like(observed[:1])])
-        return mixture_of_experts(loc, scale, mask, self.posterior_family)
+        with_prior = self.config.js_form == "multiview_ae"
+        return mixture_of_experts(
+            experts.loc, experts.scale, observed, self.posterior_family, with_prior
+        )
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         shared = experts.shared

@@ -81,6 +81,17 @@ def test_mixture_of_experts_draws_each_sample_from_its_own_available_experts():
     assert 0.45 < frac < 0.55  # uniform over the two experts of sample 2
 
 
+def test_a_mixture_with_the_prior_expert_draws_from_n01_as_one_more_component():
+    loc = torch.full((1, 2, 1), 100.0)  # one expert, far from the prior
+    scale = torch.full((1, 2, 1), 1e-3)
+    mask = torch.tensor([[True, False]])
+    mix = mixture_of_experts(loc, scale, mask, "normal", prior_expert=True)
+    z = mix.rsample(4000, torch.Generator().manual_seed(0))[..., 0]  # [S, B]
+    assert 0.45 < float((z[:, 0] > 50).float().mean()) < 0.55  # half expert, half prior
+    assert (z[:, 1].abs() < 6).all()  # no expert: the prior alone
+    assert 0.9 < float(z[:, 1].std()) < 1.1
+
+
 def test_mixture_log_prob_is_the_weighted_sum_of_component_densities():
     loc, scale = _experts(m=2, b=3, d=2)
     mask = torch.tensor([[True, True, False], [True, False, True]])
