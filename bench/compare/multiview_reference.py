@@ -419,7 +419,9 @@ def notes(kind: str, spec: dict[str, Any]) -> str:
         out.append(
             "mmJSD with private false (library default: private latents, s_dim 2; ours has "
             "none by default, and the library's encode_subset needs private false); its JS "
-            "term weighs the experts 1/M and omits the prior (ours follows the paper)"
+            "term omits the prior's KL (still divided by M + 1), its reconstruction mixture has "
+            "the prior as a component, and it infers with the dynamic prior (ours: "
+            "js_form multiview_ae, the same; our default follows the paper)"
         )
     if kind not in VARIATIONAL:
         out.append("deterministic codes: nll null")

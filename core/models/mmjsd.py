@@ -9,9 +9,10 @@ experts and the prior p = N(0, I). Weighting every precision by the same π leav
 and divides its precision by π, so f is the PoE with the prior expert, its scale times √(M + 1).
 multi-view-AE differs. Without private latents it keeps this f but leaves the prior's KL out of
 the sum (still dividing by M + 1), and its reconstruction mixture has the prior as one more
-component: `js_form="multiview_ae"` gives that objective. With private latents its f is the
-PoE of the experts alone, weighted 1/M. Inference from a subset: the mixture of its experts, as
-upstream.
+component: `js_form="multiview_ae"` gives that objective, and multi-view-AE's inference too: a
+sample's posterior is f when it has two modalities or more, its single expert otherwise (the
+paper form infers with the mixture of the given experts, as the authors' code). With private
+latents multi-view-AE's f is the PoE of the experts alone, weighted 1/M; ours stays the above.
 
 Optional private latents (`modalities_specific_dim`, upstream's `private`/`s_dim`): x_m is
 decoded from [z, w_m], w_m ~ q(w_m|x_m), and β Σ_m KL(q(w_m|x_m) ‖ p) joins the loss (β weighs
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from pydantic import Field
 from torch import Tensor
 
@@ -58,7 +60,15 @@ class MMJSD(MultimodalVAE):
     config: MMJSDConfig
 
     def posterior(self, batch: Batch, mask: Tensor, experts: Diagonal) -> Posterior:
-        return mixture_of_experts(experts.loc, experts.scale, mask, self.posterior_family)
+        """Paper: the mixture of the given experts. multiview_ae: the dynamic prior f of the given
+        experts, or the expert itself for a sample given one modality (multi-view-AE's encode)."""
+        if self.config.js_form == "paper":
+            return mixture_of_experts(experts.loc, experts.scale, mask, self.posterior_family)
+        f = self.dynamic_prior(experts, mask)
+        alone = product_of_experts(experts.loc, experts.scale, mask, prior_expert=False)
+        single = (mask.sum(0) == 1).unsqueeze(-1)
+        loc = torch.where(single, alone.loc, f.loc)
+        return Diagonal(loc, torch.where(single, alone.scale, f.scale), self.posterior_family)
 
     def dynamic_prior(self, experts: Diagonal, observed: Tensor) -> Diagonal:
         """f: the geometric mean, weights 1/(M + 1), of the observed experts and the prior."""

@@ -93,3 +93,22 @@ def test_the_dynamic_prior_of_one_expert_is_its_geometric_mean_with_the_prior():
     torch.testing.assert_close(f.loc[0], mean)
     torch.testing.assert_close(f.scale[0], scale)
     assert math.isclose(float(f.scale[0, 0]), (0.5 * (1 / 0.25 + 1)) ** -0.5, rel_tol=1e-6)
+
+
+def test_the_multiview_ae_form_infers_with_the_dynamic_prior_or_the_single_given_expert():
+    """multi-view-AE's encode: f (the geometric mean, weights 1/(M+1), of the given experts and
+    the prior) for a sample given both modalities, the expert itself for one given alone; the
+    paper form infers with the experts' mixture."""
+    from core.models.distributions import Diagonal, Mixture
+
+    mu = torch.tensor([[[0.4, -1.0], [0.1, 0.2]], [[-0.3, 0.5], [2.0, 1.0]]])  # [M=2, B=2, D=2]
+    s = torch.tensor([[[0.5, 2.0], [1.5, 0.3]], [[0.7, 0.9], [0.2, 1.1]]])
+    mask = torch.tensor([[True, False], [True, True]])  # sample 0: both; sample 1: the second
+    q = tiny("mmjsd", js_form="multiview_ae").posterior(None, mask, Diagonal(mu, s))
+    prior = (torch.zeros(2), torch.ones(2))
+    mean, scale = _geometric_mean([(mu[0, 0], s[0, 0]), (mu[1, 0], s[1, 0]), prior], 1 / 3)
+    torch.testing.assert_close(q.loc[0], mean)
+    torch.testing.assert_close(q.scale[0], scale)
+    torch.testing.assert_close(q.loc[1], mu[1, 1])
+    torch.testing.assert_close(q.scale[1], s[1, 1])
+    assert isinstance(tiny("mmjsd").posterior(None, mask, Diagonal(mu, s)), Mixture)
