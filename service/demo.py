@@ -46,7 +46,10 @@ def train_demo(target: Path, epochs: int = 40, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     model = build_model(DEMO_CONFIG)
-    config = TrainerConfig(epochs=epochs, batch_size=64, learning_rate=2e-3, seed=seed)
+    # it may train in the server's process, which must give freed memory back to the OS
+    config = TrainerConfig(
+        epochs=epochs, batch_size=64, learning_rate=2e-3, seed=seed, keep_freed_cpu_memory=False
+    )
     start = time.perf_counter()
     Trainer(model, load_builtin("digits", "train"), config=config).fit()
     model.eval()

@@ -150,6 +150,13 @@ class TrainerConfig(_Strict):
         description="torch.compile the model's forward for full training batches: a one-off "
         "compile (~20-40 s on CPU) for faster steps; pays off on long runs (bench/RESULTS.md)",
     )
+    keep_freed_cpu_memory: bool = Field(
+        True,
+        description="on the CPU (glibc), keep the memory a step frees for the next step instead "
+        "of returning it to the OS and faulting it back in (core/training/allocator.py): up to "
+        "~45% faster steps with large activations, same results; process-wide, resident memory "
+        "stays at the steps' peak",
+    )
     log_every_steps: int = Field(
         10, gt=0, description="steps between per-step metrics sent to callbacks (progress bar)"
     )

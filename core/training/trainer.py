@@ -27,6 +27,7 @@ from core.data.batch import Batch
 from core.models.optimization import MAIN, Trainable
 from core.training import checkpoint as ckpt
 from core.training import distributed
+from core.training.allocator import keep_freed_memory
 from core.training.batches import epoch_seed, iterate, sequential_batches, shuffled_batches
 from core.training.callbacks import Callback, MetricsLogger, ProgressBar, TrainerState
 from core.training.compiled import CompiledForward
@@ -78,6 +79,8 @@ class Trainer:
         self.world = distributed.from_environment()
         self.device = resolve_device(cfg, self.world.local_rank if self.world.distributed else None)
         distributed.join(self.world, self.device)
+        if cfg.keep_freed_cpu_memory and self.device.type == "cpu":
+            keep_freed_memory()
         self.sync = distributed.GradientSync(self.world)
         self.amp_dtype = autocast_dtype(cfg)
         self.output_dir = None if cfg.output_dir is None else Path(cfg.output_dir).expanduser()
