@@ -198,3 +198,15 @@ def test_the_paper_experiments_are_listed_with_their_anchors(capsys):
     assert main(["--list"]) == 0
     listing = capsys.readouterr().out
     assert "cmvae_polymnist" in listing and "Anchor: PolyMNIST 89.7 / 78.1" in listing
+
+
+def test_freed_memory_times_both_settings_in_fresh_processes(tmp_path: Path) -> None:
+    from bench import freed_memory
+
+    args = ["--models", "mvae", "--batch-sizes", "32", "--rounds", "1", "--size", "96"]
+    assert freed_memory.main([*args, "--epochs", "2", "--out", str(tmp_path)]) == 0
+    (run,) = _load(tmp_path, "freed_memory")["runs"]
+    assert (run["model"], run["batch_size"]) == ("mvae", 32)
+    assert run["default_samples_per_s"] > 0 and run["kept_samples_per_s"] > 0
+    assert run["speedup"] == pytest.approx(run["kept_samples_per_s"] / run["default_samples_per_s"])
+    assert "| mvae | 32 |" in (tmp_path / "freed_memory.md").read_text()
