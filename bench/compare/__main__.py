@@ -21,6 +21,7 @@ import argparse
 import functools
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -112,6 +113,10 @@ def reference_library(model: str) -> str:
     return "multiviewae" if model in MULTIVIEW else "multivae"
 
 
+# environment variables the reference's interpreters run with (`--reference-env`), e.g. glibc's
+# allocator settings that our keep_freed_cpu_memory makes, to time the reference under them too
+REFERENCE_ENV: dict[str, str] = {}
+
 RUNNERS_BY_LIBRARY = {  # library -> (script, environment module)
     "multivae": ("reference.py", env),
     "multiviewae": ("multiview_reference.py", multiview_env),
@@ -149,7 +154,9 @@ def run(library: str, spec: dict[str, Any], cache: Path | None = None) -> dict[s
     """One task in a fresh interpreter of `library`'s environment. A quality result already in
     `cache` (same library, code and spec) is reused, so an interrupted comparison resumes;
     timings never are: both libraries of a speed comparison must run now, alternated."""
-    identity = json.dumps([library, code_version(library), spec], sort_keys=True)
+    extra_env = {} if library == "ours" else REFERENCE_ENV
+    keyed = [library, code_version(library), spec] + ([extra_env] if extra_env else [])
+    identity = json.dumps(keyed, sort_keys=True)
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     cached = cache is not None and spec["task"] == "quality"
     saved = cache / f"{library}-{spec['task']}-{key}.json" if cached else None
@@ -161,7 +168,11 @@ def run(library: str, spec: dict[str, Any], cache: Path | None = None) -> dict[s
         name, environment = RUNNERS_BY_LIBRARY[library]
         script, python = HERE / name, str(environment.python())
     out = subprocess.run(
-        [python, str(script), json.dumps(spec)], capture_output=True, text=True, check=False
+        [python, str(script), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **extra_env} if extra_env else None,
     )
     if out.returncode != 0:
         raise RuntimeError(f"{library} {spec} failed:\n{out.stderr[-4000:]}")
@@ -356,6 +367,9 @@ def markdown(results: dict[str, Any]) -> str:
         "bench/compare/protocol.py; the reference of each model in the `reference` column.",
         "",
     ]
+    if p.get("reference_env"):
+        pairs = ", ".join(f"{k}={v}" for k, v in p["reference_env"].items())
+        lines += [f"The references ran with the environment variables {pairs}.", ""]
     if "quality" in results:
         lines += [
             f"## Quality (digits, {p['epochs']} epochs, batch 64, Adam 1e-3, seeds {p['seeds']}, "
@@ -486,12 +500,20 @@ def main(argv: list[str] | None = None) -> int:
         default={},
         help=f"the reference's options per model, e.g. '{example}'",
     )
+    parser.add_argument(
+        "--reference-env",
+        type=lambda s: dict(pair.split("=", 1) for pair in split(s)),
+        default={},
+        help="environment variables the references run with, e.g. 'MALLOC_TRIM_THRESHOLD_=1'",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--name", default="compare", help="results file name")
     parser.add_argument(
         "--cache", type=Path, default=HERE / ".cache", help="finished tasks (reused on a rerun)"
     )
     args = parser.parse_args(argv)
+    REFERENCE_ENV.clear()
+    REFERENCE_ENV.update(args.reference_env)
     libraries = sorted({reference_library(m) for m in args.models})
     for lib in libraries:
         RUNNERS_BY_LIBRARY[lib][1].ensure()
@@ -505,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             "k": args.k,
             "speed_size": args.speed_size,
             "speed_runs": args.speed_runs,
+            "reference_env": args.reference_env,
             "speed_epochs": args.speed_epochs,
             "eval_samples": args.eval_samples,
             "options": args.options,

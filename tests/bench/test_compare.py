@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -107,6 +108,24 @@ def test_our_runner_tasks_and_the_result_cache(tmp_path, monkeypatch):
         compare.run("ours", {**spec, "seed": 1}, tmp_path)  # another spec: run
     with pytest.raises(AssertionError, match="ran again"):  # timings: never reused
         compare.run("ours", speed_spec, tmp_path)
+
+
+def test_the_references_run_with_the_environment_asked_for(tmp_path, monkeypatch):
+    """--reference-env reaches the reference's interpreter (not ours), and a cached result
+    of one environment is not reused for another."""
+    probe = tmp_path / "probe.py"
+    probe.write_text('import json, os\nprint(json.dumps({"seen": os.environ.get("PROBE")}))\n')
+
+    class Here:
+        @staticmethod
+        def python() -> str:
+            return sys.executable
+
+    monkeypatch.setitem(compare.RUNNERS_BY_LIBRARY, "probe", (str(probe), Here))
+    spec = {"task": "quality", "model": "mvae"}
+    assert compare.run("probe", spec, tmp_path)["seen"] is None
+    monkeypatch.setitem(compare.REFERENCE_ENV, "PROBE", "kept")
+    assert compare.run("probe", spec, tmp_path)["seen"] == "kept"  # not the cached None
 
 
 def test_the_quality_bar_is_the_reference_mean_within_two_std():
