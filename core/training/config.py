@@ -154,7 +154,7 @@ class TrainerConfig(_Strict):
         True,
         description="on the CPU (glibc), keep the memory a step frees for the next step instead "
         "of returning it to the OS and faulting it back in (core/training/allocator.py): up to "
-        "~45% faster steps with large activations, same results; process-wide, resident memory "
+        "43% faster steps with large activations, same results; process-wide, resident memory "
         "stays at the steps' peak",
     )
     log_every_steps: int = Field(
