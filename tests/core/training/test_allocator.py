@@ -13,17 +13,26 @@ from tests.core.training.conftest import tiny_mvae
 
 ROOT = Path(__file__).resolve().parents[3]
 STEPS = 10
-# a process that runs STEPS "steps" of 8 live blocks of 8 MiB (as a step's activations) and
-# prints the minor page faults they cost, with or without keep_freed_memory
+BLOCKS = 8  # live at once in a "step", 8 MiB each: a step's activations
+BLOCK = 2**23
+# a process that runs STEPS such steps through the C allocator torch's CPU tensors use, with or
+# without keep_freed_memory, and prints the minor page faults the steps cost
 PROGRAM = f"""
-import resource, sys
-import torch
+import ctypes, resource, sys
 from core.training.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
 def step():
-    live = [torch.ones(2**21) for _ in range(8)]
-    return sum(float(t[-1]) for t in live)
+    live = [libc.malloc({BLOCK}) for _ in range({BLOCKS})]
+    for block in live:
+        libc.memset(block, 1, {BLOCK})
+    for block in live:
+        libc.free(block)
 step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range({STEPS}):
@@ -39,9 +48,9 @@ def _faults(mode: str) -> int:
 
 
 def test_freed_blocks_are_reused_instead_of_faulted_back_in():
-    """By default glibc gives the 64 MiB back after every step and the next step faults all of
-    its pages in again; kept, fewer pages fault in all STEPS steps than one step has."""
-    pages_per_step = 8 * 2**23 // 4096
+    """By default glibc gives a step's 64 MiB back to the OS when they are freed and the next
+    step faults their pages in again; kept, fewer pages fault in all STEPS steps than in one."""
+    pages_per_step = BLOCKS * BLOCK // 4096
     default, kept = _faults("default"), _faults("keep")
     assert default > STEPS * pages_per_step * 0.9
     assert kept < pages_per_step
