@@ -7,6 +7,7 @@ import glob
 import json
 import struct
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,13 +100,20 @@ def test_a_wandb_offline_run_holds_the_history(tmp_path: Path) -> None:
     [link] = result.trackers
     assert link["mode"] == "offline" and link["dir"].startswith(str(tmp_path / "run" / "wandb"))
     [run_file] = glob.glob(f"{link['dir']}/run-{link['run_id']}.wandb")
-    history = [
-        {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
-        for r in wandb_records(Path(run_file))
-        if r.WhichOneof("record_type") == "history"
-    ]
-    epochs = [h for h in history if "train/loss" in h]
-    assert [h["train/loss"] for h in epochs] == pytest.approx([r["train_loss"] for r in logged])
+    deadline = time.monotonic() + 30  # wandb's service process writes the file: give it time
+    while True:
+        history = [
+            {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+            for r in wandb_records(Path(run_file))
+            if r.WhichOneof("record_type") == "history"
+        ]
+        epochs = [h for h in history if "train/loss" in h]
+        if len(epochs) == len(logged) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [h["train/loss"] for h in epochs] == pytest.approx([r["train_loss"] for r in logged]), (
+        f"history rows in the run file: {history}"
+    )
     assert [h["_step"] for h in epochs] == [4, 8]
 
 
