@@ -14,7 +14,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 def one_run(spec: dict[str, Any]) -> dict[str, float]:
     """Train `spec['model']` for `spec['epochs']` epochs in this process; steady samples/s and
     minor page faults per step of the epochs after the first."""
-    import resource
-
     import torch
 
     from bench.compare import ours, protocol
-    from core.training import Callback, Trainer
+    from core.training import Trainer
 
     torch.manual_seed(0)
     model = ours.build(spec["model"], {})
-    times: list[float] = []
-    faults: list[int] = []
-
-    class Clock(Callback):
-        def on_epoch_start(self, state: Any) -> None:
-            self.start = time.perf_counter()
-            self.faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-        def on_epoch_end(self, state: Any) -> None:
-            times.append(time.perf_counter() - self.start)
-            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.faults)
-
+    clock = ours.EpochClock()
     config = ours.config(spec, spec["epochs"], 0).model_copy(
         update={"keep_freed_cpu_memory": spec["keep"]}
     )
     data = ours.dataset(protocol.synthetic(spec["size"]))
-    Trainer(model, data, None, config, [Clock()]).fit()
+    Trainer(model, data, None, config, [clock]).fit()
     steps = -(-spec["size"] // spec["batch_size"])
     return {
-        "samples_per_s": spec["size"] / median(times[1:]),
-        "faults_per_step": median(faults[1:]) / steps,
+        "samples_per_s": spec["size"] / median(clock.seconds[1:]),
+        "faults_per_step": median(clock.faults[1:]) / steps,
     }
 
 
