@@ -259,7 +259,7 @@ def rotated(names: list[str], r: int) -> list[str]:
 
 RUNNERS = {  # "reference": the model's reference library
     "reference": ("reference", {}),
-    "ours": ("ours", {}),
+    "ours": ("ours", {"matrix_products": True}),  # also profiles its matrix products
     "ours compiled": ("ours", {"compile": True}),
 }
 
@@ -267,7 +267,10 @@ RUNNERS = {  # "reference": the model's reference library
 def speed(models, batch_sizes, runs, size, epochs, options, ref_options=None) -> dict[str, Any]:
     """Samples/s of the reference, ours and ours with `compile`, the order rotated run by run;
     the ratios to the reference are taken within each run (None where it could not train).
-    `compile_seconds`: the compiled runner's first epoch minus its median epoch (compiling)."""
+    `compile_seconds`: the compiled runner's first epoch minus its median epoch (compiling).
+    `ceiling`: the reference's step over our step's matrix products (medians of the runs'
+    quotients): the speed-up left if everything but those products, as torch runs them in
+    fp32, took no time."""
     out: dict[str, Any] = {}
     names = list(RUNNERS)
     for m in models:
@@ -275,6 +278,7 @@ def speed(models, batch_sizes, runs, size, epochs, options, ref_options=None) ->
             got: dict[str, list[float]] = {name: [] for name in names}
             ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
             compile_seconds = []
+            products: list[float] = []  # our step's matrix-product seconds, run by run
             for r in range(runs):
                 for name in rotated(names, r):
                     lib, extra = RUNNERS[name]
@@ -290,6 +294,8 @@ def speed(models, batch_sizes, runs, size, epochs, options, ref_options=None) ->
                     if extra.get("compile"):
                         steady = size / result["samples_per_s"]
                         compile_seconds.append(result["epoch_seconds"][0] - steady)
+                    if extra.get("matrix_products"):
+                        products.append(result["matrix_product_seconds_per_step"])
                 for name in ratios:
                     base = got["reference"][-1]
                     ratios[name].append(None if base is None else got[name][-1] / base)
@@ -301,8 +307,17 @@ def speed(models, batch_sizes, runs, size, epochs, options, ref_options=None) ->
                 "ratio": {name: median_or_none(v) for name, v in ratios.items()},
                 "median": {name: median_or_none(v) for name, v in got.items()},
                 "compile_seconds": median(compile_seconds),
+                "matrix_product_seconds_per_step": median(products),
+                "ceiling": median_or_none(ceilings(got["reference"], products, bs)),
             }
     return out
+
+
+def ceilings(reference: list[float | None], products: list[float], bs: int) -> list[float | None]:
+    """Run by run, the reference's step seconds (`bs` over its samples/s) over our step's
+    matrix-product seconds: the speed-up left if everything else took no time."""
+    pairs = zip(reference, products, strict=True)
+    return [None if base is None else bs / base / p for base, p in pairs]
 
 
 def median_or_none(values: list[float | None]) -> float | None:
@@ -434,16 +449,21 @@ def markdown(results: dict[str, Any]) -> str:
                 rounded(r["median"]["ours compiled"]),
                 ratio_text(r["ratio"]["ours compiled"]),
                 f"{r['compile_seconds']:.0f}",
+                f"{1000 * r['matrix_product_seconds_per_step']:.2f}",
+                ratio_text(r.get("ceiling")),
                 " ".join("—" if x is None else f"{x:.2f}" for x in r["ratios"]["ours compiled"]),
             ]
             for key, r in results["speed"].items()
         ]
         headers = ["model", "reference", "reference samples/s", "ours", "ours / reference"]
-        headers += ["ours compiled", "compiled / reference", "compile s", "per run"]
+        headers += ["ours compiled", "compiled / reference", "compile s"]
+        headers += ["matrix products ms/step", "ceiling", "per run"]
         note = (
             "samples/s, medians; ratios taken within a run. 'compiled': TrainerConfig "
             "compile=True (torch.compile of the forward), timed after its first epoch, which "
-            "paid the compile seconds shown."
+            "paid the compile seconds shown. 'matrix products': what our step spends in them "
+            "(torch profiler, one untimed epoch); 'ceiling': the reference's step over that, the "
+            "speed-up left if all else took no time."
         )
         lines += [table(headers, rows), "", note, ""]
     if "evaluation" in results:

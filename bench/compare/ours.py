@@ -240,17 +240,62 @@ class EpochClock(Callback):
         self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.start_faults)
 
 
+MATRIX_PRODUCTS = frozenset(
+    {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation"}
+)
+
+
+class MatrixProductClock(Callback):
+    """Seconds a training step spends in matrix products (the dense layers' arithmetic, the
+    same in both libraries), from a torch profile of the epoch `profiled`: the floor a step
+    cannot go under without changing the networks or the precision."""
+
+    def __init__(self, profiled: int) -> None:
+        self.profiled = profiled
+        self.steps = 0
+        self.seconds_per_step: float | None = None
+
+    def on_epoch_start(self, state: Any) -> None:
+        if state.epoch == self.profiled:
+            self.profile = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            self.profile.__enter__()
+
+    def on_step_end(self, state: Any) -> None:
+        self.steps += state.epoch == self.profiled
+
+    def on_epoch_end(self, state: Any) -> None:
+        if state.epoch == self.profiled:
+            self.profile.__exit__(None, None, None)
+            self.seconds_per_step = matrix_product_seconds(self.profile) / self.steps
+
+
+def matrix_product_seconds(profile: torch.profiler.profile) -> float:
+    """Self seconds of the matrix-product operators in `profile` (all threads' calls)."""
+    events = profile.key_averages()
+    return sum(e.self_cpu_time_total for e in events if e.key in MATRIX_PRODUCTS) / 1e6
+
+
 def speed(spec: dict[str, Any]) -> dict[str, Any]:
+    """Samples/s of the median epoch after the first; with `matrix_products`, one more epoch
+    (not timed) is profiled for the seconds a step spends in matrix products."""
     if spec.get("compile"):  # a cold compile, as a user's first run pays it
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="compare-inductor-")
     torch.manual_seed(0)
     model = build(spec["model"], spec.get("options", {}))
     clock = EpochClock()
+    callbacks: list[Callback] = [clock]
+    epochs = spec["epochs"] + bool(spec.get("matrix_products"))
+    if spec.get("matrix_products"):
+        products = MatrixProductClock(profiled=epochs)
+        callbacks.append(products)
     data = dataset(protocol.synthetic(spec["size"]))
-    Trainer(model, data, None, config(spec, spec["epochs"], 0), [clock]).fit()
-    times = clock.seconds
+    Trainer(model, data, None, config(spec, epochs, 0), callbacks).fit()
+    times = clock.seconds[: spec["epochs"]]
     timed = sorted(times[1:] or times)  # the first epoch warms up
-    return {"epoch_seconds": times, "samples_per_s": spec["size"] / timed[len(timed) // 2]}
+    out = {"epoch_seconds": times, "samples_per_s": spec["size"] / timed[len(timed) // 2]}
+    if spec.get("matrix_products"):
+        out["matrix_product_seconds_per_step"] = products.seconds_per_step
+    return out
 
 
 def evaluation(spec: dict[str, Any]) -> dict[str, Any]:

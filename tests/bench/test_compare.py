@@ -92,8 +92,11 @@ def test_our_runner_tasks_and_the_result_cache(tmp_path, monkeypatch):
     assert {"nll", "test_loss", "image_to_label", "label_to_image", "parameters"} <= set(result)
     assert 0 <= result["image_to_label"] <= 1 and math.isfinite(result["nll"])
     speed_spec = {"task": "speed", "model": "mvae", "batch_size": 32, "size": 96, "epochs": 2}
+    speed_spec["matrix_products"] = True  # a third epoch, profiled, not timed
     speed = compare.run("ours", speed_spec, tmp_path)
     assert len(speed["epoch_seconds"]) == 2 and speed["samples_per_s"] > 0
+    step_seconds = 32 / speed["samples_per_s"]
+    assert 0 < speed["matrix_product_seconds_per_step"] < step_seconds
     evaluation = compare.run(
         "ours", {"task": "evaluation", "model": "jmvae", "batch_size": 16, "k": 3, "n_test": 20}
     )
@@ -152,3 +155,44 @@ def test_every_model_is_compared_or_said_why_not():
     assert set(compare.MODELS).isdisjoint(compare.NOT_COMPARED)
     assert set(compare.MODELS) | set(compare.NOT_COMPARED) == built_in_models()
     assert set(compare.MODELS) >= compare.MULTIVIEW
+
+
+def test_the_matrix_product_clock_counts_the_layers_products_only():
+    layer = torch.nn.Linear(256, 256)
+    x = torch.randn(64, 256)
+    with torch.profiler.profile() as elementwise:
+        for _ in range(5):
+            torch.exp(x).sum()
+    assert ours.matrix_product_seconds(elementwise) == 0
+    with torch.profiler.profile() as layers:
+        for _ in range(5):
+            layer(x).relu().sum().backward()  # addmm forward, mm for both gradients
+    names = {e.key for e in layers.key_averages()}
+    assert {"aten::addmm", "aten::mm"} <= names
+    total = sum(e.self_cpu_time_total for e in layers.key_averages()) / 1e6
+    assert 0 < ours.matrix_product_seconds(layers) < total
+
+
+def test_the_speed_table_gives_each_model_its_matrix_product_ceiling(monkeypatch):
+    """Ratios and ceilings are taken run by run: ceiling = the reference's step seconds (batch
+    over its samples/s) over our step's matrix-product seconds."""
+    reference = iter([3200.0, 6400.0])  # samples/s of runs 1 and 2: steps of 20 and 10 ms
+    products = iter([0.004, 0.005])
+
+    def fake_run(library, spec, cache=None):
+        if library != "ours":
+            return {"samples_per_s": next(reference)}
+        if spec.get("compile"):
+            return {"samples_per_s": 9600.0, "epoch_seconds": [30.0, 1.0]}
+        return {"samples_per_s": 8000.0, "matrix_product_seconds_per_step": next(products)}
+
+    monkeypatch.setattr(compare, "run", fake_run)
+    out = compare.speed(["mvae"], [64], 2, 12_800, 2, {})["mvae bs 64"]
+    assert out["ceiling"] == pytest.approx((0.020 / 0.004 + 0.010 / 0.005) / 2)  # 5 and 2
+    assert out["matrix_product_seconds_per_step"] == pytest.approx(0.0045)
+    assert out["ratios"]["ours"] == pytest.approx([2.5, 1.25])
+    results = {"speed": {"mvae bs 64": out}, "params": {"speed_size": 12_800, "speed_runs": 2}}
+    results["machine"] = compare.finish(compare.machine())
+    results["reference"] = {"multivae": {"multivae": "1.0.3"}}
+    row = next(line for line in compare.markdown(results).splitlines() if "mvae bs 64" in line)
+    assert "| 4.50 | 3.50x |" in row
