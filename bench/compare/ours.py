@@ -247,8 +247,8 @@ MATRIX_PRODUCTS = frozenset(
 
 class MatrixProductClock(Callback):
     """Seconds a training step spends in matrix products (the dense layers' arithmetic, the
-    same in both libraries), from a torch profile of the epoch `profiled`: the floor a step
-    cannot go under without changing the networks or the precision."""
+    same in both libraries), from a torch profile of the epoch `profiled`: the floor of a step
+    that runs the same products the same way, whatever else it removes."""
 
     def __init__(self, profiled: int) -> None:
         self.profiled = profiled
