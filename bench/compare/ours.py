@@ -283,17 +283,15 @@ def speed(spec: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(0)
     model = build(spec["model"], spec.get("options", {}))
     clock = EpochClock()
-    callbacks: list[Callback] = [clock]
     epochs = spec["epochs"] + bool(spec.get("matrix_products"))
-    if spec.get("matrix_products"):
-        products = MatrixProductClock(profiled=epochs)
-        callbacks.append(products)
+    products = MatrixProductClock(profiled=epochs) if spec.get("matrix_products") else None
+    callbacks = [clock] if products is None else [clock, products]
     data = dataset(protocol.synthetic(spec["size"]))
     Trainer(model, data, None, config(spec, epochs, 0), callbacks).fit()
     times = clock.seconds[: spec["epochs"]]
     timed = sorted(times[1:] or times)  # the first epoch warms up
     out = {"epoch_seconds": times, "samples_per_s": spec["size"] / timed[len(timed) // 2]}
-    if spec.get("matrix_products"):
+    if products is not None:
         out["matrix_product_seconds_per_step"] = products.seconds_per_step
     return out
 
