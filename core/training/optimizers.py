@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from core.models.optimization import MAIN, Stage, Trainable
 from core.training.config import TrainerConfig
@@ -71,6 +71,10 @@ class StageOptimizers:
     @property
     def names(self) -> list[str]:
         return list(self.optimizers)
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Every parameter some optimizer of this stage steps."""
+        return [p for o in self.optimizers.values() for g in o.param_groups for p in g["params"]]
 
     def step(
         self, loss: Tensor, name: str = MAIN, reevaluate: Callable[[], Tensor] | None = None

@@ -34,6 +34,7 @@ from core.training.compiled import CompiledForward
 from core.training.config import TrainerConfig
 from core.training.early_stopping import REASON as EARLY_STOPPING
 from core.training.early_stopping import EarlyStopper, split_off_validation
+from core.training.freezing import StageFreezer
 from core.training.optim import StageSpan, autocast_dtype, plan_stages, resolve_device, span_of
 from core.training.optimizers import StageOptimizers
 from core.training.previews import Previews
@@ -97,6 +98,7 @@ class Trainer:
         self.optimizers: StageOptimizers | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._compiled: CompiledForward | None = None
+        self._freezer: StageFreezer | None = None
         self.tracking: TrackerCallback | None = None
 
     # ---- public -----------------------------------------------------------------------------
@@ -107,10 +109,20 @@ class Trainer:
     def fit(self, resume: bool | str | Path = False, overwrite: bool = False) -> TrainResult:
         """Train to `config.epochs`. `resume=True` continues from the last checkpoint in
         output_dir (a fresh start when there is none); a path resumes from that checkpoint.
-        A fresh start over existing checkpoints is an error unless `overwrite`."""
+        A fresh start over existing checkpoints is an error unless `overwrite`. Each stage
+        computes gradients only for the parameters it trains (`StageFreezer`); every
+        parameter's `requires_grad` is as before once `fit` returns or raises."""
+        self.model.to(self.device)
+        self._freezer = StageFreezer(self.model)
+        try:
+            return self._fit(resume, overwrite)
+        finally:
+            self._freezer.restore()
+            self._freezer = None
+
+    def _fit(self, resume: bool | str | Path, overwrite: bool) -> TrainResult:
         cfg = self.config
         self.spans = plan_stages(self.model.stages, cfg.epochs)
-        self.model.to(self.device)
         if self.world.distributed:  # every rank starts from rank 0's weights
             distributed.broadcast_state(self.model)
         if cfg.compile and self._compiled is None:
@@ -316,11 +328,15 @@ class Trainer:
         self.callbacks.append(self.tracking)
 
     def _start_stage(self, span: StageSpan) -> None:
-        """Tell the model its stage; fresh optimizers (and schedulers, scalers) for it."""
+        """Tell the model its stage; fresh optimizers (and schedulers, scalers) for it, and
+        gradients only for what they step."""
         self.model.set_stage(span.stage.name)
+        assert self._freezer is not None
+        self._freezer.restore()  # the optimizers take every parameter that requires gradients
         self.optimizers = StageOptimizers(
             self.model, span.stage, self.config, span.length, self._no_autocast
         )
+        self._freezer.freeze_all_but(self.optimizers.parameters())
         if self.world.distributed:
             self.optimizers.sync, self.optimizers.sync_loss = self.sync, self.sync.loss
         self.state.stage, self.state.stage_name = span.index, span.stage.name

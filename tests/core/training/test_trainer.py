@@ -11,6 +11,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from core.training import Callback, Trainer, TrainerConfig, TrainerState, TrainingError
 from core.training.batches import shuffled_batches
+from core.training.freezing import StageFreezer
 from tests.core.training.conftest import (
     MeanModel,
     TwoStageMVAE,
@@ -101,6 +102,55 @@ def test_second_stage_trains_only_encoders(tmp_path, data):
     assert all(not torch.equal(before[k], after[k]) for k in encoders)
     lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["stage"] for line in lines] == ["joint"] * 2 + ["encoders"] * 2
+
+
+class GradientsSeen(Callback):
+    """After each epoch's first step: which top-level parts hold gradients, and which are
+    frozen (requires_grad False)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model, self.seen = model, {}
+
+    def on_step_end(self, state: TrainerState) -> None:
+        if state.step_in_epoch == 1:
+            named = list(self.model.named_parameters())
+            graded = {n.split(".")[0] for n, p in named if p.grad is not None}
+            frozen = {n.split(".")[0] for n, p in named if not p.requires_grad}
+            self.seen[state.epoch] = (graded, frozen)
+
+
+def test_a_stage_computes_gradients_only_for_what_it_trains(tmp_path, data):
+    model = TwoStageMVAE(tiny_mvae().config)
+    model.decoders["c"][1].bias.requires_grad_(False)  # frozen by the user: stays frozen
+    seen = GradientsSeen(model)
+    Trainer(model, data, None, config(tmp_path, "a", epochs=3), [seen]).fit()
+    assert seen.seen[1] == ({"encoders", "decoders"}, {"decoders"})  # only the user's bias
+    assert seen.seen[3] == ({"encoders"}, {"decoders"})  # stage 2 steps only the encoders
+    assert not model.decoders["c"][1].bias.requires_grad
+    assert all(p.requires_grad for n, p in model.named_parameters() if "c.1.bias" not in n)
+
+
+def test_freezing_outside_the_stage_leaves_results_bit_exact(tmp_path, data, monkeypatch):
+    frozen = TwoStageMVAE(tiny_mvae().config)
+    Trainer(frozen, data, None, config(tmp_path, "a", epochs=4)).fit()
+    monkeypatch.setattr(StageFreezer, "freeze_all_but", lambda self, stepped: None)
+    unfrozen = TwoStageMVAE(tiny_mvae().config)
+    Trainer(unfrozen, data, None, config(tmp_path, "b", epochs=4)).fit()
+    assert_same_weights(weights(frozen), weights(unfrozen))
+
+
+def test_parameters_are_unfrozen_when_fit_raises(tmp_path, data):
+    model = TwoStageMVAE(tiny_mvae().config)
+
+    class Fail(Callback):
+        def on_epoch_start(self, state: TrainerState) -> None:
+            if state.epoch == 3:
+                assert not any(p.requires_grad for p in model.decoders.parameters())
+                raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        Trainer(model, data, None, config(tmp_path, "a", epochs=4), [Fail()]).fit()
+    assert all(p.requires_grad for p in model.parameters())
 
 
 def test_loss_decreases(data):
