@@ -474,8 +474,8 @@ def speed(spec: dict[str, Any]) -> dict[str, Any]:
     times = timer.seconds
     if timer.error is not None:
         return {"epoch_seconds": times, "samples_per_s": None, "error": timer.error}
-    timed = sorted(times[1:] or times)  # the first epoch warms up
-    return {"epoch_seconds": times, "samples_per_s": int(spec["size"]) / timed[len(timed) // 2]}
+    speed = protocol.steady_samples_per_s(times, int(spec["size"]), spec.get("untimed", 1))
+    return {"epoch_seconds": times, "samples_per_s": speed}
 
 
 if __name__ == "__main__":

@@ -276,8 +276,9 @@ def matrix_product_seconds(profile: torch.profiler.profile) -> float:
 
 
 def speed(spec: dict[str, Any]) -> dict[str, Any]:
-    """Samples/s of the median epoch after the first; with `matrix_products`, one more epoch
-    (not timed) is profiled for the seconds a step spends in matrix products."""
+    """Samples/s of the median epoch after the first `untimed` (default 1); with
+    `matrix_products`, one more epoch (not timed) is profiled for the seconds a step spends in
+    matrix products."""
     if spec.get("compile"):  # a cold compile, as a user's first run pays it
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="compare-inductor-")
     torch.manual_seed(0)
@@ -289,8 +290,8 @@ def speed(spec: dict[str, Any]) -> dict[str, Any]:
     data = dataset(protocol.synthetic(spec["size"]))
     Trainer(model, data, None, config(spec, epochs, 0), callbacks).fit()
     times = clock.seconds[: spec["epochs"]]
-    timed = sorted(times[1:] or times)  # the first epoch warms up
-    out = {"epoch_seconds": times, "samples_per_s": spec["size"] / timed[len(timed) // 2]}
+    speed = protocol.steady_samples_per_s(times, spec["size"], spec.get("untimed", 1))
+    out = {"epoch_seconds": times, "samples_per_s": speed}
     if products is not None:
         out["matrix_product_seconds_per_step"] = products.seconds_per_step
     return out

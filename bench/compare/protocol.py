@@ -57,6 +57,14 @@ def synthetic(n: int = 60_000, seed: int = 0) -> dict[str, Tensor]:
 
 
 # ---- networks ------------------------------------------------------------------------------
+def steady_samples_per_s(epoch_seconds: list[float], size: int, untimed: int = 1) -> float:
+    """A speed run's figure: `size` samples over the median epoch after the first `untimed`
+    (which warm up: the first epoch, and where a later stage is timed, that stage's first
+    epoch too, with its compile and fresh optimizer). The upper median of an even count."""
+    timed = sorted(epoch_seconds[untimed:] or epoch_seconds)
+    return size / timed[len(timed) // 2]
+
+
 def trunk(inputs: int) -> nn.Sequential:
     """The hidden layers every encoder and decoder shares: 2 x 256 with ReLU."""
     return nn.Sequential(nn.Linear(inputs, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU())

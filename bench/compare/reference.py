@@ -661,8 +661,8 @@ def speed(spec: dict[str, Any]) -> dict[str, Any]:
             start = time.perf_counter()
             run.train_step(epoch)
             times.append(time.perf_counter() - start)
-    timed = sorted(times[1:] or times)  # the first epoch warms up
-    return {"epoch_seconds": times, "samples_per_s": spec["size"] / timed[len(timed) // 2]}
+    speed = protocol.steady_samples_per_s(times, spec["size"], spec.get("untimed", 1))
+    return {"epoch_seconds": times, "samples_per_s": speed}
 
 
 class Classifier(nn.Module):

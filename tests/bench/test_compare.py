@@ -173,6 +173,38 @@ def test_the_matrix_product_clock_counts_the_layers_products_only():
     assert 0 < ours.matrix_product_seconds(layers) < total
 
 
+def test_a_speed_run_times_the_epochs_after_the_untimed_ones():
+    assert protocol.steady_samples_per_s([10.0, 4.0, 2.0, 3.0], 600) == 200  # median of 4, 2, 3
+    assert protocol.steady_samples_per_s([10.0, 4.0, 2.0, 3.0], 600, untimed=2) == 200  # upper
+    assert protocol.steady_samples_per_s([10.0, 4.0, 2.0], 600, untimed=2) == 300
+    assert protocol.steady_samples_per_s([5.0], 600) == 120  # one epoch: itself
+
+
+def test_a_staged_model_is_also_timed_in_its_later_stage(monkeypatch):
+    """TELBO's row 'stage 2': both libraries get warmup 1 and one epoch more, and its first two
+    epochs (stage 1, and stage 2's first with its compile) are not timed."""
+    specs: list[tuple[str, dict]] = []
+
+    def fake_run(library, spec, cache=None):
+        specs.append((library, spec))
+        seconds = [9.0, 7.0, 1.0] if spec.get("untimed") == 2 else [9.0, 1.0]
+        return {"samples_per_s": 6400.0, "epoch_seconds": seconds,
+                "matrix_product_seconds_per_step": 0.004}  # fmt: skip
+
+    monkeypatch.setattr(compare, "run", fake_run)
+    out = compare.speed(["telbo", "mvae"], [64], 1, 6400, 2, {})
+    assert list(out) == ["telbo bs 64", "mvae bs 64", "telbo stage 2 bs 64"]
+    later = [(lib, s) for lib, s in specs if s.get("untimed") == 2]
+    assert {lib for lib, _ in later} == {"multivae", "ours"} and len(later) == 3
+    for _, spec in later:
+        assert spec["model"] == "telbo" and spec["epochs"] == 3
+        assert spec["options"]["warmup"] == 1
+    assert next(s for lib, s in later if lib == "ours")["options"]["rescale_likelihoods"]
+    assert out["telbo stage 2 bs 64"]["compile_seconds"] == pytest.approx(9 + 7 - 2 * 1)
+    assert out["telbo bs 64"]["compile_seconds"] == pytest.approx(9 - 1)
+    assert all("warmup" not in s["options"] for _, s in specs if "untimed" not in s)
+
+
 def test_the_speed_table_gives_each_model_its_matrix_product_ceiling(monkeypatch):
     """Ratios and ceilings are taken run by run: ceiling = the reference's step seconds (batch
     over its samples/s) over our step's matrix-product seconds."""
