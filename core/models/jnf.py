@@ -26,6 +26,7 @@ import torch
 import zuko
 from pydantic import Field
 from torch import Tensor, nn
+from zuko.transforms import Transform
 
 from core.data.batch import Batch
 from core.models.base import Experts, MultimodalVAE
@@ -82,6 +83,10 @@ class JNF(JointEncoded, MultimodalVAE):
                 for m in self.names
             }
         )
+        # each flow f_m as one transform, built once: an unconditional flow's transform calls
+        # its networks when applied (it holds no output of theirs), so it stays current as they
+        # train and move; built inside a compiled forward, it would break the graph
+        self.flow_maps: dict[str, Transform] = {m: self.flows[m].transform() for m in self.names}
 
     @property
     def stages(self) -> list[Stage]:
@@ -92,9 +97,7 @@ class JNF(JointEncoded, MultimodalVAE):
     def flow_posteriors(self, experts: Diagonal) -> list[FlowPosterior]:
         """q_m(z|x_m) for every modality m, from its expert [M, B, D]."""
         return [
-            FlowPosterior(
-                Diagonal(experts.loc[i], experts.scale[i], "normal"), self.flows[m].transform()
-            )
+            FlowPosterior(Diagonal(experts.loc[i], experts.scale[i], "normal"), self.flow_maps[m])
             for i, m in enumerate(self.names)
         ]
 

@@ -4,6 +4,7 @@ posteriors over the prior, sampled by HMC) against closed forms, and its request
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -95,6 +96,24 @@ def test_stage_two_fits_each_flow_posterior_to_the_joint_posterior_draws():
         z = mu + s * eps(0)
         losses.append(-sum(flow_log_q(model, m, z, b.data[m][i]) for m in have))
     torch.testing.assert_close(model(b).loss, torch.stack(losses).mean(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_flow_maps_follow_their_networks_as_they_train_and_when_copied():
+    """Each f_m is built once (`flow_maps`); it applies the flow's current networks, and a
+    copied model's maps apply the copy's."""
+    model = tiny("jnf", **JOINT, **FLOWS)
+    copied = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in copied.flows.parameters():
+            p.add_(0.5 * torch.randn_like(p))  # a trained copy: every flow weight moved
+    z = torch.randn(5, D)
+    for m in model.names:
+        for net in (model, copied):
+            u, ladj = net.flow_maps[m].call_and_ladj(z)
+            fresh_u, fresh_ladj = net.flows[m].transform().call_and_ladj(z)
+            torch.testing.assert_close(u, fresh_u, rtol=0, atol=0)
+            torch.testing.assert_close(ladj, fresh_ladj, rtol=0, atol=0)
+        assert not torch.allclose(model.flow_maps[m](z), copied.flow_maps[m](z))
 
 
 def test_each_stage_trains_its_own_parameters():
