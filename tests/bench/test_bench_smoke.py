@@ -210,3 +210,15 @@ def test_freed_memory_times_both_settings_in_fresh_processes(tmp_path: Path) -> 
     assert run["default_samples_per_s"] > 0 and run["kept_samples_per_s"] > 0
     assert run["speedup"] == pytest.approx(run["kept_samples_per_s"] / run["default_samples_per_s"])
     assert "| mvae | 32 |" in (tmp_path / "freed_memory.md").read_text()
+
+
+def test_stage_gradients_times_a_later_stage_both_ways_with_identical_gradients(tmp_path: Path):
+    from bench import stage_gradients
+
+    args = ["--models", "telbo:unimodal", "--batch-sizes", "16", "--rounds", "2", "--steps", "2"]
+    assert stage_gradients.main([*args, "--out", str(tmp_path)]) == 0
+    (run,) = _load(tmp_path, "stage_gradients")["runs"]
+    assert (run["model"], run["stage"], run["batch_size"]) == ("telbo", "unimodal", 16)
+    assert run["gradients_identical"] is True
+    assert len(run["speedup_runs"]) == 2 and run["stage_only_samples_per_s"] > 0
+    assert "| telbo unimodal | 16 |" in (tmp_path / "stage_gradients.md").read_text()
