@@ -51,6 +51,16 @@ def finish(info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
+def comma_list(text: str) -> list[str]:
+    """A command-line list: 'a,b' -> ['a', 'b'] (empty items dropped)."""
+    return [x for x in text.split(",") if x]
+
+
+def comma_ints(text: str) -> list[int]:
+    """A command-line list of integers: '64,256' -> [64, 256]."""
+    return [int(x) for x in comma_list(text)]
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

@@ -17,7 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS_DIR, finish, machine, machine_line, median, table, write
+from bench.common import (
+    RESULTS_DIR,
+    comma_ints,
+    comma_list,
+    finish,
+    machine,
+    machine_line,
+    median,
+    table,
+    write,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,11 +118,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     models = ["mvae", "jmvae", "mopoe", "mmvae", "mvtcae", "mmvae_plus"]
-    parser.add_argument("--models", type=split, default=models)
-    parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in split(s)],
-                        default=[64, 256])  # fmt: skip
+    parser.add_argument("--models", type=comma_list, default=models)
+    parser.add_argument("--batch-sizes", type=comma_ints, default=[64, 256])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size", type=int, default=6400)
     parser.add_argument("--epochs", type=int, default=4)

@@ -20,7 +20,17 @@ from typing import Any
 
 import torch
 
-from bench.common import RESULTS_DIR, finish, machine, machine_line, median, table, write
+from bench.common import (
+    RESULTS_DIR,
+    comma_ints,
+    comma_list,
+    finish,
+    machine,
+    machine_line,
+    median,
+    table,
+    write,
+)
 
 
 def measure(model_name: str, stage: str, batch_size: int, rounds: int, steps: int) -> dict:
@@ -106,10 +116,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
-    parser.add_argument("--models", type=split, default=["telbo:unimodal", "jnf:flows"])
-    parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in split(s)],
-                        default=[64, 256])  # fmt: skip
+    parser.add_argument("--models", type=comma_list, default=["telbo:unimodal", "jnf:flows"])
+    parser.add_argument("--batch-sizes", type=comma_ints, default=[64, 256])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)

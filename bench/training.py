@@ -24,7 +24,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS_DIR, finish, machine, machine_line, median, table, write
+from bench.common import (
+    RESULTS_DIR,
+    comma_ints,
+    comma_list,
+    finish,
+    machine,
+    machine_line,
+    median,
+    table,
+    write,
+)
 
 MODELS = ("mvae", "mopoe", "jmvae", "mmvae", "mvtcae")
 NETWORK = {
@@ -267,14 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     args.warmup = args.warmup or (2 if args.quick else 5)
     args.steps = args.steps or (5 if args.quick else 20)
     args.repeats = args.repeats or (3 if args.quick else 5)
-    split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     args.models, args.datasets, args.m_models = (
-        split(args.models),
-        split(args.datasets),
-        split(args.m_models),
+        comma_list(args.models),
+        comma_list(args.datasets),
+        comma_list(args.m_models),
     )
-    args.batch_sizes = [int(x) for x in split(args.batch_sizes)]
-    args.m_values = [int(x) for x in split(args.m_values)]
+    args.batch_sizes = comma_ints(args.batch_sizes)
+    args.m_values = comma_ints(args.m_values)
     info = machine()
     runs = []
     for spec in plan(args):

@@ -28,7 +28,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS_DIR, finish, machine, machine_line, median, table, write
+from bench.common import (
+    RESULTS_DIR,
+    comma_ints,
+    comma_list,
+    finish,
+    machine,
+    machine_line,
+    median,
+    table,
+    write,
+)
 from bench.compare import env, multiview_env
 
 HERE = Path(__file__).resolve().parent
@@ -503,16 +513,13 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
-    parser.add_argument("--models", type=split, default=list(MODELS))
-    parser.add_argument("--parts", type=split, default=["quality", "speed", "evaluation"])
-    parser.add_argument("--seeds", type=lambda s: [int(x) for x in split(s)], default=[0, 1, 2])
+    parser.add_argument("--models", type=comma_list, default=list(MODELS))
+    parser.add_argument("--parts", type=comma_list, default=["quality", "speed", "evaluation"])
+    parser.add_argument("--seeds", type=comma_ints, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--k", type=int, default=1000, help="importance samples of the NLL")
     parser.add_argument("--jobs", type=int, default=2, help="quality tasks run at a time")
-    parser.add_argument(
-        "--speed-batch-sizes", type=lambda s: [int(x) for x in split(s)], default=[64, 256]
-    )
+    parser.add_argument("--speed-batch-sizes", type=comma_ints, default=[64, 256])
     parser.add_argument("--speed-runs", type=int, default=3)
     parser.add_argument(
         "--eval-samples",
@@ -535,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--reference-env",
-        type=lambda s: dict(pair.split("=", 1) for pair in split(s)),
+        type=lambda s: dict(pair.split("=", 1) for pair in comma_list(s)),
         default={},
         help="environment variables the references run with, e.g. 'MALLOC_TRIM_THRESHOLD_=1'",
     )
