@@ -95,8 +95,8 @@ def test_our_runner_tasks_and_the_result_cache(tmp_path, monkeypatch):
     speed_spec["matrix_products"] = True  # a third epoch, profiled, not timed
     speed = compare.run("ours", speed_spec, tmp_path)
     assert len(speed["epoch_seconds"]) == 2 and speed["samples_per_s"] > 0
-    step_seconds = 32 / speed["samples_per_s"]
-    assert 0 < speed["matrix_product_seconds_per_step"] < step_seconds
+    # the products are part of the profiled step (the timed epochs are others: load may differ)
+    assert 0 < speed["matrix_product_seconds_per_step"] < speed["profiled_step_seconds"]
     evaluation = compare.run(
         "ours", {"task": "evaluation", "model": "jmvae", "batch_size": 16, "k": 3, "n_test": 20}
     )
