@@ -45,7 +45,7 @@ def measure(model_name: str, stage: str, batch_size: int, rounds: int, steps: in
     model = ours.build(model_name, {}).train()
     model.set_stage(stage)
     (spec,) = [s for s in model.stages if s.name == stage]
-    stepped = list(spec.parameters(model)) if spec.parameters else list(model.parameters())
+    stepped = [p for o in model.configure_optimizers(spec).values() for p in o.parameters]
     optimizer = torch.optim.Adam(stepped, lr=1e-3, fused=True)
     freezer = StageFreezer(model)
     data = ours.dataset(protocol.synthetic(batch_size * steps))

@@ -3,6 +3,7 @@ scikit-learn, so the reference environment (MultiVae) and this project's load th
 
 - data: scikit-learn's digits, image [1, 8, 8] in [0, 1] and a one-hot label, split as this
   project's built-in `digits` (80/20, stratified, seed 0); a synthetic 60k set for speed;
+- timing: a speed run's samples/s over its epochs after the warm-up ones (`steady_samples_per_s`);
 - networks: per modality an MLP trunk 2 x 256 ReLU, latent 16 (encoders give mean and
   log-variance, decoders Bernoulli logits for the image and categorical logits for the label);
   models with private latents add `PRIVATE` dimensions per modality (encoders give their
@@ -56,7 +57,7 @@ def synthetic(n: int = 60_000, seed: int = 0) -> dict[str, Tensor]:
     return {"image": image, "label": nn.functional.one_hot(y, 10).float(), "y": y}
 
 
-# ---- networks ------------------------------------------------------------------------------
+# ---- timing --------------------------------------------------------------------------------
 def steady_samples_per_s(epoch_seconds: list[float], size: int, untimed: int = 1) -> float:
     """A speed run's figure: `size` samples over the median epoch after the first `untimed`
     (which warm up: the first epoch, and where a later stage is timed, that stage's first
@@ -65,6 +66,7 @@ def steady_samples_per_s(epoch_seconds: list[float], size: int, untimed: int = 1
     return size / timed[len(timed) // 2]
 
 
+# ---- networks ------------------------------------------------------------------------------
 def trunk(inputs: int) -> nn.Sequential:
     """The hidden layers every encoder and decoder shares: 2 x 256 with ReLU."""
     return nn.Sequential(nn.Linear(inputs, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU())
