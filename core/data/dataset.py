@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -113,6 +114,24 @@ class MultimodalDataset(Dataset):
         """The samples at `idx` (all samples when None) as one `Batch`."""
         full = Batch(self.data, self.masks, self.labels)
         return full if idx is None else full.index(idx)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its arrays, masks and labels."""
+        labels = 0 if self.labels is None else self.labels.nbytes
+        return sum(t.nbytes for t in [*self.data.values(), *self.masks.values()]) + labels
+
+    def to(self, device: torch.device | str) -> MultimodalDataset:
+        """This dataset with every tensor on `device` (itself when they are there already);
+        the copy is not validated again: its values are this dataset's."""
+        device = torch.device(device)
+        if all(t.device == device for t in self.data.values()):
+            return self
+        moved = copy.copy(self)
+        moved.data = {m: x.to(device) for m, x in self.data.items()}
+        moved.masks = {m: k.to(device) for m, k in self.masks.items()}
+        moved.labels = None if self.labels is None else self.labels.to(device)
+        return moved
 
     def subset(self, idx: Tensor | slice) -> MultimodalDataset:
         b = self.batch(idx)

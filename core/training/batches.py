@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from core.data.batch import Batch, collate
+from core.data.dataset import MultimodalDataset
 
 
 def as_batch(items: Any) -> Batch:
@@ -43,8 +44,40 @@ def iterate(
     device: torch.device,
     num_workers: int = 0,
     seed: int = 0,
+    indexed: bool = True,
 ) -> Iterator[Batch]:
-    """`Batch`es on `device`. The loader's own generator keeps it off the global RNG."""
+    """`Batch`es on `device`: indexed straight from an in-memory dataset that is on `device`
+    already (without workers, unless `indexed` is False), else through a DataLoader, whose own
+    generator keeps it off the global RNG."""
+    direct = indexed and num_workers == 0 and isinstance(dataset, MultimodalDataset)
+    if direct and on(dataset, device):
+        return indexed_batches(dataset, batches)
+    return loaded_batches(dataset, batches, device, num_workers, seed)
+
+
+def on(dataset: MultimodalDataset, device: torch.device) -> bool:
+    """Whether every tensor of `dataset` is on `device` (`cuda` without an index: any GPU)."""
+    return all(
+        t.device.type == device.type and device.index in (None, t.device.index)
+        for t in dataset.data.values()
+    )
+
+
+def indexed_batches(dataset: MultimodalDataset, batches: list[list[int]]) -> Iterator[Batch]:
+    """`batches` of `dataset`, indexed on its device: the epoch's order goes there in one
+    transfer, and no batch passes through host memory."""
+    if not batches:
+        return
+    order = torch.tensor([i for b in batches for i in b], dtype=torch.long)
+    device = next(iter(dataset.data.values())).device
+    for idx in order.to(device).split([len(b) for b in batches]):
+        yield dataset.batch(idx)
+
+
+def loaded_batches(
+    dataset: Dataset, batches: list[list[int]], device: torch.device, num_workers: int, seed: int
+) -> Iterator[Batch]:
+    """`batches` of `dataset` through a DataLoader, each moved to `device`."""
     loader = DataLoader(
         dataset,
         batch_sampler=batches,

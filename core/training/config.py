@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.training.device_data import DataOnDevice
 from core.training.trackers.specs import TrackerSpec
 
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "lbfgs"]
@@ -144,6 +145,14 @@ class TrainerConfig(_Strict):
         None, description="checkpoints, metrics.jsonl, model/ and best/; None = write nothing"
     )
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
+    data_on_device: DataOnDevice = Field(
+        "auto",
+        description="keep an in-memory dataset on the training device and index its batches "
+        "there (no copy from host memory per step, which blocks the host on a GPU): 'auto' "
+        "when it takes at most a quarter of the GPU's free memory (always on the CPU, where "
+        "it already is), 'always', or 'never' (a DataLoader copies each batch); needs "
+        "num_workers 0",
+    )
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
     compile: bool = Field(
         False,
@@ -190,6 +199,15 @@ class TrainerConfig(_Strict):
                 value = self.optimizer_kwargs.get(key)
                 if value is not None and not (isinstance(value, int) and 1 <= value <= cap):
                     raise ValueError(f"optimizer_kwargs.{key}: an integer from 1 to {cap}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_data_on_device(self) -> TrainerConfig:
+        if self.data_on_device == "always" and self.num_workers:
+            raise ValueError(
+                "data_on_device: 'always' indexes batches on the device without a DataLoader; "
+                f"num_workers must be 0, got {self.num_workers}"
+            )
         return self
 
     @property

@@ -32,6 +32,7 @@ from core.training.batches import epoch_seed, iterate, sequential_batches, shuff
 from core.training.callbacks import Callback, MetricsLogger, ProgressBar, TrainerState
 from core.training.compiled import CompiledForward
 from core.training.config import TrainerConfig
+from core.training.device_data import DeviceDatasets
 from core.training.early_stopping import REASON as EARLY_STOPPING
 from core.training.early_stopping import EarlyStopper, split_off_validation
 from core.training.freezing import StageFreezer
@@ -83,6 +84,7 @@ class Trainer:
         if cfg.keep_freed_cpu_memory and self.device.type == "cpu":
             keep_freed_memory()
         self.sync = distributed.GradientSync(self.world)
+        self.on_device = DeviceDatasets(self.device, cfg.data_on_device, cfg.num_workers)
         self.amp_dtype = autocast_dtype(cfg)
         self.output_dir = None if cfg.output_dir is None else Path(cfg.output_dir).expanduser()
         self.callbacks = list(callbacks)
@@ -205,7 +207,8 @@ class Trainer:
         seed = epoch_seed(cfg.seed, epoch) ^ 0x5EED ^ self.world.rank
         total = len(batches)
         shards = [self.world.shard(b) for b in batches]
-        loader = iterate(self.train_data, shards, self.device, cfg.num_workers, seed)
+        data, indexed = self.on_device(self.train_data), self.on_device.indexes
+        loader = iterate(data, shards, self.device, cfg.num_workers, seed, indexed)
         for i, batch in enumerate(loader):
             self.model.set_progress(epoch - 1 + st.step_in_epoch / self.steps_per_epoch)
             self.sync.set_shares(batch.size, len(batches[i]))
@@ -263,7 +266,8 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.config.seed)
-            for batch in iterate(dataset, batches, self.device, self.config.num_workers):
+            data, workers = self.on_device(dataset), self.config.num_workers
+            for batch in iterate(data, batches, self.device, workers, 0, self.on_device.indexes):
                 with self._autocast():
                     out = self.model(batch)
                 for k, v in {"loss": out.loss, **out.metrics}.items():

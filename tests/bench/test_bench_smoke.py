@@ -222,3 +222,16 @@ def test_stage_gradients_times_a_later_stage_both_ways_with_identical_gradients(
     assert run["gradients_identical"] is True
     assert len(run["speedup_runs"]) == 2 and run["stage_only_samples_per_s"] > 0
     assert "| telbo unimodal | 16 |" in (tmp_path / "stage_gradients.md").read_text()
+
+
+def test_batch_indexing_times_indexed_batches_against_a_dataloader(tmp_path: Path):
+    from bench import batch_indexing
+
+    args = ["--models", "mvae", "--batch-sizes", "32", "--rounds", "2", "--size", "96"]
+    assert batch_indexing.main([*args, "--out", str(tmp_path)]) == 0
+    (run,) = _load(tmp_path, "batch_indexing")["runs"]
+    assert (run["model"], run["batch_size"], run["steps"]) == ("mvae", 32, 3)
+    for part in ("batches", "training"):
+        assert len(run[part]["speedup_runs"]) == 2
+        assert run[part]["indexed_seconds"] > 0 and run[part]["loader_seconds"] > 0
+    assert "| mvae | 32 |" in (tmp_path / "batch_indexing.md").read_text()

@@ -83,3 +83,16 @@ def test_subset_and_with_masks_keep_metadata():
     masked = ds.with_masks({"b": torch.tensor([False, True] * 3)})
     assert masked.metadata == {"note": "x"} and masked.masks["a"].all()
     assert (masked.data["b"][::2] == 0).all()
+
+
+def test_to_a_device_copies_every_tensor_and_nbytes_counts_them():
+    data = MultimodalDataset(
+        {"a": torch.ones(5, 3), "b": torch.zeros(5, 2, 2)}, labels=torch.arange(5)
+    )
+    assert data.nbytes == 5 * 3 * 4 + 5 * 4 * 4 + 2 * 5 + 5 * 8  # floats, two masks, labels
+    assert data.to("cpu") is data
+    moved = data.to("meta")
+    assert moved is not data and moved.modalities == data.modalities
+    assert moved.data["b"].device.type == "meta" and moved.data["b"].shape == (5, 2, 2)
+    assert moved.masks["a"].device.type == "meta" and moved.labels.device.type == "meta"
+    assert data.data["a"].device.type == "cpu" and moved.nbytes == data.nbytes

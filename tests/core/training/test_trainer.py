@@ -207,13 +207,13 @@ def test_grad_clipping_bounds_the_norm_seen_by_the_optimizer(data):
 def test_eval_metrics_come_from_eval_data_in_order_and_in_eval_mode(data):
     eval_data = synthetic(30, seed=5)
     requested: list[list[int]] = []
-    original = type(eval_data).__getitems__
+    original = type(eval_data).batch
 
     def spy(self, indices):
-        requested.append(list(indices))
+        requested.append(indices.tolist())
         return original(self, indices)
 
-    eval_data.__class__ = type("Spy", (type(eval_data),), {"__getitems__": spy})
+    eval_data.__class__ = type("Spy", (type(eval_data),), {"batch": spy})
     modes: list[bool] = []
     model = tiny_mvae()
     model.register_forward_pre_hook(lambda m, args: modes.append(m.training))
@@ -255,11 +255,15 @@ def test_final_model_and_training_info(tmp_path, data):
     assert result.model_dir == str(folder) and not result.stopped_early
 
 
-def test_dataloader_workers_give_the_same_training(data):
+@pytest.mark.parametrize(
+    "loader", [{"num_workers": 2}, {"data_on_device": "never"}], ids=["workers", "no-workers"]
+)
+def test_batches_through_a_dataloader_give_the_same_training(data, loader):
+    """By default the batches are indexed straight from the in-memory dataset."""
     models = []
-    for workers in (0, 2):
+    for options in ({}, loader):
         model = tiny_mvae()
-        Trainer(model, data, data, TrainerConfig(**BASE, epochs=1, num_workers=workers)).fit()
+        Trainer(model, data, data, TrainerConfig(**BASE, epochs=1, **options)).fit()
         models.append(weights(model))
     assert_same_weights(*models)
 
