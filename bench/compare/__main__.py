@@ -9,8 +9,9 @@ The first run creates the reference environments it needs (env.py, multiview_env
 minutes each). Quality: for each model
 and seed, both libraries train 30 epochs on digits (batch 64, Adam 1e-3) and are scored with the
 same joint-NLL estimator (K = 1000) and coherences. Speed: training samples/s on 12,800 synthetic
-samples at batch 64 and 256 for MultiVae, ours and ours with `compile`, the order rotated run by
-run, the ratio to MultiVae taken within each run and its median reported. Evaluation: each
+samples at batch 64 and 256 for MultiVae, ours and ours with `compile`, alternated epoch by epoch
+within each run (`--no-interleave`: run by run), the ratio to MultiVae taken within each run and
+its median reported. Evaluation: each
 library's own joint-NLL (K = 1000) and coherence evaluators timed on the same test samples.
 Results: bench/results/compare.{json,md}.
 """
@@ -39,7 +40,7 @@ from bench.common import (
     table,
     write,
 )
-from bench.compare import env, multiview_env
+from bench.compare import env, interleave, multiview_env
 
 HERE = Path(__file__).resolve().parent
 MODELS = (
@@ -167,6 +168,15 @@ def code_version(library: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def command(library: str, spec: dict[str, Any]) -> tuple[list[str], dict[str, str] | None]:
+    """The command line and environment (None: this one) of `library`'s runner for `spec`."""
+    if library == "ours":
+        return [sys.executable, str(HERE / "ours.py"), json.dumps(spec)], None
+    name, environment = RUNNERS_BY_LIBRARY[library]
+    argv = [str(environment.python()), str(HERE / name), json.dumps(spec)]
+    return argv, {**os.environ, **REFERENCE_ENV} if REFERENCE_ENV else None
+
+
 def run(library: str, spec: dict[str, Any], cache: Path | None = None) -> dict[str, Any]:
     """One task in a fresh interpreter of `library`'s environment. A quality result already in
     `cache` (same library, code and spec) is reused, so an interrupted comparison resumes;
@@ -179,18 +189,8 @@ def run(library: str, spec: dict[str, Any], cache: Path | None = None) -> dict[s
     saved = cache / f"{library}-{spec['task']}-{key}.json" if cached else None
     if saved is not None and saved.is_file():
         return json.loads(saved.read_text())
-    if library == "ours":
-        script, python = HERE / "ours.py", sys.executable
-    else:
-        name, environment = RUNNERS_BY_LIBRARY[library]
-        script, python = HERE / name, str(environment.python())
-    out = subprocess.run(
-        [python, str(script), json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **extra_env} if extra_env else None,
-    )
+    argv, environment = command(library, spec)
+    out = subprocess.run(argv, capture_output=True, text=True, check=False, env=environment)
     if out.returncode != 0:
         raise RuntimeError(f"{library} {spec} failed:\n{out.stderr[-4000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -281,9 +281,13 @@ RUNNERS = {  # "reference": the model's reference library
 }
 
 
-def speed(models, batch_sizes, runs, size, epochs, options, ref_options=None) -> dict[str, Any]:
-    """Samples/s of the reference, ours and ours with `compile`, the order rotated run by run;
-    the ratios to the reference are taken within each run (None where it could not train).
+def speed(
+    models, batch_sizes, runs, size, epochs, options, ref_options=None, interleaved=True
+) -> dict[str, Any]:
+    """Samples/s of the reference, ours and ours with `compile`; the ratios to the reference
+    are taken within each run (None where it could not train). `interleaved`: a run alternates
+    the three epoch by epoch (interleave.py; each epoch round in a rotated order), else they
+    train one after the other, in an order rotated run by run.
     `compile_seconds`: what the compiled runner's untimed epochs took beyond as many steady
     ones (compiling). Models in `LATER_STAGE` get a second row, timed in their later stage.
     `ceiling`: the reference's step over our step's matrix products (medians of the runs'
@@ -300,6 +304,7 @@ def speed(models, batch_sizes, runs, size, epochs, options, ref_options=None) ->
             compile_seconds = []
             products: list[float] = []  # our step's matrix-product seconds, run by run
             for r in range(runs):
+                tasks = {}
                 for name in rotated(names, r):
                     lib, extra = RUNNERS[name]
                     lib = reference_library(m) if lib == "reference" else lib
@@ -310,7 +315,11 @@ def speed(models, batch_sizes, runs, size, epochs, options, ref_options=None) ->
                     spec = {"task": "speed", "model": m, "batch_size": bs, "size": size}
                     spec.update(epochs=epochs + untimed - 1, options=own, run=r, **extra)
                     spec.update({"untimed": untimed} if untimed != 1 else {})
-                    result = run(lib, spec)
+                    spec.update({"interleaved": True} if interleaved else {})
+                    tasks[name] = (lib, spec)
+                results = run_speed_tasks(tasks, r, interleaved)
+                for name in rotated(names, r):
+                    result, extra = results[name], RUNNERS[name][1]
                     got[name].append(result["samples_per_s"])
                     if extra.get("compile"):  # what the untimed epochs took beyond steady ones
                         steady = size / result["samples_per_s"]
@@ -333,6 +342,25 @@ def speed(models, batch_sizes, runs, size, epochs, options, ref_options=None) ->
                 "ceiling": median_or_none(ceilings(got["reference"], products, bs)),
             }
     return out
+
+
+def run_speed_tasks(
+    tasks: dict[str, tuple[str, dict[str, Any]]], r: int, interleaved: bool
+) -> dict[str, dict[str, Any]]:
+    """Each task's result (name -> (library, spec)), alternated epoch by epoch or run one
+    after the other in the order given."""
+    if not interleaved:
+        return {name: run(lib, spec) for name, (lib, spec) in tasks.items()}
+    runners = {}
+    for name, (lib, spec) in tasks.items():
+        argv, environment = command(lib, spec)
+        epochs = spec["epochs"] + bool(spec.get("matrix_products"))  # + its profiled epoch
+        runners[name] = interleave.Runner(argv, environment, epochs)
+    results = interleave.alternate(runners, lambda names, e: rotated(names, e + r))
+    for name, result in results.items():
+        if result.get("error"):  # the reference could not train it: said in the results
+            print(f"{tasks[name][0]} {tasks[name][1]}: {result['error']}", flush=True)
+    return results
 
 
 def ceilings(reference: list[float | None], products: list[float], bs: int) -> list[float | None]:
@@ -456,10 +484,15 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         lines += ["Parameters, reference / ours: " + "; ".join(counts) + ".", ""]
     if "speed" in results:
+        alternation = (
+            "the libraries alternated epoch by epoch within each run"
+            if p.get("speed_interleaved")
+            else "the libraries alternated run by run"
+        )
         lines += [
             f"## Training speed (synthetic {p['speed_size']} samples, samples/s of epoch 2 onwards"
-            f" ('stage 2' rows: of epoch 3 onwards, the later stage), {p['speed_runs']} runs "
-            "alternated)",
+            f" ('stage 2' rows: of epoch 3 onwards, the later stage), {p['speed_runs']} runs, "
+            f"{alternation})",
             "",
         ]
         rows = [
@@ -529,6 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--speed-size", type=int, default=12_800)
     parser.add_argument("--speed-epochs", type=int, default=2)
+    parser.add_argument(
+        "--interleave",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="alternate the libraries' speed runs epoch by epoch (else run by run)",
+    )
     example = '{"mvae": {"annealing": "per_epoch"}}'
     parser.add_argument(
         "--options", type=json.loads, default={}, help=f"our options per model, e.g. '{example}'"
@@ -569,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             "speed_runs": args.speed_runs,
             "reference_env": args.reference_env,
             "speed_epochs": args.speed_epochs,
+            "speed_interleaved": args.interleave,
             "eval_samples": args.eval_samples,
             "options": args.options,
             "reference_options": args.reference_options,
@@ -596,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
             args.speed_epochs,
             args.options,
             args.reference_options,
+            args.interleave,
         )
     results["machine"] = finish(info)
     write(args.name, results, markdown(results), args.out)

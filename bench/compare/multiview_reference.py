@@ -159,15 +159,17 @@ class EpochTimer(pl.Callback):
     """Times each training epoch (the model's `configure_callbacks` returns it: `fit` passes
     only the callbacks of its config to the Trainer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: protocol.EpochGate) -> None:
         self.seconds: list[float] = []
         self.first = self.last = self.start = 0.0
         self.error: str | None = None
+        self.gate = gate
 
     def callbacks(self) -> list[pl.Callback]:
         return [self]
 
     def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
+        self.gate.wait()
         self.start = time.perf_counter()
         if not self.seconds:
             self.first = self.start
@@ -175,12 +177,13 @@ class EpochTimer(pl.Callback):
     def on_train_epoch_end(self, trainer: Any, module: Any, *args: Any) -> None:
         self.last = time.perf_counter()
         self.seconds.append(self.last - self.start)
+        self.gate.report(self.seconds[-1])
 
 
 def train(model: Any, data: dict[str, Tensor], spec: dict[str, Any]) -> EpochTimer:
     """The library's `fit`; returns the timer of its epochs, whose `error` says how training
     failed (an exception in the library, or non-finite parameters after it), else None."""
-    timer = EpochTimer()
+    timer = EpochTimer(protocol.EpochGate(spec))
     model.configure_callbacks = timer.callbacks
     try:
         model.fit(*views(data), max_epochs=int(spec["epochs"]), batch_size=int(spec["batch_size"]))

@@ -225,19 +225,23 @@ def quality(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class EpochClock(Callback):
-    """Each epoch's seconds and minor page faults (what the speed benchmarks time)."""
+    """Each epoch's seconds and minor page faults (what the speed benchmarks time); each epoch
+    passes `gate` (protocol.EpochGate) first."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: protocol.EpochGate | None = None) -> None:
         self.seconds: list[float] = []
         self.faults: list[int] = []
+        self.gate = gate or protocol.EpochGate({})
 
     def on_epoch_start(self, state: Any) -> None:
+        self.gate.wait()
         self.start = time.perf_counter()
         self.start_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
     def on_epoch_end(self, state: Any) -> None:
         self.seconds.append(time.perf_counter() - self.start)
         self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.start_faults)
+        self.gate.report(self.seconds[-1])
 
 
 MATRIX_PRODUCTS = frozenset(
@@ -286,7 +290,7 @@ def speed(spec: dict[str, Any]) -> dict[str, Any]:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="compare-inductor-")
     torch.manual_seed(0)
     model = build(spec["model"], spec.get("options", {}))
-    clock = EpochClock()
+    clock = EpochClock(protocol.EpochGate(spec))
     epochs = spec["epochs"] + bool(spec.get("matrix_products"))
     products = MatrixProductClock(profiled=epochs) if spec.get("matrix_products") else None
     callbacks = [clock] if products is None else [clock, products]

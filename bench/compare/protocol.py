@@ -3,7 +3,8 @@ scikit-learn, so the reference environment (MultiVae) and this project's load th
 
 - data: scikit-learn's digits, image [1, 8, 8] in [0, 1] and a one-hot label, split as this
   project's built-in `digits` (80/20, stratified, seed 0); a synthetic 60k set for speed;
-- timing: a speed run's samples/s over its epochs after the warm-up ones (`steady_samples_per_s`);
+- timing: a speed run's samples/s over its epochs after the warm-up ones (`steady_samples_per_s`),
+  and the gate through which the driver alternates the libraries epoch by epoch (`EpochGate`);
 - networks: per modality an MLP trunk 2 x 256 ReLU, latent 16 (encoders give mean and
   log-variance, decoders Bernoulli logits for the image and categorical logits for the label);
   models with private latents add `PRIVATE` dimensions per modality (encoders give their
@@ -21,8 +22,9 @@ scikit-learn, so the reference environment (MultiVae) and this project's load th
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -64,6 +66,28 @@ def steady_samples_per_s(epoch_seconds: list[float], size: int, untimed: int = 1
     epoch too, with its compile and fresh optimizer). The upper median of an even count."""
     timed = sorted(epoch_seconds[untimed:] or epoch_seconds)
     return size / timed[len(timed) // 2]
+
+
+WAITING, EPOCH = "@@waiting", "@@epoch"  # the gate's lines on stdout
+
+
+class EpochGate:
+    """Epoch by epoch alternation of the libraries' speed runs (bench.compare's driver). With
+    `interleaved` in the task, each epoch says it is waiting, starts when the driver writes a
+    line to stdin, and reports its seconds, so only one library trains at a time and adjacent
+    epochs of the libraries share the machine's load. Without it, a no-op."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.on = bool(spec.get("interleaved"))
+
+    def wait(self) -> None:
+        if self.on:
+            print(WAITING, flush=True)
+            sys.stdin.readline()
+
+    def report(self, seconds: float) -> None:
+        if self.on:
+            print(f"{EPOCH} {seconds!r}", flush=True)
 
 
 # ---- networks ------------------------------------------------------------------------------

@@ -655,12 +655,14 @@ def speed(spec: dict[str, Any]) -> dict[str, Any]:
     data = protocol.synthetic(spec["size"])
     with tempfile.TemporaryDirectory() as out:
         run = trainer(model, data, spec["batch_size"], 0, out)
-        times = []
+        times, gate = [], protocol.EpochGate(spec)
         for epoch in range(1, spec["epochs"] + 1):
             start_epoch(model, epoch)
+            gate.wait()
             start = time.perf_counter()
             run.train_step(epoch)
             times.append(time.perf_counter() - start)
+            gate.report(times[-1])
     speed = protocol.steady_samples_per_s(times, spec["size"], spec.get("untimed", 1))
     return {"epoch_seconds": times, "samples_per_s": speed}
 

@@ -3,6 +3,7 @@ runner's tasks in their tiniest form, the result cache (quality only), and the q
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import torch
 from torch import Tensor
 
 from bench.compare import __main__ as compare
-from bench.compare import ours, protocol
+from bench.compare import interleave, ours, protocol
 
 IMAGE_LOGITS = torch.linspace(-2, 2, 64).reshape(1, 8, 8)
 LABEL_LOGITS = torch.linspace(0, 1, 10)
@@ -192,7 +193,7 @@ def test_a_staged_model_is_also_timed_in_its_later_stage(monkeypatch):
                 "matrix_product_seconds_per_step": 0.004}  # fmt: skip
 
     monkeypatch.setattr(compare, "run", fake_run)
-    out = compare.speed(["telbo", "mvae"], [64], 1, 6400, 2, {})
+    out = compare.speed(["telbo", "mvae"], [64], 1, 6400, 2, {}, interleaved=False)
     assert list(out) == ["telbo bs 64", "mvae bs 64", "telbo stage 2 bs 64"]
     later = [(lib, s) for lib, s in specs if s.get("untimed") == 2]
     assert {lib for lib, _ in later} == {"multivae", "ours"} and len(later) == 3
@@ -219,7 +220,7 @@ def test_the_speed_table_gives_each_model_its_matrix_product_ceiling(monkeypatch
         return {"samples_per_s": 8000.0, "matrix_product_seconds_per_step": next(products)}
 
     monkeypatch.setattr(compare, "run", fake_run)
-    out = compare.speed(["mvae"], [64], 2, 12_800, 2, {})["mvae bs 64"]
+    out = compare.speed(["mvae"], [64], 2, 12_800, 2, {}, interleaved=False)["mvae bs 64"]
     assert out["ceiling"] == pytest.approx((0.020 / 0.004 + 0.010 / 0.005) / 2)  # 5 and 2
     assert out["matrix_product_seconds_per_step"] == pytest.approx(0.0045)
     assert out["ratios"]["ours"] == pytest.approx([2.5, 1.25])
@@ -228,3 +229,64 @@ def test_the_speed_table_gives_each_model_its_matrix_product_ceiling(monkeypatch
     results["reference"] = {"multivae": {"multivae": "1.0.3"}}
     row = next(line for line in compare.markdown(results).splitlines() if "mvae bs 64" in line)
     assert "| 4.50 | 3.50x |" in row
+
+
+GATED = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from bench.compare.protocol import EpochGate
+spec = json.loads(sys.argv[1])
+if spec.get("fail"):
+    sys.exit("cannot train " + spec["name"])
+gate, spans = EpochGate(spec), []
+for epoch in range(spec["epochs"] + bool(spec.get("matrix_products")) - spec.get("short", 0)):
+    gate.wait()
+    start = time.time()
+    time.sleep(0.02)
+    spans.append([start, time.time()])
+    gate.report(spans[-1][1] - start)
+print("a library's own log line")
+print(json.dumps({{"name": spec["name"], "spans": spans, "samples_per_s": 1.0}}))
+"""
+
+
+@pytest.fixture
+def gated(tmp_path):
+    """A runner script that trains its epochs through the protocol's gate, noting when."""
+    script = tmp_path / "gated.py"
+    script.write_text(GATED.format(root=str(compare.HERE.parents[1])))
+    return script
+
+
+def test_interleaved_runners_train_one_epoch_at_a_time_in_the_rounds_order(gated):
+    def runner(name: str, epochs: int, **extra) -> interleave.Runner:
+        spec = {"name": name, "epochs": epochs, "interleaved": True, **extra}
+        return interleave.Runner([sys.executable, str(gated), json.dumps(spec)], None, epochs)
+
+    runners = {"a": runner("a", 3), "b": runner("b", 3), "c": runner("c", 3, short=1)}
+    results = interleave.alternate(runners, lambda names, e: compare.rotated(names, e))
+    spans = sorted((s, e, name) for name, r in results.items() for s, e in r["spans"])
+    assert [name for _, _, name in spans] == list("abc" + "bca" + "ab")  # c ended after two
+    assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))  # never at once
+    failing = {"a": runner("a", 2), "b": runner("b", 2, fail=True)}
+    with pytest.raises(RuntimeError, match="cannot train b"):
+        interleave.alternate(failing, lambda names, e: names)
+    assert all(r.process.poll() is not None for r in failing.values())  # none left running
+
+
+def test_an_interleaved_speed_run_gives_each_runner_its_epochs(gated, monkeypatch):
+    class Here:
+        @staticmethod
+        def python() -> str:
+            return sys.executable
+
+    monkeypatch.setitem(compare.RUNNERS_BY_LIBRARY, "gated", (str(gated), Here))
+    spec = {"epochs": 2, "interleaved": True}
+    tasks = {
+        "reference": ("gated", {"name": "reference", **spec}),
+        "ours": ("gated", {"name": "ours", "matrix_products": True, **spec}),
+    }
+    results = compare.run_speed_tasks(tasks, 1, interleaved=True)
+    assert [len(results[n]["spans"]) for n in ("reference", "ours")] == [2, 3]  # + profiled
+    first = min((s, n) for n, r in results.items() for s, _ in r["spans"])
+    assert first[1] == "ours"  # run 1: the order rotated by one
