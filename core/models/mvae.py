@@ -78,8 +78,12 @@ class MVAE(SparseLatent):
             fixed = [torch.ones(1, n, dtype=torch.bool)]
             if self.config.use_subsampling and n > 1:
                 fixed.append(torch.eye(n, dtype=torch.bool))
+        fixed_terms = torch.cat(fixed)
         self.register_buffer("middle", middle, persistent=False)
-        self.register_buffer("fixed_terms", torch.cat(fixed), persistent=False)
+        self.register_buffer("fixed_terms", fixed_terms, persistent=False)
+        # [M, R]: per modality, the fixed terms that hold it (the joint set, its unimodal one)
+        rows = [fixed_terms[:, i].nonzero().flatten() for i in range(n)]
+        self.register_buffer("fixed_rows", torch.stack(rows), persistent=False)
 
     def _terms(self) -> Tensor:
         """Bool [T, M]: the modality sets whose ELBOs enter the loss this step: the joint set,
@@ -91,15 +95,26 @@ class MVAE(SparseLatent):
         pick = torch.randperm(len(self.middle))[: self.config.k]
         return torch.cat([self.fixed_terms, self.middle[pick.to(self.middle.device)]])
 
+    def _reconstruction(self, z: Tensor, batch: Batch, term_masks: Tensor) -> Tensor:
+        """Σ_m λ_m log p(x_m | z_t) [T, B] over the modalities each term t holds. A decoder
+        decodes only the terms that can hold its modality: the fixed ones that do (a unimodal
+        term holds one modality, so decoding every term would waste (M-1)/(M+1) of them) and
+        every sampled subset (their count is fixed, their members drawn: masked as before)."""
+        sampled = torch.arange(len(self.fixed_terms), len(z), device=z.device)
+        rec = torch.zeros_like(z[..., 0])
+        for m in self.generated:
+            i = self.index[m]
+            rows = torch.cat([self.fixed_rows[i], sampled])
+            (lp,) = self.log_likelihoods(self.decoder_outputs(z[rows], [m]), batch).values()
+            rec = rec.index_add(0, rows, lp * term_masks[rows, i].to(lp.dtype))
+        return rec
+
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
         terms = self._terms()  # [T, M]
         term_masks = terms.unsqueeze(-1) & observed.unsqueeze(0)  # [T, M, B]
         q = self._join(experts.shared, term_masks)
         z = q.rsample(1)[0]  # [T, B, D]: one draw per term and sample
-        outs = self.decoder_outputs(z)
-        rec = torch.zeros_like(z[..., 0])
-        for m, lp in self.log_likelihoods(outs, batch).items():
-            rec = rec + lp * term_masks[:, self.index[m]].to(lp.dtype)
+        rec = self._reconstruction(z, batch, term_masks)
         kl = self.shared_kl(q)  # [T, B]
         active = term_masks.any(1).to(kl.dtype)  # [T, B]
         per_step = self.config.annealing == "per_step"

@@ -123,3 +123,42 @@ def test_dimensions_past_the_dropout_threshold_are_zero_at_prediction():
     assert codes[..., 0].eq(0).all() and codes[..., 1].ne(0).all()
     with pytest.raises(ValueError, match="threshold"):
         tiny("mvae", threshold=0.5)
+
+
+def _decode_every_term(self, z, batch, term_masks):
+    """The reconstruction as it was computed before: every decoder on every term, masked."""
+    rec = torch.zeros_like(z[..., 0])
+    for m, lp in self.log_likelihoods(self.decoder_outputs(z), batch).items():
+        rec = rec + lp * term_masks[:, self.index[m]].to(lp.dtype)
+    return rec
+
+
+@pytest.mark.parametrize("k", [0, 1, 4])
+def test_a_decoder_decodes_only_the_terms_that_can_hold_its_modality(monkeypatch, k):
+    """Three modalities, some missing: the joint term, each unimodal one and k sampled
+    subsets (all 3 of size 2 when k = 4). Each decoder sees the joint term, its own unimodal
+    term and the sampled ones, not the other modalities' unimodal terms; loss and gradients
+    are those of decoding every term."""
+    from tests.core.training.conftest import synthetic, tiny_mvae
+
+    model, data = tiny_mvae(k=k).train(), synthetic(24).batch()
+    rows: dict[str, list[int]] = {}
+    for m, decoder in model.decoders.items():
+        decoder.register_forward_hook(lambda mod, args, out, m=m: rows.setdefault(m, []).append(
+            args[0].shape[0]))  # fmt: skip
+    torch.manual_seed(7)
+    loss = model(data).loss
+    grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    sampled = min(k, 3)
+    assert rows == {m: [(2 + sampled) * 24] for m in "abc"}
+    monkeypatch.setattr(type(model), "_reconstruction", _decode_every_term)
+    torch.manual_seed(7)
+    expected = model(data).loss
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-6)
+    for got, want in zip(
+        grads,
+        torch.autograd.grad(expected, list(model.parameters()), allow_unused=True),
+        strict=True,
+    ):
+        if want is not None:
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
