@@ -106,7 +106,9 @@ class MVAE(SparseLatent):
             i = self.index[m]
             rows = torch.cat([self.fixed_rows[i], sampled])
             (lp,) = self.log_likelihoods(self.decoder_outputs(z[rows], [m]), batch).values()
-            rec = rec.index_add(0, rows, lp * term_masks[rows, i].to(lp.dtype))
+            values = lp * term_masks[rows, i].to(lp.dtype)
+            rec = rec.to(torch.promote_types(rec.dtype, values.dtype))  # as `rec + values`
+            rec = rec.index_add(0, rows, values.to(rec.dtype))
         return rec
 
     def objective(self, batch: Batch, observed: Tensor, experts: Experts) -> LossOutput:
