@@ -25,9 +25,8 @@ from bench.common import (
     comma_list,
     finish,
     machine,
-    machine_line,
     median,
-    table,
+    report,
     write,
 )
 
@@ -93,18 +92,16 @@ def markdown(results: dict[str, Any]) -> str:
         )  # fmt: skip
     head = ["model", "batch", "µs a batch, DataLoader", "indexed", "training epoch s, DataLoader",
             "indexed", "training speed-up"]  # fmt: skip
-    return "\n".join(
-        [
-            "# Batches indexed from the in-memory dataset vs through a DataLoader (CPU)",
-            "",
-            machine_line(results["machine"]),
-            "",
-            f"{p['size']} synthetic samples, eager, one process; medians of {p['rounds']} "
-            "alternated rounds each way, the speed-up the median of the per-round ratios.",
-            "",
-            table(head, rows),
-            "",
-        ]
+    method = (
+        f"{p['size']} synthetic samples, eager, one process; medians of {p['rounds']} "
+        "alternated rounds each way, the speed-up the median of the per-round ratios."
+    )
+    return report(
+        "Batches indexed from the in-memory dataset vs through a DataLoader (CPU)",
+        results["machine"],
+        method,
+        head,
+        rows,
     )
 
 

@@ -109,3 +109,8 @@ def write(name: str, results: dict[str, Any], markdown: str, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{name}.md").write_text(markdown)
+
+
+def report(title: str, m: dict[str, Any], method: str, head: Sequence[str], rows: list) -> str:
+    """A one-table results page: title, the machine, how it was measured, the table."""
+    return "\n".join([f"# {title}", "", machine_line(m), "", method, "", table(head, rows), ""])

@@ -23,9 +23,8 @@ from bench.common import (
     comma_list,
     finish,
     machine,
-    machine_line,
     median,
-    table,
+    report,
     write,
 )
 
@@ -100,19 +99,17 @@ def markdown(results: dict[str, Any]) -> str:
     ]  # fmt: skip
     head = ["model", "batch", "samples/s default", "kept", "speed-up", "faults/step default",
             "kept"]  # fmt: skip
-    return "\n".join(
-        [
-            "# Training with the memory a step frees kept (keep_freed_cpu_memory)",
-            "",
-            machine_line(results["machine"]),
-            "",
-            f"Synthetic {p['size']} samples, {p['epochs']} epochs (the first untimed), eager, "
-            f"each run a fresh process; medians of {p['rounds']} alternated rounds, the "
-            "speed-up the median of the per-round ratios.",
-            "",
-            table(head, rows),
-            "",
-        ]
+    method = (
+        f"Synthetic {p['size']} samples, {p['epochs']} epochs (the first untimed), eager, "
+        f"each run a fresh process; medians of {p['rounds']} alternated rounds, the "
+        "speed-up the median of the per-round ratios."
+    )
+    return report(
+        "Training with the memory a step frees kept (keep_freed_cpu_memory)",
+        results["machine"],
+        method,
+        head,
+        rows,
     )
 
 

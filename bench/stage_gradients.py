@@ -26,9 +26,8 @@ from bench.common import (
     comma_list,
     finish,
     machine,
-    machine_line,
     median,
-    table,
+    report,
     write,
 )
 
@@ -101,18 +100,16 @@ def markdown(results: dict[str, Any]) -> str:
     ]  # fmt: skip
     head = ["model and stage", "batch", "samples/s, all gradients", "stage's only", "speed-up",
             "gradients identical"]  # fmt: skip
-    return "\n".join(
-        [
-            "# A later stage's steps: gradients for all parameters vs the stage's only",
-            "",
-            machine_line(results["machine"]),
-            "",
-            f"{p['steps']} steps per pass, eager, one process; medians of {p['rounds']} "
-            "alternated passes each way, the speed-up the median of the per-round ratios.",
-            "",
-            table(head, rows),
-            "",
-        ]
+    method = (
+        f"{p['steps']} steps per pass, eager, one process; medians of {p['rounds']} "
+        "alternated passes each way, the speed-up the median of the per-round ratios."
+    )
+    return report(
+        "A later stage's steps: gradients for all parameters vs the stage's only",
+        results["machine"],
+        method,
+        head,
+        rows,
     )
 
 
