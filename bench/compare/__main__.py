@@ -282,23 +282,34 @@ RUNNERS = {  # "reference": the model's reference library
 
 
 def speed(
-    models, batch_sizes, runs, size, epochs, options, ref_options=None, interleaved=True
+    models,
+    batch_sizes,
+    runs,
+    size,
+    epochs,
+    options,
+    ref_options=None,
+    interleaved=True,
+    warm_steps=0,
 ) -> dict[str, Any]:
     """Samples/s of the reference, ours and ours with `compile`; the ratios to the reference
     are taken within each run (None where it could not train). `interleaved`: a run alternates
     the three epoch by epoch (interleave.py; each epoch round in a rotated order), else they
-    train one after the other, in an order rotated run by run.
-    `compile_seconds`: what the compiled runner's untimed epochs took beyond as many steady
+    train one after the other, in an order rotated run by run. `warm_steps`: the timed epochs
+    start after at least that many optimizer steps of the timed stage (more untimed epochs),
+    where a long run spends its time (e.g. with denormal floats in the optimizer's moments).
+    `compile_seconds`: what the compiled runner's warm-up epochs took beyond as many steady
     ones (compiling). Models in `LATER_STAGE` get a second row, timed in their later stage.
     `ceiling`: the reference's step over our step's matrix products (medians of the runs'
     quotients): the speed-up left if everything but those products, as torch runs them in
     fp32, took no time."""
     out: dict[str, Any] = {}
     names = list(RUNNERS)
-    timed = [(m, m, {}, 1) for m in models]  # (row, model, options both get, untimed epochs)
+    timed = [(m, m, {}, 1) for m in models]  # (row, model, options both get, warm-up epochs)
     timed += [(f"{m} stage 2", m, LATER_STAGE[m], 2) for m in models if m in LATER_STAGE]
-    for row, m, both, untimed in timed:
+    for row, m, both, warmup in timed:
         for bs in batch_sizes:
+            untimed = warmup - 1 + max(1, -(-warm_steps // -(-size // bs)))
             got: dict[str, list[float]] = {name: [] for name in names}
             ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
             compile_seconds = []
@@ -323,10 +334,10 @@ def speed(
                     result, extra = results[name], RUNNERS[name][1]
                     got[name].append(result["samples_per_s"])
                     epochs_timed[name] += result.get("epoch_seconds", [])[untimed:]
-                    if extra.get("compile"):  # what the untimed epochs took beyond steady ones
+                    if extra.get("compile"):  # what the warm-up epochs took beyond steady ones
                         steady = size / result["samples_per_s"]
-                        warm = result["epoch_seconds"][:untimed]
-                        compile_seconds.append(sum(warm) - untimed * steady)
+                        warm = result["epoch_seconds"][:warmup]
+                        compile_seconds.append(sum(warm) - warmup * steady)
                     if extra.get("matrix_products"):
                         products.append(result["matrix_product_seconds_per_step"])
                 for name in ratios:
@@ -500,10 +511,15 @@ def markdown(results: dict[str, Any]) -> str:
             if p.get("speed_interleaved")
             else "the libraries alternated run by run"
         )
+        warm = p.get("speed_warm_steps", 0)
+        timed = (
+            f"the epochs after {warm} optimizer steps (of the later stage in 'stage 2' rows)"
+            if warm
+            else "epoch 2 onwards ('stage 2' rows: of epoch 3 onwards, the later stage)"
+        )
         lines += [
-            f"## Training speed (synthetic {p['speed_size']} samples, samples/s of epoch 2 onwards"
-            f" ('stage 2' rows: of epoch 3 onwards, the later stage), {p['speed_runs']} runs, "
-            f"{alternation})",
+            f"## Training speed (synthetic {p['speed_size']} samples, samples/s of {timed}, "
+            f"{p['speed_runs']} runs, {alternation})",
             "",
         ]
         rows = [
@@ -576,6 +592,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed-size", type=int, default=12_800)
     parser.add_argument("--speed-epochs", type=int, default=2)
     parser.add_argument(
+        "--speed-warm-steps",
+        type=int,
+        default=0,
+        help="time only epochs after this many optimizer steps (e.g. 1000: denormal floats "
+        "have appeared in the optimizer's moments, as in a long run)",
+    )
+    parser.add_argument(
         "--interleave",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -621,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
             "speed_runs": args.speed_runs,
             "reference_env": args.reference_env,
             "speed_epochs": args.speed_epochs,
+            "speed_warm_steps": args.speed_warm_steps,
             "speed_interleaved": args.interleave,
             "eval_samples": args.eval_samples,
             "options": args.options,
@@ -650,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
             args.options,
             args.reference_options,
             args.interleave,
+            args.speed_warm_steps,
         )
     results["machine"] = finish(info)
     write(args.name, results, markdown(results), args.out)

@@ -484,6 +484,7 @@ def speed(spec: dict[str, Any]) -> dict[str, Any]:
 if __name__ == "__main__":
     torch.distributions.Distribution.set_default_validate_args(False)  # grey pixels, Bernoulli
     lightning_python311()
+    protocol.flush_denormals_if_asked()
     task = json.loads(sys.argv[1])
     if task["model"] not in MODELS:
         raise SystemExit(f"unknown model {task['model']!r}: one of {sorted(MODELS)}")

@@ -22,6 +22,7 @@ scikit-learn, so the reference environment (MultiVae) and this project's load th
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -52,7 +53,9 @@ def digits(split: str) -> dict[str, Tensor]:
 
 
 def synthetic(n: int = 60_000, seed: int = 0) -> dict[str, Tensor]:
-    """Digits-shaped random data for throughput: speed does not depend on the values."""
+    """Digits-shaped random data for throughput. Speed depends on the values only through
+    denormal floats, which appear in the optimizer's moments after ~800 steps on any data
+    (`bench.compare --speed-warm-steps`)."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(10, (n,), generator=g)
     image = torch.rand(n, 1, 8, 8, generator=g)
@@ -60,6 +63,17 @@ def synthetic(n: int = 60_000, seed: int = 0) -> dict[str, Tensor]:
 
 
 # ---- timing --------------------------------------------------------------------------------
+FLUSH_DENORMALS = "BENCH_FLUSH_DENORMALS"  # "1" in a reference's environment (--reference-env)
+
+
+def flush_denormals_if_asked() -> None:
+    """With BENCH_FLUSH_DENORMALS=1, compute denormal floats as zeros, as this project's Trainer
+    does on the CPU by default. Call it before any parallel work: torch's worker threads,
+    started then, inherit the mode."""
+    if os.environ.get(FLUSH_DENORMALS) == "1":
+        torch.set_flush_denormal(True)
+
+
 def steady_samples_per_s(epoch_seconds: list[float], size: int, untimed: int = 1) -> float:
     """A speed run's figure: `size` samples over the median epoch after the first `untimed`
     (which warm up: the first epoch, and where a later stage is timed, that stage's first

@@ -705,6 +705,7 @@ def evaluation(spec: dict[str, Any]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     torch.distributions.Distribution.set_default_validate_args(False)  # grey pixels, Bernoulli
+    protocol.flush_denormals_if_asked()
     task = json.loads(sys.argv[1])
     tasks = {"quality": quality, "speed": speed, "evaluation": evaluation}
     print(json.dumps(tasks[task["task"]](task)))

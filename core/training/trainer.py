@@ -32,6 +32,7 @@ from core.training.batches import epoch_seed, iterate, sequential_batches, shuff
 from core.training.callbacks import Callback, MetricsLogger, ProgressBar, TrainerState
 from core.training.compiled import CompiledForward
 from core.training.config import TrainerConfig
+from core.training.denormals import flushing_denormals
 from core.training.device_data import DeviceDatasets
 from core.training.early_stopping import REASON as EARLY_STOPPING
 from core.training.early_stopping import EarlyStopper, split_off_validation
@@ -113,11 +114,14 @@ class Trainer:
         output_dir (a fresh start when there is none); a path resumes from that checkpoint.
         A fresh start over existing checkpoints is an error unless `overwrite`. Each stage
         computes gradients only for the parameters it trains (`StageFreezer`); every
-        parameter's `requires_grad` is as before once `fit` returns or raises."""
+        parameter's `requires_grad` is as before once `fit` returns or raises. On the CPU,
+        denormal floats are flushed to zero while it runs (`flush_denormals`)."""
         self.model.to(self.device)
         self._freezer = StageFreezer(self.model)
+        flush = self.config.flush_denormals and self.device.type == "cpu"
         try:
-            return self._fit(resume, overwrite)
+            with flushing_denormals(flush):
+                return self._fit(resume, overwrite)
         finally:
             self._freezer.restore()
             self._freezer = None

@@ -200,16 +200,21 @@ def test_the_paper_experiments_are_listed_with_their_anchors(capsys):
     assert "cmvae_polymnist" in listing and "Anchor: PolyMNIST 89.7 / 78.1" in listing
 
 
-def test_freed_memory_times_both_settings_in_fresh_processes(tmp_path: Path) -> None:
-    from bench import freed_memory
+@pytest.mark.parametrize("setting", ["keep_freed_cpu_memory", "flush_denormals"])
+def test_a_trainer_setting_is_timed_both_ways_in_fresh_processes(tmp_path: Path, setting) -> None:
+    from bench import trainer_setting
 
-    args = ["--models", "mvae", "--batch-sizes", "32", "--rounds", "1", "--size", "96"]
-    assert freed_memory.main([*args, "--epochs", "2", "--out", str(tmp_path)]) == 0
-    (run,) = _load(tmp_path, "freed_memory")["runs"]
+    args = ["--setting", setting, "--models", "mvae", "--batch-sizes", "32", "--rounds", "1"]
+    args += ["--size", "96", "--epochs", "1", "--warm-steps", "4", "--out", str(tmp_path)]
+    assert trainer_setting.main(args) == 0
+    results = _load(tmp_path, setting)
+    assert results["params"]["setting"] == setting
+    (run,) = results["runs"]
     assert (run["model"], run["batch_size"]) == ("mvae", 32)
-    assert run["default_samples_per_s"] > 0 and run["kept_samples_per_s"] > 0
-    assert run["speedup"] == pytest.approx(run["kept_samples_per_s"] / run["default_samples_per_s"])
-    assert "| mvae | 32 |" in (tmp_path / "freed_memory.md").read_text()
+    assert run["off_samples_per_s"] > 0 and run["on_samples_per_s"] > 0
+    assert run["speedup"] == pytest.approx(run["on_samples_per_s"] / run["off_samples_per_s"])
+    assert 0 <= run["off_denormal_share"] <= 1 and run["on_denormal_share"] == 0
+    assert "| mvae | 32 |" in (tmp_path / f"{setting}.md").read_text()
 
 
 def test_stage_gradients_times_a_later_stage_both_ways_with_identical_gradients(tmp_path: Path):

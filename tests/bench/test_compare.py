@@ -206,6 +206,40 @@ def test_a_staged_model_is_also_timed_in_its_later_stage(monkeypatch):
     assert all("warmup" not in s["options"] for _, s in specs if "untimed" not in s)
 
 
+def test_warm_steps_leave_more_epochs_untimed_in_both_kinds_of_rows(monkeypatch):
+    """With 100 steps an epoch, 250 warm steps leave the first 3 epochs untimed (4 in a 'stage
+    2' row: the stage's steps count); compile seconds still come from the warm-up epochs."""
+    specs: list[dict] = []
+
+    def fake_run(library, spec, cache=None):
+        specs.append(spec)
+        seconds = [9.0] + [1.0] * (spec["epochs"] - 1)
+        return {"samples_per_s": 6400.0, "epoch_seconds": seconds,
+                "matrix_product_seconds_per_step": 0.004}  # fmt: skip
+
+    monkeypatch.setattr(compare, "run", fake_run)
+    out = compare.speed(["telbo"], [64], 1, 6400, 2, {}, interleaved=False, warm_steps=250)
+    first = {s.get("untimed", 1) for s in specs if "warmup" not in s["options"]}
+    later = {s.get("untimed", 1) for s in specs if "warmup" in s["options"]}
+    assert (first, later) == ({3}, {4})
+    assert all(s["epochs"] == 1 + s["untimed"] for s in specs)  # one timed epoch, as without
+    assert out["telbo bs 64"]["compile_seconds"] == pytest.approx(9 - 1)
+    assert out["telbo stage 2 bs 64"]["compile_seconds"] == pytest.approx(9 + 1 - 2 * 1)
+
+
+def test_a_reference_flushes_denormals_when_its_environment_asks(monkeypatch):
+    from core.training.denormals import denormals_flushed, set_flush_denormals
+
+    protocol.flush_denormals_if_asked()
+    assert not denormals_flushed()
+    monkeypatch.setenv(protocol.FLUSH_DENORMALS, "1")
+    try:
+        protocol.flush_denormals_if_asked()
+        assert denormals_flushed()
+    finally:
+        set_flush_denormals(False)
+
+
 def test_the_speed_table_gives_each_model_its_matrix_product_ceiling(monkeypatch):
     """Ratios and ceilings are taken run by run: ceiling = the reference's step seconds (batch
     over its samples/s) over our step's matrix-product seconds."""
