@@ -112,6 +112,8 @@ SAME_IN_BOTH = {
 # in it (warmup 10), and it is a different computation: the unimodal encoders (and JNF's flows)
 # trained on what the frozen joint model gives.
 LATER_STAGE = {"telbo": {"warmup": 1}, "jnf": {"warmup": 1}}
+FIRST_STAGE_EPOCHS = "warmup"  # the option, in both libraries, that LATER_STAGE sets
+DEFAULT_FIRST_STAGE_EPOCHS = 10  # its default, in both
 
 # MultiVae 1.0.3 models whose joint NLL its LikelihoodsEvaluator cannot time: left out of the
 # evaluation part, with the reason printed
@@ -310,6 +312,9 @@ def speed(
     for row, m, both, warmup in timed:
         for bs in batch_sizes:
             untimed = warmup - 1 + max(1, -(-warm_steps // -(-size // bs)))
+            options_here, total = dict(both), epochs + untimed - 1
+            if m in LATER_STAGE and not both and total > DEFAULT_FIRST_STAGE_EPOCHS:
+                options_here[FIRST_STAGE_EPOCHS] = total  # stage 1 through the timed epochs
             got: dict[str, list[float]] = {name: [] for name in names}
             ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
             compile_seconds = []
@@ -321,11 +326,11 @@ def speed(
                     lib, extra = RUNNERS[name]
                     lib = reference_library(m) if lib == "reference" else lib
                     if lib == "ours":
-                        own = {**ours_options(m, options), **both}
+                        own = {**ours_options(m, options), **options_here}
                     else:
-                        own = {**reference_options(m, ref_options), **both}
+                        own = {**reference_options(m, ref_options), **options_here}
                     spec = {"task": "speed", "model": m, "batch_size": bs, "size": size}
-                    spec.update(epochs=epochs + untimed - 1, options=own, run=r, **extra)
+                    spec.update(epochs=total, options=own, run=r, **extra)
                     spec.update({"untimed": untimed} if untimed != 1 else {})
                     spec.update({"interleaved": True} if interleaved else {})
                     tasks[name] = (lib, spec)
