@@ -170,7 +170,7 @@ class TrainerConfig(_Strict):
         True,
         description="on the CPU, compute denormal floats (magnitude under 1.2e-38) as zeros "
         "while training (core/training/denormals.py): Adam's moments of parameters whose "
-        "gradient stays zero decay into them after ~800 steps and slow every step 1.4-1.8x; "
+        "gradient stays zero decay into them after ~800 steps and slow steps up to 1.6x; "
         "only such tiny values change",
     )
     log_every_steps: int = Field(

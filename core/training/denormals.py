@@ -1,10 +1,10 @@
-"""Denormal floats flushed to zero on the CPU while training: they cost up to half a step.
+"""Denormal floats flushed to zero on the CPU while training: they cost up to 40 % of a step.
 
 Adam's first moment of a parameter whose gradient has become exactly zero (a dead ReLU unit's
 weights, an input that is always zero such as a digit's corner pixel) shrinks by β1 every step
 and falls below float32's smallest normal number (1.2e-38) after some 700-900 steps. CPUs compute
 on such denormal numbers many times slower than on normal ones, so from then on every optimizer
-step pays for them: 1.4-1.8x slower steps on the models of bench/compare (bench/RESULTS.md).
+step pays for them: up to 1.6x slower steps on the models of bench/compare (bench/RESULTS.md).
 With flush-to-zero and denormals-are-zero set they are zeros instead: only values of magnitude
 below 1.2e-38 change.
 
