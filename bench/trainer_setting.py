@@ -41,14 +41,16 @@ def denormal_share(optimizers: Any) -> float:
     """The share of the optimizers' floating-point state elements that are denormal."""
     import torch
 
-    tiny, denormal, total = torch.finfo(torch.float32).tiny, 0, 0
+    from core.training.denormals import denormal
+
+    count, total = 0, 0
     for opt in optimizers.optimizers.values():
         for state in opt.state.values():
             for value in state.values():
                 if torch.is_tensor(value) and value.is_floating_point() and value.numel() > 1:
-                    denormal += int(((value != 0) & (value.abs() < tiny)).sum())
+                    count += int(denormal(value).sum())
                     total += value.numel()
-    return denormal / max(total, 1)
+    return count / max(total, 1)
 
 
 def one_run(spec: dict[str, Any]) -> dict[str, float]:
@@ -63,7 +65,7 @@ def one_run(spec: dict[str, Any]) -> dict[str, float]:
     model = ours.build(spec["model"], {})
     clock = ours.EpochClock()
     steps = -(-spec["size"] // spec["batch_size"])
-    untimed = max(1, -(-spec["warm_steps"] // steps))
+    untimed = protocol.warm_epochs(spec["warm_steps"], spec["size"], spec["batch_size"])
     config = ours.config(spec, untimed + spec["epochs"], 0).model_copy(
         update={spec["setting"]: spec["on"]}
     )

@@ -40,7 +40,7 @@ from bench.common import (
     table,
     write,
 )
-from bench.compare import env, interleave, multiview_env
+from bench.compare import env, interleave, multiview_env, protocol
 
 HERE = Path(__file__).resolve().parent
 MODELS = (
@@ -311,7 +311,7 @@ def speed(
     timed += [(f"{m} stage 2", m, LATER_STAGE[m], 2) for m in models if m in LATER_STAGE]
     for row, m, both, warmup in timed:
         for bs in batch_sizes:
-            untimed = warmup - 1 + max(1, -(-warm_steps // -(-size // bs)))
+            untimed = warmup - 1 + protocol.warm_epochs(warm_steps, size, bs)
             options_here, total = dict(both), epochs + untimed - 1
             if m in LATER_STAGE and not both and total > DEFAULT_FIRST_STAGE_EPOCHS:
                 options_here[FIRST_STAGE_EPOCHS] = total  # stage 1 through the timed epochs

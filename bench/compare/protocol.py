@@ -82,6 +82,13 @@ def steady_samples_per_s(epoch_seconds: list[float], size: int, untimed: int = 1
     return size / timed[len(timed) // 2]
 
 
+def warm_epochs(warm_steps: int, size: int, batch_size: int) -> int:
+    """The epochs of `size` samples a run leaves untimed so that `warm_steps` optimizer steps
+    come before the timed ones (at least one: the first epoch warms up)."""
+    steps = -(-size // batch_size)
+    return max(1, -(-warm_steps // steps))
+
+
 WAITING, EPOCH = "@@waiting", "@@epoch"  # the gate's lines on stdout
 
 

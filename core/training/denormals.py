@@ -28,6 +28,11 @@ OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp5")  # file name prefixes
 _ParallelBody = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
+def denormal(t: torch.Tensor) -> torch.Tensor:
+    """Which elements of the float tensor `t` are denormal (non-zero, below the smallest normal)."""
+    return (t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)
+
+
 def denormals_flushed() -> bool:
     """Whether the calling thread computes denormal floats as zeros now."""
     smallest = torch.ones(1, dtype=torch.int32).view(torch.float32)  # 1.4e-45, a denormal
