@@ -230,8 +230,10 @@ class Trainer:
             publish = st.global_step % cfg.log_every_steps == 0
             st.step_metrics = {k: float(v) for k, v in metrics.items()} if publish else {}
             self._fire("on_step_end")
-            if self.world.distributed and distributed.any_rank(st.should_stop, self.device):
-                st.request_stop("stopped by another process")
+            if self.world.distributed:
+                reason = distributed.agreed_stop_reason(st.stop_reason, self.device)
+                if reason is not None:
+                    st.request_stop(reason)
             last = i == total - 1
             every = cfg.checkpoint_every_steps
             if not last and (st.should_stop or (every and st.global_step % every == 0)):

@@ -1,6 +1,7 @@
 """Data-parallel training under torchrun (gloo on this CPU): 2 processes give the weights of 1
-process with the same global batch; a killed process fails the run, which resumes exactly from
-its last checkpoint; a checkpoint is never resumed by a different number of processes."""
+process with the same global batch; a stop one process saw ends every process with its reason; a
+killed process fails the run, which resumes exactly from its last checkpoint; a checkpoint is
+never resumed by a different number of processes."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
+from core.training import Callback, Trainer, TrainerConfig, TrainerState
 from core.training.distributed import World
+from tests.core.training.conftest import synthetic, tiny_mvae
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
@@ -83,6 +87,37 @@ def test_two_processes_train_the_weights_of_one(tmp_path: Path) -> None:
     assert len(first) == 2  # one writer: rank 0, with metrics reduced over both shards
     assert first[-1]["train_loss"] == pytest.approx(single[-1]["train_loss"], rel=1e-4)
     assert first[-1]["eval_loss"] == pytest.approx(single[-1]["eval_loss"], rel=1e-4)
+
+
+class StopOnRankOne(Callback):
+    """Stops rank 1 alone at step 3, as a cancel file seen by one rank before the other."""
+
+    def on_step_end(self, state: TrainerState) -> None:
+        if os.environ["RANK"] == "1" and state.global_step == 3:
+            state.request_stop("seen by rank 1 alone")
+
+
+def train_rank(rank: int, port: int, folder: str) -> None:
+    """One of two spawned processes: trains with `StopOnRankOne`, writes its result's stop."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    torch.set_num_threads(1)
+    config = TrainerConfig(epochs=5, batch_size=16, output_dir=f"{folder}/out")
+    result = Trainer(tiny_mvae(), synthetic(), None, config, [StopOnRankOne()]).fit()
+    stop = {"reason": result.stop_reason, "step": result.global_step}
+    Path(folder, f"rank{rank}.json").write_text(json.dumps(stop))
+    torch.distributed.destroy_process_group()
+
+
+def test_a_stop_one_process_saw_ends_every_process_with_its_reason(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(train_rank, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
+    stops = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert stops == [{"reason": "seen by rank 1 alone", "step": 3}] * 2
 
 
 def children(parent: int) -> dict[int, dict[bytes, bytes]]:
