@@ -132,7 +132,7 @@ class Trainer:
         if self.world.distributed:  # every rank starts from rank 0's weights
             distributed.broadcast_state(self.model)
         if cfg.compile and self._compiled is None:
-            self._compiled = CompiledForward(self.model)
+            self._compiled = CompiledForward(self.model, self.device)
         self.state = TrainerState(
             epochs=cfg.epochs,
             total_steps=self.steps_per_epoch * cfg.epochs,
