@@ -313,8 +313,9 @@ def speed(
         for bs in batch_sizes:
             untimed = warmup - 1 + protocol.warm_epochs(warm_steps, size, bs)
             options_here, total = dict(both), epochs + untimed - 1
-            if m in LATER_STAGE and not both and total > DEFAULT_FIRST_STAGE_EPOCHS:
-                options_here[FIRST_STAGE_EPOCHS] = total  # stage 1 through the timed epochs
+            if m in LATER_STAGE and not both and total + 1 > DEFAULT_FIRST_STAGE_EPOCHS:
+                # stage 1 through the timed epochs and the one our runner profiles after them
+                options_here[FIRST_STAGE_EPOCHS] = total + 1
             got: dict[str, list[float]] = {name: [] for name in names}
             ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
             compile_seconds = []

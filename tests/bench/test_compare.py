@@ -209,7 +209,8 @@ def test_a_staged_model_is_also_timed_in_its_later_stage(monkeypatch):
 def test_warm_steps_leave_more_epochs_untimed_in_both_kinds_of_rows(monkeypatch):
     """With 100 steps an epoch, 1250 warm steps leave the first 13 epochs untimed (14 in a
     'stage 2' row: the stage's steps count), the first stage of a first-stage row lasts through
-    its timed epochs, and compile seconds still come from the warm-up epochs."""
+    its timed epochs and the epoch profiled after them, and compile seconds still come from the
+    warm-up epochs."""
     specs: list[dict] = []
 
     def fake_run(library, spec, cache=None):
@@ -224,7 +225,7 @@ def test_warm_steps_leave_more_epochs_untimed_in_both_kinds_of_rows(monkeypatch)
     later = [s for s in specs if s["options"].get("warmup") == 1]
     assert {s["untimed"] for s in first} == {13} and {s["untimed"] for s in later} == {14}
     assert all(s["epochs"] == 1 + s["untimed"] for s in specs)  # one timed epoch, as without
-    assert {s["options"]["warmup"] for s in first} == {14}  # stage 1 through epoch 14
+    assert {s["options"]["warmup"] for s in first} == {15}  # stage 1 through epoch 14 + 1
     assert out["telbo bs 64"]["compile_seconds"] == pytest.approx(9 - 1)
     assert out["telbo stage 2 bs 64"]["compile_seconds"] == pytest.approx(9 + 1 - 2 * 1)
 
