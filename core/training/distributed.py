@@ -152,14 +152,12 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def agreed_stop_reason(reason: str | None, device: torch.device) -> str | None:
+def agreed_stop_reason(reason: str | None, device: torch.device, world: World) -> str | None:
     """On every rank, the stop reason of the lowest rank that has one (None when none has), so
     a stop one rank saw first (a cancel, a time limit) ends every rank with its own reason."""
     if not any_rank(reason is not None, device):
         return None
-    reasons: list[str | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(reasons, reason)
-    return next(r for r in reasons if r is not None)
+    return next(r for r in gather(reason, world) if r is not None)
 
 
 def reduce_sums(

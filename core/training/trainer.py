@@ -231,7 +231,7 @@ class Trainer:
             st.step_metrics = {k: float(v) for k, v in metrics.items()} if publish else {}
             self._fire("on_step_end")
             if self.world.distributed:
-                reason = distributed.agreed_stop_reason(st.stop_reason, self.device)
+                reason = distributed.agreed_stop_reason(st.stop_reason, self.device, self.world)
                 if reason is not None:
                     st.request_stop(reason)
             last = i == total - 1

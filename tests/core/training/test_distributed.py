@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from core.training import Callback, Trainer, TrainerConfig, TrainerState
 from core.training.distributed import World
+from tests.core.hub_server import free_port
 from tests.core.training.conftest import synthetic, tiny_mvae
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -110,11 +111,7 @@ def train_rank(rank: int, port: int, folder: str) -> None:
 
 
 def test_a_stop_one_process_saw_ends_every_process_with_its_reason(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as s:  # a free port for the rendezvous
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # for the rendezvous
     mp.start_processes(train_rank, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
     stops = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert stops == [{"reason": "seen by rank 1 alone", "step": 3}] * 2
