@@ -5,13 +5,15 @@
 CPU processes with gloo for `resources.processes`), and while it runs copies the state rank 0
 writes (`state.json`) into the job's progress; a cancel creates `STOP`, which every rank sees at
 its next step. `main` (in each rank) trains with `fit(resume=True)`, so a redelivered job
-continues from its last checkpoint; rank 0 writes `result.json` at the end. The ranks die with
-the worker (a parent-death signal): a lost worker never leaves training behind.
+continues from its last checkpoint; rank 0 writes `result.json` once every rank has finished.
+The ranks die with the worker (a parent-death signal): a lost worker never leaves training
+behind.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +26,7 @@ from workers.context import JobContext
 from workers.specs import TrainSpec
 
 LAUNCH, STATE, RESULT, STOP, LOG = "launch.json", "state.json", "result.json", "STOP", "ranks.log"
+log = logging.getLogger("workers.train_ranks")
 
 
 class RanksFailed(RuntimeError):
@@ -65,9 +68,19 @@ def launch(ctx: JobContext, spec: TrainSpec, out: Path, progress: Any, budget_s:
                 progress.follow(state)
             if ctx.cancel.is_set():
                 (out / STOP).touch()
-    if proc.returncode != 0 or not (out / RESULT).is_file():
-        tail = (out / LOG).read_text(errors="replace")[-2000:]
-        raise RanksFailed(f"training processes exited with status {proc.returncode}: {tail}")
+    return finished(out, proc.returncode)
+
+
+def finished(out: Path, returncode: int) -> dict:
+    """The run's summary once torchrun has exited with `returncode`. Rank 0 writes it only
+    after every rank has left the process group, so a summary means the whole run finished: a
+    nonzero status after that (a crash at interpreter exit) is logged, not a failed job."""
+    tail = (out / LOG).read_text(errors="replace")[-2000:]
+    if not (out / RESULT).is_file():
+        raise RanksFailed(f"training processes exited with status {returncode}: {tail}")
+    if returncode != 0:
+        log.warning("training processes exited with status %s after the run finished: %s",
+                    returncode, tail)  # fmt: skip
     return json.loads((out / RESULT).read_text())
 
 
@@ -90,10 +103,11 @@ def main(folder: str) -> int:
     ]
     trainer = Trainer(model, train, test, config, callbacks, dataset_name=spec.dataset)
     result = trainer.fit(resume=True)
+    distributed.leave()  # every rank is done: a result file means the whole run finished
     if writing_process():
         summary = outcome(result, state.resumed_from_epoch, spec.resources.world_size)
-        (out / RESULT).write_text(json.dumps(summary))
-    distributed.leave()
+        (out / f".{RESULT}.tmp").write_text(json.dumps(summary))
+        os.replace(out / f".{RESULT}.tmp", out / RESULT)  # whole or absent
     return 0
 
 

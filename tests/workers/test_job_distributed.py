@@ -20,7 +20,7 @@ def test_a_job_trains_on_two_processes_and_publishes(make_env) -> None:
         spec = train_spec(epochs=3, batch_size=64, resources={"processes": 2}, name="pair")
         spec["trainer"]["trackers"] = [{"kind": "tensorboard"}]  # opened by rank 0 alone
         done = wait_job(client, submit(client, spec)["id"], env=env)
-        assert done["state"] == "succeeded", done
+        assert done["state"] == "succeeded", (done.get("error"), env.logs())
         result = done["result"]
         assert result["world_size"] == 2 and result["epochs_run"] == 3
         assert result["global_step"] == 3 * 23  # 1437 digits in global batches of 64
@@ -44,5 +44,5 @@ def test_a_cancel_stops_every_process(make_env) -> None:
         wait_job(client, job["id"], until=has_stepped, env=env)
         assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=AUTH).status_code == 202
         done = wait_job(client, job["id"], env=env)
-        assert done["state"] == "cancelled", done
+        assert done["state"] == "cancelled", (done.get("error"), env.logs())
         assert done["result"]["epochs_run"] < 150
