@@ -99,6 +99,30 @@ def test_on_the_cpu_a_frozen_relu_saves_no_bool_mask_and_gives_the_eager_gradien
     assert torch.equal(grad, eager)
 
 
+def test_on_the_cpu_a_dense_layers_bias_is_added_in_its_activations_kernel() -> None:
+    """Stock inductor runs a Linear as `addmm` (the broadcast bias copied into the output
+    first); the project's CPU compile runs `mm` and adds the bias in the ReLU's fused kernel,
+    with the eager values to float rounding."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    layers = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
+    x = torch.randn(16, 32)
+
+    def loss_and_grads(forward: object) -> list[torch.Tensor]:
+        loss = forward(x).square().sum()  # type: ignore[operator]
+        return [loss, *torch.autograd.grad(loss, list(layers.parameters()))]
+
+    eager = loss_and_grads(layers)
+    _, stock_code = run_and_get_code(lambda: loss_and_grads(torch.compile(layers, dynamic=False)))
+    ours = CompiledForward(layers, torch.device("cpu"))
+    with ours.active():
+        got, code = run_and_get_code(lambda: loss_and_grads(layers))
+    assert sum(c.count("extern_kernels.addmm(") for c in stock_code) == 2
+    assert sum(c.count("extern_kernels.addmm(") for c in code) == 1  # the last: saved too
+    for value, expected in zip(got, eager, strict=True):
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_a_compiled_stage_with_frozen_decoders_trains_as_the_eager_one(data):
     """TwoStageMVAE's second stage trains the encoders through frozen decoders (TELBO's
     second stage does the same), where the compiled ReLU gradients are rewritten."""
