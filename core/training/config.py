@@ -9,12 +9,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.training.device_data import DataOnDevice
+from core.training.lean_adam import LeanAdam, LeanAdamW
 from core.training.trackers.specs import TrackerSpec
 
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "lbfgs"]
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
+    "adam": LeanAdam,  # torch's Adam, its fused step without the per-step bookkeeping
+    "adamw": LeanAdamW,
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
     "lbfgs": torch.optim.LBFGS,  # re-evaluates the step's loss (DCCAE's upstream optimizer)
