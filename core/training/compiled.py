@@ -127,9 +127,11 @@ def cpu_passes() -> dict[str, Any]:
 
 class CompiledForward:
     """The compiled forward of `model`, switched on around the steps that use it; on a CPU
-    `device`, with ReLU's gradient masks in floats."""
+    `device`, with the graph passes of `cpu_passes` (unless `options` says otherwise)."""
 
-    def __init__(self, model: nn.Module, device: torch.device) -> None:
+    def __init__(
+        self, model: nn.Module, device: torch.device, options: dict[str, Any] | None = None
+    ) -> None:
         import torch._inductor.config as inductor
 
         if not any(shutil.which(cc) for cc in ("c++", "g++", "clang++", "cc", "gcc")):
@@ -140,7 +142,8 @@ class CompiledForward:
             )
         inductor.fallback_random = True  # the eager RNG stream: compiled == eager draws
         self.model = model
-        options = cpu_passes() if device.type == "cpu" else None
+        if options is None:  # `options` replace these (bench/step_variants.py leaves one out)
+            options = cpu_passes() if device.type == "cpu" else None
         self.forward = torch.compile(model.forward, dynamic=False, options=options)
 
     @contextlib.contextmanager

@@ -240,3 +240,30 @@ def test_batch_indexing_times_indexed_batches_against_a_dataloader(tmp_path: Pat
         assert len(run[part]["speedup_runs"]) == 2
         assert run[part]["indexed_seconds"] > 0 and run[part]["loader_seconds"] > 0
     assert "| mvae | 32 |" in (tmp_path / "batch_indexing.md").read_text()
+
+
+def test_step_variants_times_torchs_adam_against_the_lean_one_in_turns(tmp_path: Path):
+    from bench import step_variants
+
+    args = ["--variants", "adam", "--models", "mvae", "--batch-sizes", "16", "--rounds", "2"]
+    assert step_variants.main([*args, "--steps", "2", "--no-compile", "--out", str(tmp_path)]) == 0
+    (run,) = _load(tmp_path, "step_variants")["runs"]
+    assert (run["variant"], run["model"], run["batch_size"]) == ("adam", "mvae", 16)
+    assert len(run["speedup_runs"]) == 2 and run["first_ms_per_step"] > 0
+    assert run["speedup"] == pytest.approx(sum(run["speedup_runs"]) / 2)  # the median of two
+    assert (
+        "| adam | torch.optim.Adam(fused=True) | LeanAdam | mvae | 16 |"
+        in (tmp_path / "step_variants.md").read_text()
+    )
+
+
+@pytest.mark.slow  # two compiles
+def test_step_variants_times_the_compile_without_and_with_its_bias_pass(tmp_path: Path):
+    from bench import step_variants
+
+    args = ["--variants", "bias", "--models", "mvae", "--batch-sizes", "16", "--rounds", "2"]
+    assert step_variants.main([*args, "--steps", "2", "--out", str(tmp_path)]) == 0
+    (run,) = _load(tmp_path, "step_variants")["runs"]
+    assert run["variant"] == "bias" and len(run["speedup_runs"]) == 2
+    with pytest.raises(SystemExit):  # the pass needs the compile
+        step_variants.main([*args, "--no-compile", "--out", str(tmp_path)])
