@@ -12,7 +12,7 @@ the loss still back-propagates through, as in TELBO's second stage) saves a bool
 backward, and inductor's C++ kernels store and load bool vectors about 12x slower than eager
 computes them. And a dense layer followed by element-wise work (its activation) runs as a
 matrix product whose bias is added in that work's fused kernel (`bias_adds_into_pointwise`),
-where `addmm` would first copy the broadcast bias into its output: 1.5-4 % of a step.
+where `addmm` would first copy the broadcast bias into its output: a few per cent of a step.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ that takes about 240 µs a step beside the fused kernel's 400 (on 2 CPU cores). 
 step of torch's own has set up the state, every parameter's step count becomes a view of one
 tensor per parameter group (one add increments them all) and the lists are kept; later steps
 call the same fused kernel (`torch._fused_adam_` / `_fused_adamw_`) with them. Any other case
-takes torch's step: a closure, AMP's gradient scaling, amsgrad, a parameter with no gradient
-this step, tensor hyperparameters, mixed devices or dtypes, or a state replaced by
-`load_state_dict`.
+takes torch's step: parameters off the CPU, a closure, AMP's gradient scaling, amsgrad, a
+parameter with no gradient this step, tensor hyperparameters, mixed devices or dtypes, or a
+state replaced by `load_state_dict`.
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ class _LeanFusedStep:
                 return None
             tensors = params + [s[k] for s in states for k in ("exp_avg", "exp_avg_sq")]
             if len({(t.device, t.dtype) for t in tensors}) != 1 or params[0].is_complex():
+                return None
+            if params[0].device.type != "cpu":  # where it is measured and tested (no GPU here)
                 return None
             counts = torch.stack([s["step"] for s in states])
             for i, s in enumerate(states):
