@@ -168,10 +168,10 @@ class Trainer:
             self._publish_lrs()
             self.model.set_epoch(epoch)
             self._fire("on_epoch_start")
-            if st.should_stop or self._train_epoch(epoch):
+            if self._stop_agreed() or self._train_epoch(epoch):
                 break
             self._end_epoch(epoch)
-            if st.should_stop:
+            if self._stop_agreed():
                 break
         if st.should_stop:
             self._save_checkpoint()
@@ -230,10 +230,7 @@ class Trainer:
             publish = st.global_step % cfg.log_every_steps == 0
             st.step_metrics = {k: float(v) for k, v in metrics.items()} if publish else {}
             self._fire("on_step_end")
-            if self.world.distributed:
-                reason = distributed.agreed_stop_reason(st.stop_reason, self.device, self.world)
-                if reason is not None:
-                    st.request_stop(reason)
+            self._stop_agreed()
             last = i == total - 1
             every = cfg.checkpoint_every_steps
             if not last and (st.should_stop or (every and st.global_step % every == 0)):
@@ -241,6 +238,16 @@ class Trainer:
             if st.should_stop and not last:
                 return True
         return False
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop here; in a distributed run every rank takes the stop one rank's
+        callbacks asked for (a cancel file seen by one rank first), so all leave together."""
+        st = self.state
+        if self.world.distributed:
+            reason = distributed.agreed_stop_reason(st.stop_reason, self.device, self.world)
+            if reason is not None:
+                st.request_stop(reason)
+        return st.should_stop
 
     def _step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The model's own step (default: loss, backward, clip, step) on `batch`."""

@@ -91,30 +91,51 @@ def test_two_processes_train_the_weights_of_one(tmp_path: Path) -> None:
 
 
 class StopOnRankOne(Callback):
-    """Stops rank 1 alone at step 3, as a cancel file seen by one rank before the other."""
+    """Stops rank 1 alone — at step 3, at the start of epoch 2 or at the end of epoch 1 — as a
+    cancel file seen by one rank before the other."""
 
-    def on_step_end(self, state: TrainerState) -> None:
-        if os.environ["RANK"] == "1" and state.global_step == 3:
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def _stop(self, where: str, state: TrainerState) -> None:
+        if os.environ["RANK"] == "1" and where == self.where:
             state.request_stop("seen by rank 1 alone")
 
+    def on_step_end(self, state: TrainerState) -> None:
+        if state.global_step == 3:
+            self._stop("step", state)
 
-def train_rank(rank: int, port: int, folder: str) -> None:
+    def on_epoch_start(self, state: TrainerState) -> None:
+        if state.epoch == 2:
+            self._stop("epoch start", state)
+
+    def on_epoch_end(self, state: TrainerState) -> None:
+        if state.epoch == 1:
+            self._stop("epoch end", state)
+
+
+def train_rank(rank: int, port: int, folder: str, where: str) -> None:
     """One of two spawned processes: trains with `StopOnRankOne`, writes its result's stop."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
     torch.set_num_threads(1)
     config = TrainerConfig(epochs=5, batch_size=16, output_dir=f"{folder}/out")
-    result = Trainer(tiny_mvae(), synthetic(), None, config, [StopOnRankOne()]).fit()
+    result = Trainer(tiny_mvae(), synthetic(), None, config, [StopOnRankOne(where)]).fit()
     stop = {"reason": result.stop_reason, "step": result.global_step}
     Path(folder, f"rank{rank}.json").write_text(json.dumps(stop))
     torch.distributed.destroy_process_group()
 
 
-def test_a_stop_one_process_saw_ends_every_process_with_its_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["step", "epoch start", "epoch end"])
+def test_a_stop_one_process_saw_ends_every_process_with_its_reason(
+    tmp_path: Path, where: str
+) -> None:
     port = free_port()  # for the rendezvous
-    mp.start_processes(train_rank, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
+    args = (port, str(tmp_path), where)
+    mp.start_processes(train_rank, args=args, nprocs=2, start_method="spawn")
     stops = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert stops == [{"reason": "seen by rank 1 alone", "step": 3}] * 2
+    step = 3 if where == "step" else 6  # an epoch's stop: after epoch 1, 96 samples / 16
+    assert stops == [{"reason": "seen by rank 1 alone", "step": step}] * 2
 
 
 def children(parent: int) -> dict[int, dict[bytes, bytes]]:
