@@ -49,7 +49,7 @@ class _LeanFusedStep:
             self._lean = self._keep_lists()
             return loss
         with torch.no_grad():
-            for group, kept in zip(self.param_groups, lists, strict=True):
+            for group, (kept, grads) in zip(self.param_groups, lists, strict=True):
                 kept.counts.add_(1)
                 beta1, beta2 = group["betas"]
                 fused = (
@@ -57,7 +57,7 @@ class _LeanFusedStep:
                 )
                 fused(
                     kept.params,
-                    [p.grad for p in kept.params],
+                    grads,
                     kept.exp_avgs,
                     kept.exp_avg_sqs,
                     [],
@@ -72,20 +72,26 @@ class _LeanFusedStep:
                 )
         return None
 
-    def _ready_lists(self) -> list[_Lists] | None:
-        """The kept lists when this step can use them as they are, else None."""
+    def _ready_lists(self) -> list[tuple[_Lists, list[Tensor]]] | None:
+        """Each group's kept lists and this step's gradients when the step can use them as
+        they are, else None."""
         lean = getattr(self, "_lean", None)
         if lean is None or lean[0] is not self.state or len(lean[1]) != len(self.param_groups):
             return None
         if getattr(self, "grad_scale", None) is not None:  # AMP's scaler: torch's step unscales
             return None
+        ready = []
         for group, kept in zip(self.param_groups, lean[1], strict=True):
             params = group["params"]
             if len(params) != len(kept.params) or not _plain(group):
                 return None
-            if any(p is not q or p.grad is None for p, q in zip(params, kept.params, strict=True)):
+            if any(p is not q for p, q in zip(params, kept.params, strict=True)):
                 return None
-        return lean[1]
+            grads = [p.grad for p in params]
+            if any(g is None for g in grads):
+                return None
+            ready.append((kept, grads))
+        return ready
 
     def _keep_lists(self) -> tuple[Any, list[_Lists]] | None:
         """After a step of torch's: each group's lists, with its step counts made views of one
