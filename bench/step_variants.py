@@ -1,7 +1,8 @@
 """Two ways of running a training step, side by side in one process: torch's fused Adam
-against LeanAdam (`adam`), and the CPU compile without and with its bias pass (`bias`).
+against LeanAdam (`adam`), the CPU compile without and with its bias pass (`bias`), and with
+inductor's Python wrapper against its C++ one (`wrapper`).
 
-    python -m bench.step_variants [--variants adam,bias] [--models jmvae,mvae]
+    python -m bench.step_variants [--variants adam,bias,wrapper] [--models jmvae,mvae]
         [--batch-sizes 64,256] [--rounds 30] [--steps 20] [--no-compile]
 
 Two copies of one model (bench/compare/protocol.py's networks, synthetic data), each with its
@@ -38,6 +39,7 @@ from bench.common import (
 WAYS = {  # variant: (what the first way is, what the second is)
     "adam": ("torch.optim.Adam(fused=True)", "LeanAdam"),
     "bias": ("compiled, ReLU masks pass only", "compiled, ReLU masks and bias passes"),
+    "wrapper": ("compiled, Python wrapper", "compiled, C++ wrapper"),
 }
 
 
@@ -48,7 +50,10 @@ def _ways(variant: str) -> list[tuple[Callable[..., Any], dict[str, Any] | None]
 
     if variant == "adam":
         return [(torch.optim.Adam, None), (LeanAdam, None)]
-    masks_only = {k: v for k, v in compiled.cpu_passes().items() if k == "joint_custom_pre_pass"}
+    options = compiled.cpu_options()
+    if variant == "wrapper":
+        return [(LeanAdam, {**options, "cpp_wrapper": False}), (LeanAdam, None)]
+    masks_only = {k: v for k, v in options.items() if k != "post_grad_custom_post_pass"}
     return [(LeanAdam, masks_only), (LeanAdam, None)]
 
 
@@ -137,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.variants) - set(WAYS)
     if unknown:
         parser.error(f"--variants: unknown {sorted(unknown)}; known: {sorted(WAYS)}")
-    if "bias" in args.variants and not args.compile:
-        parser.error("--variants bias: a pass of the compile, which --no-compile leaves out")
+    compiled_only = sorted({"bias", "wrapper"} & set(args.variants))
+    if compiled_only and not args.compile:
+        parser.error(f"--variants {','.join(compiled_only)}: options of the compile, which "
+                     "--no-compile leaves out")  # fmt: skip
     info = machine()
     runs = []
     for variant in args.variants:

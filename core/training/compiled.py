@@ -13,6 +13,10 @@ backward, and inductor's C++ kernels store and load bool vectors about 12x slowe
 computes them. And a dense layer followed by element-wise work (its activation) runs as a
 matrix product whose bias is added in that work's fused kernel (`bias_adds_into_pointwise`),
 where `addmm` would first copy the broadcast bias into its output: a few per cent of a step.
+The CPU graphs also get a C++ wrapper (`cpp_wrapper`): the code that allocates buffers and
+calls each kernel of a graph is compiled too, instead of running as Python line by line, which
+at small batches is a few per cent of a step (bench/step_variants.py, variant `wrapper`), for
+a few more seconds of compile.
 """
 
 from __future__ import annotations
@@ -116,18 +120,20 @@ def _graph_pass(rewrite: Any, version: str) -> Any:
     return Pass()
 
 
-def cpu_passes() -> dict[str, Any]:
+def cpu_options() -> dict[str, Any]:
     """The compile options of a CPU training graph: ReLU masks in floats on the joint graph,
-    bias adds fused after partitioning (where the forward and backward graphs are final)."""
+    bias adds fused after partitioning (where the forward and backward graphs are final), the
+    graphs' wrappers in C++."""
     return {
         "joint_custom_pre_pass": _graph_pass(relu_masks_in_floats, MASK_PASS_VERSION),
         "post_grad_custom_post_pass": _graph_pass(bias_adds_into_pointwise, BIAS_PASS_VERSION),
+        "cpp_wrapper": True,
     }
 
 
 class CompiledForward:
     """The compiled forward of `model`, switched on around the steps that use it; on a CPU
-    `device`, with the graph passes of `cpu_passes` (unless `options` says otherwise)."""
+    `device`, with the options of `cpu_options` (unless `options` says otherwise)."""
 
     def __init__(
         self, model: nn.Module, device: torch.device, options: dict[str, Any] | None = None
@@ -143,7 +149,7 @@ class CompiledForward:
         inductor.fallback_random = True  # the eager RNG stream: compiled == eager draws
         self.model = model
         if options is None:  # `options` replace these (bench/step_variants.py leaves one out)
-            options = cpu_passes() if device.type == "cpu" else None
+            options = cpu_options() if device.type == "cpu" else None
         self.forward = torch.compile(model.forward, dynamic=False, options=options)
 
     @contextlib.contextmanager

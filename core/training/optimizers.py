@@ -54,6 +54,9 @@ class StageOptimizers:
         self.scalers = {name: torch.amp.GradScaler("cuda", enabled=fp16) for name in specs}
         self.metrics: dict[str, Tensor] = {}  # gradient norms of the current step
         self.model = model
+        # the model's parameters, listed once: nn.Module.zero_grad walks the module tree on
+        # every call (50-90 µs a step for the bench models, 2-3 % of a compiled batch-64 step)
+        self._model_parameters = tuple(model.parameters())
         self._fresh = False  # no backward since every gradient was cleared
         self.sync: Callable[[list[Any]], None] | None = None  # across ranks (distributed.py)
         self.sync_loss: Callable[[Tensor], Tensor] | None = None
@@ -65,7 +68,8 @@ class StageOptimizers:
 
     def start_step(self) -> None:
         """Clear every gradient of the model before a training step."""
-        self.model.zero_grad(set_to_none=True)
+        for p in self._model_parameters:
+            p.grad = None
         self._fresh = True
 
     @property

@@ -257,13 +257,28 @@ def test_step_variants_times_torchs_adam_against_the_lean_one_in_turns(tmp_path:
     )
 
 
-@pytest.mark.slow  # two compiles
-def test_step_variants_times_the_compile_without_and_with_its_bias_pass(tmp_path: Path):
+def test_step_variants_compile_ways_differ_in_one_option_only():
+    """`bias` leaves out the bias pass, `wrapper` the C++ wrapper; the second way of each is
+    the CPU compile as the Trainer runs it."""
+    from bench import step_variants
+    from core.training.compiled import cpu_options
+
+    default = cpu_options()
+    for variant, left_out in (("bias", "post_grad_custom_post_pass"), ("wrapper", "cpp_wrapper")):
+        (_, first), (_, second) = step_variants._ways(variant)
+        assert second is None  # CompiledForward's default: cpu_options()
+        assert first is not None and first.get(left_out, False) is False
+        assert {k for k in default if k != left_out} <= set(first)
+
+
+@pytest.mark.slow  # two compiles each
+@pytest.mark.parametrize("variant", ["bias", "wrapper"])
+def test_step_variants_times_the_compile_without_and_with_an_option(tmp_path: Path, variant):
     from bench import step_variants
 
-    args = ["--variants", "bias", "--models", "mvae", "--batch-sizes", "16", "--rounds", "2"]
+    args = ["--variants", variant, "--models", "mvae", "--batch-sizes", "16", "--rounds", "2"]
     assert step_variants.main([*args, "--steps", "2", "--out", str(tmp_path)]) == 0
     (run,) = _load(tmp_path, "step_variants")["runs"]
-    assert run["variant"] == "bias" and len(run["speedup_runs"]) == 2
-    with pytest.raises(SystemExit):  # the pass needs the compile
+    assert run["variant"] == variant and len(run["speedup_runs"]) == 2
+    with pytest.raises(SystemExit):  # the option is the compile's
         step_variants.main([*args, "--no-compile", "--out", str(tmp_path)])

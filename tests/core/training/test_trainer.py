@@ -12,6 +12,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from core.training import Callback, Trainer, TrainerConfig, TrainerState, TrainingError
 from core.training.batches import shuffled_batches
 from core.training.freezing import StageFreezer
+from core.training.optimizers import StageOptimizers
 from tests.core.training.conftest import (
     MeanModel,
     TwoStageMVAE,
@@ -128,6 +129,18 @@ def test_a_stage_computes_gradients_only_for_what_it_trains(tmp_path, data):
     assert seen.seen[3] == ({"encoders"}, {"decoders"})  # stage 2 steps only the encoders
     assert not model.decoders["c"][1].bias.requires_grad
     assert all(p.requires_grad for n, p in model.named_parameters() if "c.1.bias" not in n)
+
+
+def test_a_step_starts_with_no_gradient_on_any_parameter_of_the_model():
+    """start_step clears the gradients of the whole model, the parameters its stage leaves
+    alone included (a user's own backward may have filled them)."""
+    model = TwoStageMVAE(tiny_mvae().config)
+    optimizers = StageOptimizers(model, model.stages[1], TrainerConfig(), stage_epochs=1)
+    assert {id(p) for p in optimizers.parameters()} < {id(p) for p in model.parameters()}
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    optimizers.start_step()
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_freezing_outside_the_stage_leaves_results_bit_exact(tmp_path, data, monkeypatch):
