@@ -3,14 +3,14 @@ against LeanAdam (`adam`), the CPU compile without and with its bias pass (`bias
 inductor's Python wrapper against its C++ one (`wrapper`).
 
     python -m bench.step_variants [--variants adam,bias,wrapper] [--models jmvae,mvae]
-        [--batch-sizes 64,256] [--rounds 30] [--steps 20] [--no-compile]
+        [--batch-sizes 64,256] [--rounds 30] [--steps 20] [--no-compile] [--name step_variants]
 
 Two copies of one model (bench/compare/protocol.py's networks, synthetic data), each with its
 own optimizer and compiled forward, train in turns, `steps` steps at a time, the order swapped
 every round, denormals flushed as the Trainer does; the speed-up is the median over rounds of
 the first way's seconds over the second's. Steps in turns within one process see the same load,
 which whole runs a minute apart on a shared machine do not. Results:
-bench/results/step_variants.{json,md}.
+bench/results/<name>.{json,md}.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--name", default="step_variants", help="the results' file name")
     args = parser.parse_args(argv)
     unknown = set(args.variants) - set(WAYS)
     if unknown:
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     params = {k: getattr(args, k) for k in ("variants", "models", "batch_sizes", "rounds", "steps",
                                              "compile")}  # fmt: skip
     results = {"params": params, "runs": runs, "machine": finish(info)}
-    write("step_variants", results, markdown(results), args.out)
+    write(args.name, results, markdown(results), args.out)
     print(markdown(results))
     return 0
 

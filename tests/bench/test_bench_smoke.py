@@ -277,8 +277,9 @@ def test_step_variants_times_the_compile_without_and_with_an_option(tmp_path: Pa
     from bench import step_variants
 
     args = ["--variants", variant, "--models", "mvae", "--batch-sizes", "16", "--rounds", "2"]
-    assert step_variants.main([*args, "--steps", "2", "--out", str(tmp_path)]) == 0
-    (run,) = _load(tmp_path, "step_variants")["runs"]
+    out = ["--out", str(tmp_path), "--name", f"step_{variant}"]
+    assert step_variants.main([*args, "--steps", "2", *out]) == 0
+    (run,) = _load(tmp_path, f"step_{variant}")["runs"]
     assert run["variant"] == variant and len(run["speedup_runs"]) == 2
     with pytest.raises(SystemExit):  # the option is the compile's
         step_variants.main([*args, "--no-compile", "--out", str(tmp_path)])
