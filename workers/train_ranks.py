@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from workers.context import JobContext
 from workers.specs import TrainSpec
@@ -84,7 +84,7 @@ def finished(out: Path, returncode: int) -> dict:
     return json.loads((out / RESULT).read_text())
 
 
-def main(folder: str) -> int:
+def main(folder: str) -> NoReturn:
     """One rank of a job's training (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK)."""
     from core.training import StopOnEvent, TimeLimit, Trainer, distributed
     from core.training.callbacks import StateFile, writing_process
@@ -108,8 +108,8 @@ def main(folder: str) -> int:
         summary = outcome(result, state.resumed_from_epoch, spec.resources.world_size)
         (out / f".{RESULT}.tmp").write_text(json.dumps(summary))
         os.replace(out / f".{RESULT}.tmp", out / RESULT)  # whole or absent
-    return 0
+    distributed.exit_process(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    main(sys.argv[1])

@@ -203,7 +203,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.nproc != 1 and "WORLD_SIZE" not in os.environ:
         return launch(args.nproc, without_nproc(getattr(args, "argv", sys.argv[1:])))
+    from core.training import distributed
+
     summary = train_job(resolve_job(args), args.resume, args.overwrite, args.progress)
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps(summary, indent=2))
-    return 130 if summary["stop_reason"] == "interrupted" else 0
+    code = 130 if summary["stop_reason"] == "interrupted" else 0
+    if distributed.from_environment().distributed:  # a rank under torchrun, done
+        distributed.exit_process(code)
+    return code

@@ -18,7 +18,7 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from core.training import Callback, Trainer, TrainerConfig, TrainerState
+from core.training import Callback, Trainer, TrainerConfig, TrainerState, distributed
 from core.training.distributed import World
 from tests.core.hub_server import free_port
 from tests.core.training.conftest import synthetic, tiny_mvae
@@ -123,7 +123,8 @@ def train_rank(rank: int, port: int, folder: str, where: str) -> None:
     result = Trainer(tiny_mvae(), synthetic(), None, config, [StopOnRankOne(where)]).fit()
     stop = {"reason": result.stop_reason, "step": result.global_step}
     Path(folder, f"rank{rank}.json").write_text(json.dumps(stop))
-    torch.distributed.destroy_process_group()
+    distributed.leave()
+    distributed.exit_process(0)  # as the CLI's ranks end (see exit_process)
 
 
 @pytest.mark.parametrize("where", ["step", "epoch start", "epoch end"])
