@@ -16,19 +16,27 @@ where `addmm` would first copy the broadcast bias into its output: a few per cen
 The CPU graphs also get a C++ wrapper (`cpp_wrapper`): the code that allocates buffers and
 calls each kernel of a graph is compiled too, instead of running as Python line by line, which
 at small batches is a few per cent of a step (bench/step_variants.py, variant `wrapper`), for
-a few more seconds of compile.
+a few more seconds of compile. A graph it cannot build (an op it cannot call, such as
+`randperm` given a generator argument, as MoPoE's is) is compiled again with the Python
+wrapper (`Compiled`).
+
+With `fused_step` (the default) the Trainer compiles the whole step instead where it can
+(fused_step.py), with the same options; this forward is then the fallback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import fx, nn
 
+log = logging.getLogger(__name__)
 MASK_PASS_VERSION = "relu-masks-in-floats-1"  # in inductor's cache keys; change with the pass
 BIAS_PASS_VERSION = "bias-adds-into-pointwise-1"
 
@@ -131,6 +139,51 @@ def cpu_options() -> dict[str, Any]:
     }
 
 
+def with_own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` (a function or bound method) running a copy of its code object. torch.compile keeps
+    the graphs of a code object in one cache of at most 8 guard sets (`recompile_limit`) and
+    runs it eagerly after that, fails with `fullgraph`: every model trained with compile in one
+    process (a worker's jobs) adds a set, and their graphs outlive the models. A copy per
+    compile has a cache of its own, freed with it."""
+    method = isinstance(fn, types.MethodType)
+    func = fn.__func__ if method else fn
+    code = func.__code__.replace()  # an equal, distinct code object
+    copy = types.FunctionType(code, func.__globals__, func.__name__, func.__defaults__,
+                              func.__closure__)  # fmt: skip
+    copy.__kwdefaults__ = func.__kwdefaults__
+    copy.__qualname__ = func.__qualname__
+    return types.MethodType(copy, fn.__self__) if method else copy
+
+
+class Compiled:
+    """`torch.compile(fn, options=options)` (static shapes, `fullgraph` as given; `fn` with a
+    code object of its own, `with_own_code`); where the C++ wrapper of `options` cannot build a
+    graph, every later call runs `fn` compiled with the Python wrapper (the failure is a
+    compile's: nothing of the call had run)."""
+
+    def __init__(
+        self, fn: Callable[..., Any], options: dict[str, Any] | None, fullgraph: bool = False
+    ) -> None:
+        fn = with_own_code(fn)
+        self.fn, self.options, self.fullgraph = fn, options, fullgraph
+        self.compiled = torch.compile(fn, dynamic=False, fullgraph=fullgraph, options=options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.compiled(*args, **kwargs)
+        except Exception as err:
+            from torch._inductor.exc import InductorError
+
+            if not (isinstance(err, InductorError) and (self.options or {}).get("cpp_wrapper")):
+                raise
+            log.info("compile: the C++ wrapper failed (%s); the Python wrapper instead", err)
+            self.options = {**self.options, "cpp_wrapper": False}  # type: ignore[dict-item]
+            self.compiled = torch.compile(
+                self.fn, dynamic=False, fullgraph=self.fullgraph, options=self.options
+            )
+            return self.compiled(*args, **kwargs)
+
+
 class CompiledForward:
     """The compiled forward of `model`, switched on around the steps that use it; on a CPU
     `device`, with the options of `cpu_options` (unless `options` says otherwise)."""
@@ -150,7 +203,8 @@ class CompiledForward:
         self.model = model
         if options is None:  # `options` replace these (bench/step_variants.py leaves one out)
             options = cpu_options() if device.type == "cpu" else None
-        self.forward = torch.compile(model.forward, dynamic=False, options=options)
+        self.options = options  # also the fused step's (fused_step.py)
+        self.forward = Compiled(model.forward, options)
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:

@@ -11,6 +11,7 @@ the same weights as 4 epochs straight (also mid-epoch, also across a stage bound
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 import shutil
@@ -37,6 +38,7 @@ from core.training.device_data import DeviceDatasets
 from core.training.early_stopping import REASON as EARLY_STOPPING
 from core.training.early_stopping import EarlyStopper, split_off_validation
 from core.training.freezing import StageFreezer
+from core.training.fused_step import FusedStep, unsupported
 from core.training.optim import StageSpan, autocast_dtype, plan_stages, resolve_device, span_of
 from core.training.optimizers import StageOptimizers
 from core.training.previews import Previews
@@ -44,6 +46,7 @@ from core.training.result import TrainResult, flat_metrics
 from core.training.trackers import TrackerCallback, open_tracker
 
 CHECKPOINTS, BEST, MODEL = "checkpoints", "best", "model"
+log = logging.getLogger(__name__)
 
 
 class TrainingError(RuntimeError):
@@ -101,6 +104,7 @@ class Trainer:
         self.optimizers: StageOptimizers | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._compiled: CompiledForward | None = None
+        self._fused: FusedStep | None = None
         self._freezer: StageFreezer | None = None
         self.tracking: TrackerCallback | None = None
 
@@ -257,9 +261,16 @@ class Trainer:
         if self.world.distributed:  # rank 0's batch-norm statistics, as DDP broadcasts them
             distributed.broadcast_state(self.model, parameters=False)
         full = batch.size == self.config.batch_size  # only full batches run the compiled graph
-        compiled = self._compiled.active() if self._compiled and full else contextlib.nullcontext()
-        with self._autocast(), compiled:
-            out = self.model.training_step(batch, optimizers)
+        fused = self._fused
+        out = fused.step(batch) if fused is not None and full else None
+        if out is None:
+            # the compiled forward, unless this is the ordinary first step of a fused stage
+            forward = self._compiled if fused is None or fused.broken else None
+            compiled = forward.active() if forward and full else contextlib.nullcontext()
+            with self._autocast(), compiled:
+                out = self.model.training_step(batch, optimizers)
+            if fused is not None:
+                fused.observe()
         return {"loss": out.loss.detach(), **out.metrics, **optimizers.take_metrics()}
 
     @torch.no_grad()
@@ -356,7 +367,21 @@ class Trainer:
         self._freezer.freeze_all_but(self.optimizers.parameters())
         if self.world.distributed:
             self.optimizers.sync, self.optimizers.sync_loss = self.sync, self.sync.loss
+        self._fused = self._fused_step()
         self.state.stage, self.state.stage_name = span.index, span.stage.name
+
+    def _fused_step(self) -> FusedStep | None:
+        """The stage's steps as one compiled graph each (`fused_step`), where they can be."""
+        cfg = self.config
+        if not (cfg.compile and cfg.fused_step) or self.world.distributed:
+            return None
+        assert self.optimizers is not None
+        reason = unsupported(self.model, self.optimizers, cfg)
+        if reason is not None:
+            log.info("fused_step: the compiled forward only: %s", reason)
+            return None
+        assert self._compiled is not None
+        return FusedStep(self.model, self.optimizers, cfg.grad_clip_norm, self._compiled.options)
 
     def _seed_everything(self) -> None:
         seed = self.config.seed

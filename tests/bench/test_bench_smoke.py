@@ -265,14 +265,14 @@ def test_step_variants_compile_ways_differ_in_one_option_only():
 
     default = cpu_options()
     for variant, left_out in (("bias", "post_grad_custom_post_pass"), ("wrapper", "cpp_wrapper")):
-        (_, first), (_, second) = step_variants._ways(variant)
+        first, second = step_variants.compile_options(variant)
         assert second is None  # CompiledForward's default: cpu_options()
         assert first is not None and first.get(left_out, False) is False
         assert {k for k in default if k != left_out} <= set(first)
 
 
 @pytest.mark.slow  # two compiles each
-@pytest.mark.parametrize("variant", ["bias", "wrapper"])
+@pytest.mark.parametrize("variant", ["bias", "wrapper", "fused"])
 def test_step_variants_times_the_compile_without_and_with_an_option(tmp_path: Path, variant):
     from bench import step_variants
 

@@ -1,16 +1,19 @@
-"""TrainerConfig.compile: a compiled forward trains as the eager one does, compiled once."""
+"""TrainerConfig.compile: a compiled forward trains as the eager one does, compiled once (the
+fused step, compile's default where it applies, is off here: tests/core/training/
+test_fused_step.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch._dynamo
+import torch._inductor.config
 from torch._dynamo.utils import counters
 from torch._inductor.utils import run_and_get_code
 
 from core.models import build_model
 from core.training import Callback, Trainer, TrainerConfig, TrainerState
-from core.training.compiled import CompiledForward
+from core.training.compiled import Compiled, CompiledForward, cpu_options
 from tests.core.training.conftest import MODALITIES, TINY, TwoStageMVAE, tiny_mvae
 
 pytestmark = pytest.mark.slow  # a first torch.compile takes ~10-30 s on 2 cores
@@ -34,7 +37,8 @@ def test_compiled_training_matches_eager_and_never_recompiles(data):
     runs = []
     for compile in (False, True):
         model = tiny_mvae(0, annealing="per_step")
-        cfg = TrainerConfig(epochs=2, batch_size=20, seed=3, compile=compile, log_every_steps=1)
+        cfg = TrainerConfig(epochs=2, batch_size=20, seed=3, compile=compile, log_every_steps=1,
+                            fused_step=False)  # fmt: skip
         record = Record()
         with torch._dynamo.config.patch(error_on_recompile=True):
             result = Trainer(model, data, data, cfg, [record]).fit()
@@ -50,9 +54,11 @@ def test_compiled_training_matches_eager_and_never_recompiles(data):
     assert "forward" not in vars(model)  # the eager forward is back after training
 
 
-def test_a_compiled_flow_stage_is_one_graph_and_matches_eager(data):
+@pytest.mark.parametrize("fused_step", [False, True])
+def test_a_compiled_flow_stage_is_one_graph_and_matches_eager(data, fused_step):
     """JNF's flow stage (zuko MAFs) compiles without a graph break, and across its stage change
-    (other parameters frozen: one recompile) trains as the eager model does."""
+    (other parameters frozen: one recompile) trains as the eager model does, its forward
+    compiled or each step fused."""
     torch._dynamo.reset()
     counters.clear()
     config = {"model_type": "jnf", "modalities": MODALITIES, **TINY, "warmup": 1,
@@ -61,7 +67,8 @@ def test_a_compiled_flow_stage_is_one_graph_and_matches_eager(data):
     for compile in (False, True):
         torch.manual_seed(0)
         model = build_model(config)
-        cfg = TrainerConfig(epochs=2, batch_size=20, seed=3, compile=compile, log_every_steps=1)
+        cfg = TrainerConfig(epochs=2, batch_size=20, seed=3, compile=compile, log_every_steps=1,
+                            fused_step=fused_step)  # fmt: skip
         record = Record()
         Trainer(model, data, None, cfg, [record]).fit()
         runs.append(record.losses)
@@ -147,12 +154,55 @@ def test_a_compiled_stage_with_frozen_decoders_trains_as_the_eager_one(data):
     for compile in (False, True):
         torch.manual_seed(0)
         model = TwoStageMVAE({"modalities": MODALITIES, **TINY, "k": 1, "warmup": 2})
-        cfg = TrainerConfig(epochs=3, batch_size=20, seed=3, compile=compile, log_every_steps=1)
+        cfg = TrainerConfig(epochs=3, batch_size=20, seed=3, compile=compile, log_every_steps=1,
+                            fused_step=False)  # fmt: skip
         record = Record()
         Trainer(model, data, None, cfg, [record]).fit()
         runs.append((record.losses, model.state_dict()))
     (eager, eager_w), (compiled, compiled_w) = runs
     assert len(eager) == 15 and eager[-1] < eager[10]  # stage 2 (steps 11-15) still learns
+    torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-4, atol=1e-5)
+    for key, value in eager_w.items():
+        torch.testing.assert_close(compiled_w[key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_a_graph_the_cpp_wrapper_cannot_build_gets_the_python_wrapper() -> None:
+    """inductor's C++ wrapper cannot call `randperm` given a generator argument (it cannot pass
+    its dtype); such a graph is compiled again with the Python wrapper and gives the eager
+    values, draws included."""
+    torch._dynamo.reset()
+
+    def shuffled(x: torch.Tensor) -> torch.Tensor:
+        order = torch.randperm(x.shape[0], generator=None, device=x.device)  # as MoPoE's
+        return x * order.to(x.dtype).unsqueeze(-1)
+
+    compiled = Compiled(shuffled, cpu_options())
+    x = torch.arange(12.0).reshape(6, 2)
+    torch.manual_seed(1)
+    expected = shuffled(x)
+    torch.manual_seed(1)
+    with torch._inductor.config.patch(fallback_random=True):  # as CompiledForward sets it
+        torch.testing.assert_close(compiled(x), expected)
+        plain = Compiled(lambda x: x * 2, cpu_options())
+        plain(x)
+    assert compiled.options is not None and compiled.options["cpp_wrapper"] is False
+    assert plain.options is not None and plain.options["cpp_wrapper"] is True
+
+
+@pytest.mark.parametrize("fused_step", [False, True])
+def test_a_compiled_mopoe_trains_as_the_eager_one(data, fused_step):
+    """MoPoE deals its mixture components out with `randperm` (the C++ wrapper's gap)."""
+    torch._dynamo.reset()
+    runs = []
+    for compile in (False, True):
+        torch.manual_seed(0)
+        model = build_model({"model_type": "mopoe", "modalities": MODALITIES, **TINY})
+        cfg = TrainerConfig(epochs=2, batch_size=20, seed=3, compile=compile, log_every_steps=1,
+                            fused_step=fused_step)  # fmt: skip
+        record = Record()
+        Trainer(model, data, None, cfg, [record]).fit()
+        runs.append((record.losses, model.state_dict()))
+    (eager, eager_w), (compiled, compiled_w) = runs
     torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-4, atol=1e-5)
     for key, value in eager_w.items():
         torch.testing.assert_close(compiled_w[key], value, rtol=1e-4, atol=1e-5)
