@@ -550,7 +550,9 @@ def markdown(results: dict[str, Any]) -> str:
         headers += ["matrix products ms/step", "ceiling", "per run", "fastest epochs"]
         note = (
             "samples/s, medians; ratios taken within a run. 'compiled': TrainerConfig "
-            "compile=True (torch.compile of the forward), timed after its first epoch, which "
+            "compile=True (each full step compiled whole, fused_step, where the model's step "
+            "allows it, else the forward; before 2026-12-07 the forward only), timed after its "
+            "first epoch, which "
             "paid the compile seconds shown. 'matrix products': what our step spends in them "
             "(torch profiler, one untimed epoch); 'ceiling': the reference's step over that, the "
             "speed-up left if all else took no time. 'fastest epochs': compiled / reference, "

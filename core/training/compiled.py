@@ -139,6 +139,12 @@ def cpu_options() -> dict[str, Any]:
     }
 
 
+def summary(err: BaseException) -> str:
+    """An exception in one line for the log: its type and its message's first line (torch's
+    compile errors run to pages)."""
+    return f"{type(err).__name__}: {next(iter(str(err).strip().splitlines()), '')}"
+
+
 def with_own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` (a function or bound method) running a copy of its code object. torch.compile keeps
     the graphs of a code object in one cache of at most 8 guard sets (`recompile_limit`) and
@@ -176,7 +182,9 @@ class Compiled:
 
             if not (isinstance(err, InductorError) and (self.options or {}).get("cpp_wrapper")):
                 raise
-            log.info("compile: the C++ wrapper failed (%s); the Python wrapper instead", err)
+            log.info(
+                "compile: the C++ wrapper failed (%s); the Python wrapper instead", summary(err)
+            )
             self.options = {**self.options, "cpp_wrapper": False}  # type: ignore[dict-item]
             self.compiled = torch.compile(
                 self.fn, dynamic=False, fullgraph=self.fullgraph, options=self.options

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from core.models.optimization import MAIN, LossOutput, Trainable
-from core.training.compiled import Compiled
+from core.training.compiled import Compiled, summary
 from core.training.config import TrainerConfig
 from core.training.optimizers import StageOptimizers, grad_norm_key
 
@@ -163,6 +163,12 @@ class FusedStep:
         self.broken = False  # the compile failed: every step runs the ordinary way
         self.ran = False  # a fused step has run (a later failure is no compile's)
 
+    @property
+    def fusing(self) -> bool:
+        """Whether full steps are (or, before the stage's first, will be) fused; if not, they
+        run the compiled forward."""
+        return not self.broken and (self.reached is None or self.groups is not None)
+
     def observe(self) -> None:
         """After an ordinary step. The first shows which parameters the loss reaches (the same
         in every step of one compiled graph); each reads the optimizer's state anew (it
@@ -195,11 +201,9 @@ class FusedStep:
             if self.ran:
                 raise
             self.broken = True
-            first = next(iter(str(err).strip().splitlines()), "")
             log.warning(
-                "compile: the fused training step failed (%s: %s); the compiled forward instead",
-                type(err).__name__,
-                first,
+                "compile: the fused training step failed (%s); the compiled forward instead",
+                summary(err),
             )
             return None
         self.ran = True

@@ -265,7 +265,7 @@ class Trainer:
         out = fused.step(batch) if fused is not None and full else None
         if out is None:
             # the compiled forward, unless this is the ordinary first step of a fused stage
-            forward = self._compiled if fused is None or fused.broken else None
+            forward = self._compiled if fused is None or not fused.fusing else None
             compiled = forward.active() if forward and full else contextlib.nullcontext()
             with self._autocast(), compiled:
                 out = self.model.training_step(batch, optimizers)

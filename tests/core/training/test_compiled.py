@@ -1,8 +1,10 @@
-"""TrainerConfig.compile: a compiled forward trains as the eager one does, compiled once (the
-fused step, compile's default where it applies, is off here: tests/core/training/
-test_fused_step.py)."""
+"""TrainerConfig.compile: a compiled forward trains as the eager one does, compiled once. The
+fused step (compile's default where it applies; tests/core/training/test_fused_step.py) is off
+in the forward's tests; JNF and MoPoE are trained both ways."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -150,17 +152,32 @@ def test_a_compiled_stage_with_frozen_decoders_trains_as_the_eager_one(data):
     """TwoStageMVAE's second stage trains the encoders through frozen decoders (TELBO's
     second stage does the same), where the compiled ReLU gradients are rewritten."""
     torch._dynamo.reset()
+    config = {"modalities": MODALITIES, **TINY, "k": 1, "warmup": 2}
+    runs = eager_and_compiled(lambda: TwoStageMVAE(config), data, epochs=3, fused_step=False)
+    eager = runs[0][0]
+    assert len(eager) == 15 and eager[-1] < eager[10]  # stage 2 (steps 11-15) still learns
+    assert_trained_alike(runs)
+
+
+def eager_and_compiled(
+    build: Callable[[], torch.nn.Module], data, epochs: int, **config
+) -> list[tuple[list[float], dict[str, torch.Tensor]]]:
+    """Each step's loss and the final weights of `build()`'s model trained eagerly, then
+    compiled, from one seed."""
     runs = []
     for compile in (False, True):
         torch.manual_seed(0)
-        model = TwoStageMVAE({"modalities": MODALITIES, **TINY, "k": 1, "warmup": 2})
-        cfg = TrainerConfig(epochs=3, batch_size=20, seed=3, compile=compile, log_every_steps=1,
-                            fused_step=False)  # fmt: skip
+        model = build()
+        cfg = TrainerConfig(epochs=epochs, batch_size=20, seed=3, compile=compile,
+                            log_every_steps=1, **config)  # fmt: skip
         record = Record()
         Trainer(model, data, None, cfg, [record]).fit()
         runs.append((record.losses, model.state_dict()))
+    return runs
+
+
+def assert_trained_alike(runs: list[tuple[list[float], dict[str, torch.Tensor]]]) -> None:
     (eager, eager_w), (compiled, compiled_w) = runs
-    assert len(eager) == 15 and eager[-1] < eager[10]  # stage 2 (steps 11-15) still learns
     torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-4, atol=1e-5)
     for key, value in eager_w.items():
         torch.testing.assert_close(compiled_w[key], value, rtol=1e-4, atol=1e-5)
@@ -193,19 +210,9 @@ def test_a_graph_the_cpp_wrapper_cannot_build_gets_the_python_wrapper() -> None:
 def test_a_compiled_mopoe_trains_as_the_eager_one(data, fused_step):
     """MoPoE deals its mixture components out with `randperm` (the C++ wrapper's gap)."""
     torch._dynamo.reset()
-    runs = []
-    for compile in (False, True):
-        torch.manual_seed(0)
-        model = build_model({"model_type": "mopoe", "modalities": MODALITIES, **TINY})
-        cfg = TrainerConfig(epochs=2, batch_size=20, seed=3, compile=compile, log_every_steps=1,
-                            fused_step=fused_step)  # fmt: skip
-        record = Record()
-        Trainer(model, data, None, cfg, [record]).fit()
-        runs.append((record.losses, model.state_dict()))
-    (eager, eager_w), (compiled, compiled_w) = runs
-    torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-4, atol=1e-5)
-    for key, value in eager_w.items():
-        torch.testing.assert_close(compiled_w[key], value, rtol=1e-4, atol=1e-5)
+    config = {"model_type": "mopoe", "modalities": MODALITIES, **TINY}
+    runs = eager_and_compiled(lambda: build_model(config), data, epochs=2, fused_step=fused_step)
+    assert_trained_alike(runs)
 
 
 def test_compile_without_a_compiler_is_a_clear_error(data, monkeypatch):

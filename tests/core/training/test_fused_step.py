@@ -14,9 +14,16 @@ from torch._dynamo.utils import counters
 from core.models import MVAE, build_model
 from core.training import Callback, Trainer, TrainerConfig, TrainerState
 from core.training.config import OPTIMIZERS
-from core.training.fused_step import adam_scalars, adam_update, clipped, unsupported
+from core.training.fused_step import (
+    FusedStep,
+    _incrementer,
+    adam_scalars,
+    adam_update,
+    clipped,
+    unsupported,
+)
 from core.training.optimizers import StageOptimizers
-from tests.core.training.conftest import MODALITIES, TINY, TwoStageMVAE, tiny_mvae
+from tests.core.training.conftest import MODALITIES, TINY, TwoStageMVAE, synthetic, tiny_mvae
 
 
 class Record(Callback):
@@ -254,3 +261,41 @@ def test_each_training_in_a_process_gets_its_own_compiled_graphs(data, fused_ste
             _, trainer = train(tiny_mvae(run), data, True, epochs=1, fused_step=fused_step)
             assert counters["stats"]["unique_graphs"] == run + 1
             assert (trainer._fused is not None and trainer._fused.ran) is fused_step
+
+
+def ordinary_step(model, optimizers, fused) -> None:
+    """A step the Trainer's way when it does not fuse, then `observe`."""
+    batch = synthetic(20).batch(torch.arange(20))
+    optimizers.start_step()
+    optimizers.step(model(batch).loss)
+    fused.observe()
+
+
+def test_the_step_counts_the_fused_step_keeps_are_torchs():
+    """After an ordinary step the fused step reads torch's state: one count for the group, and
+    its increment adds one to every parameter's step tensor (LeanAdam's one tensor of them in
+    one op). Counts that differ within a group (no common bias correction) stop the fusing:
+    the compiled forward takes the steps."""
+    model = tiny_mvae()
+    optimizers = stage_optimizers(model)
+    fused = FusedStep(model, optimizers, None, None)
+    assert fused.fusing and fused.groups is None  # before the stage's first step
+    ordinary_step(model, optimizers, fused)
+    (group,) = fused.groups  # type: ignore[misc]
+    state = optimizers.optimizers["main"].state
+    steps = [state[p]["step"] for p in group.params]
+    assert group.count == 1 and len(group.params) == len(list(model.parameters()))
+    group.increment()
+    assert [int(s) for s in steps] == [2] * len(steps)
+    steps[0].add_(5)  # one parameter counted apart
+    ordinary_step(model, optimizers, fused)
+    assert fused.groups is None and not fused.fusing
+
+
+def test_step_tensors_of_their_own_are_incremented_one_by_one():
+    steps = [torch.tensor(3.0), torch.tensor(3.0)]
+    _incrementer(steps)()
+    assert [float(s) for s in steps] == [4.0, 4.0]
+    counts = torch.tensor([1.0, 1.0, 1.0])
+    _incrementer(list(counts.unbind()))()
+    assert counts.tolist() == [2.0, 2.0, 2.0]
