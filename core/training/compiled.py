@@ -170,9 +170,11 @@ class Compiled:
     def __init__(
         self, fn: Callable[..., Any], options: dict[str, Any] | None, fullgraph: bool = False
     ) -> None:
-        fn = with_own_code(fn)
-        self.fn, self.options, self.fullgraph = fn, options, fullgraph
-        self.compiled = torch.compile(fn, dynamic=False, fullgraph=fullgraph, options=options)
+        self.fn, self.options, self.fullgraph = with_own_code(fn), options, fullgraph
+        self.compiled = self._compile()
+
+    def _compile(self) -> Callable[..., Any]:
+        return torch.compile(self.fn, dynamic=False, fullgraph=self.fullgraph, options=self.options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -186,9 +188,7 @@ class Compiled:
                 "compile: the C++ wrapper failed (%s); the Python wrapper instead", summary(err)
             )
             self.options = {**self.options, "cpp_wrapper": False}  # type: ignore[dict-item]
-            self.compiled = torch.compile(
-                self.fn, dynamic=False, fullgraph=self.fullgraph, options=self.options
-            )
+            self.compiled = self._compile()
             return self.compiled(*args, **kwargs)
 
 

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from core.models.optimization import MAIN, LossOutput, Trainable
 from core.training.compiled import Compiled, summary
 from core.training.config import TrainerConfig
+from core.training.lean_adam import numbers_only
 from core.training.optimizers import StageOptimizers, grad_norm_key
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,8 @@ def adam_update(
     """torch's Adam (AdamW with `hyper["decoupled"]`) update of `params` in place, with
     `scalars` from `adam_scalars`: the maths of its fused kernel, as traceable tensor ops."""
     beta1, beta2, eps, decay = hyper["beta1"], hyper["beta2"], hyper["eps"], hyper["weight_decay"]
+    lr, step_size, correction2_sqrt = scalars.to(params[0].dtype).unbind()  # one dtype: unsupported
     for param, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
-        lr, step_size, correction2_sqrt = scalars.to(param.dtype).unbind()
         if hyper["maximize"]:
             grad = -grad
         if decay != 0:
@@ -96,8 +97,7 @@ def unsupported(model: Trainable, optimizers: StageOptimizers, config: TrainerCo
     for group in opt.param_groups:
         if group["amsgrad"] or group["differentiable"]:
             return "the optimizer uses amsgrad or is differentiable"
-        numbers = (group["lr"], *group["betas"], group["weight_decay"], group["eps"])
-        if not all(isinstance(n, float | int) for n in numbers):
+        if not numbers_only(group):
             return "a hyperparameter of the optimizer is a tensor"
     params = [p for g in opt.param_groups for p in g["params"]]
     if len({(p.device, p.dtype) for p in params}) != 1 or not params[0].is_floating_point():
@@ -109,11 +109,10 @@ def unsupported(model: Trainable, optimizers: StageOptimizers, config: TrainerCo
 
 @dataclass
 class _Group:
-    """One parameter group as the fused step updates it: the parameters the loss reaches, their
-    names, torch's state tensors for them, and the step count they all share."""
+    """One parameter group as the fused step updates it: the parameters the loss reaches,
+    torch's state tensors for them, and the step count they all share."""
 
     params: list[Tensor]
-    names: list[str]
     exp_avgs: list[Tensor]
     exp_avg_sqs: list[Tensor]
     count: int
@@ -157,6 +156,7 @@ class FusedStep:
         self.max_norm = max_norm
         self.decoupled = isinstance(self.optimizer, torch.optim.AdamW)
         self.reached: list[list[nn.Parameter]] | None = None  # per group, with a gradient
+        self.names: list[list[str]] = []  # of `reached`, for functional_call
         self.groups: list[_Group] | None = None  # None: the state does not fit (ordinary steps)
         self.hyper: list[dict[str, Any]] = []  # constants of the traced graph
         self.compiled = Compiled(self._fused, options, fullgraph=True)
@@ -177,6 +177,8 @@ class FusedStep:
             self.reached = [
                 [p for p in g["params"] if p.grad is not None] for g in self.optimizer.param_groups
             ]
+            name_of = {p: n for n, p in self.model.named_parameters()}
+            self.names = [[name_of[p] for p in params] for params in self.reached]
         self.groups = self._read_state()
 
     def step(self, batch: Any) -> LossOutput | None:
@@ -231,15 +233,13 @@ class FusedStep:
     ) -> tuple[Tensor, dict[str, Tensor], Tensor | None]:
         """The traced step: gradients of the loss in every group's parameters, clipped, and
         each group's update."""
-        assert self.groups is not None
-        names = [g.names for g in self.groups]
         trained = [params for params, _, _ in tensors]
         buffers = dict(self.model.named_buffers())
 
         def loss_of(
             values: list[list[Tensor]], buffers: dict[str, Tensor]
         ) -> tuple[Tensor, tuple[Tensor, dict]]:
-            pairs = zip(names, values, strict=True)
+            pairs = zip(self.names, values, strict=True)
             replaced = {n: v for ns, vs in pairs for n, v in zip(ns, vs, strict=True)}
             # buffers are inputs too: a model may update one in place (a running statistic),
             # which the transform allows on its inputs only
@@ -252,8 +252,8 @@ class FusedStep:
         norm = None
         if self.max_norm is not None:
             flat, norm = clipped([g for group in grads for g in group], self.max_norm)
-            sizes = [len(group) for group in grads]
-            grads = [flat[sum(sizes[:i]) : sum(sizes[: i + 1])] for i in range(len(sizes))]
+            each = iter(flat)
+            grads = [[next(each) for _ in group] for group in grads]
         for (params, exp_avgs, exp_avg_sqs), group_grads, group_scalars, hyper in zip(
             tensors, grads, scalars, self.hyper, strict=True
         ):
@@ -264,7 +264,6 @@ class FusedStep:
         """Per group, torch's state of the reached parameters, or None where a parameter has
         no state yet or their step counts differ (a bias correction per group)."""
         assert self.reached is not None
-        name_of = {p: n for n, p in self.model.named_parameters()}
         groups = []
         for params in self.reached:
             entries = [self.optimizer.state.get(p) for p in params]
@@ -277,7 +276,6 @@ class FusedStep:
             groups.append(
                 _Group(
                     params,
-                    [name_of[p] for p in params],
                     [e["exp_avg"] for e in entries],  # type: ignore[index]
                     [e["exp_avg_sq"] for e in entries],  # type: ignore[index]
                     counts.pop(),

@@ -116,15 +116,20 @@ class _LeanFusedStep:
         return self.state, kept
 
 
+def numbers_only(group: dict[str, Any]) -> bool:
+    """Whether an Adam group's hyperparameters are Python numbers (not tensors)."""
+    numbers = (group["lr"], *group["betas"], group["weight_decay"], group["eps"])
+    return all(isinstance(n, float | int) for n in numbers)
+
+
 def _plain(group: dict[str, Any]) -> bool:
     """A group the fused kernel's plain call covers: fused, no amsgrad, float hyperparameters."""
-    numbers = (group["lr"], *group["betas"], group["weight_decay"], group["eps"])
     return (
         group.get("fused") is True
         and not group["amsgrad"]
         and not group["differentiable"]
         and not group["capturable"]
-        and all(isinstance(n, float | int) for n in numbers)
+        and numbers_only(group)
     )
 
 
