@@ -552,11 +552,11 @@ def markdown(results: dict[str, Any]) -> str:
             "samples/s, medians; ratios taken within a run. 'compiled': TrainerConfig "
             "compile=True (each full step compiled whole, fused_step, where the model's step "
             "allows it, else the forward; before 2026-12-07 the forward only), timed after its "
-            "first epoch, which "
-            "paid the compile seconds shown. 'matrix products': what our step spends in them "
-            "(torch profiler, one untimed epoch); 'ceiling': the reference's step over that, the "
-            "speed-up left if all else took no time. 'fastest epochs': compiled / reference, "
-            "each library's fastest timed epoch of all runs (the least disturbed by the load)."
+            "first epoch, which paid the compile seconds shown. 'matrix products': what our "
+            "step spends in them (torch profiler, one untimed epoch); 'ceiling': the "
+            "reference's step over that, the speed-up left if all else took no time. 'fastest "
+            "epochs': compiled / reference, each library's fastest timed epoch of all runs (the "
+            "least disturbed by the load)."
         )
         lines += [table(headers, rows), "", note, ""]
     if "evaluation" in results:

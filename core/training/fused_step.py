@@ -60,7 +60,8 @@ def adam_update(
     """torch's Adam (AdamW with `hyper["decoupled"]`) update of `params` in place, with
     `scalars` from `adam_scalars`: the maths of its fused kernel, as traceable tensor ops."""
     beta1, beta2, eps, decay = hyper["beta1"], hyper["beta2"], hyper["eps"], hyper["weight_decay"]
-    lr, step_size, correction2_sqrt = scalars.to(params[0].dtype).unbind()  # one dtype: unsupported
+    # one dtype for all the parameters (`unsupported` declines the others)
+    lr, step_size, correction2_sqrt = scalars.to(params[0].dtype).unbind()
     for param, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
         if hyper["maximize"]:
             grad = -grad
