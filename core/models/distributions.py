@@ -211,6 +211,15 @@ def _pick(cdf: Tensor, u: Tensor) -> Tensor:
     return (cdf < u.unsqueeze(-1) * cdf[..., -1:]).sum(-1).clamp(max=cdf.shape[-1] - 1)
 
 
+def _permutation(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """`torch.randperm(n)`, its generator argument left out when None: given at all, it selects
+    the op's generator overload, which inductor's C++ wrapper cannot call (a compiled graph
+    drawing one would fall back to the slower Python wrapper)."""
+    if generator is None:
+        return torch.randperm(n, device=device)
+    return torch.randperm(n, generator=generator, device=device)
+
+
 @dataclass
 class Mixture(Posterior):
     """Per-sample mixture: components [C, B, D], `log_weights` [B, C] (-inf = unavailable)."""
@@ -264,7 +273,7 @@ class Mixture(Posterior):
         mixtures with equal weights over each sample's available components."""
         available = torch.isfinite(self.log_weights)  # [B, C]
         b = available.shape[0]
-        order = torch.randperm(b, generator=generator, device=available.device)
+        order = _permutation(b, generator, available.device)
         rank = torch.empty_like(order)
         rank[order] = torch.arange(b, device=order.device)
         k = rank % available.sum(-1)  # which of its available components each sample takes

@@ -98,3 +98,21 @@ def test_stratified_draws_deal_the_components_out_evenly_among_available_ones():
     complete = mixture_of_subsets(comps, torch.ones(3, 12, dtype=torch.bool))
     chosen = complete.stratified_rsample(torch.Generator().manual_seed(0))[0, :, 0].round().long()
     assert torch.bincount(chosen, minlength=3).tolist() == [4, 4, 4]  # exactly balanced
+
+
+def test_stratified_draws_without_a_generator_come_from_the_global_stream():
+    """With no generator, the draw is the global stream's (as a compiled graph replays it:
+    its `randperm` is called without a generator argument, which inductor's C++ wrapper
+    supports); with one, that generator's, the global stream untouched."""
+    comps = Diagonal(torch.arange(3.0).view(3, 1, 1).expand(3, 12, 1), torch.full((3, 12, 1), 1e-6))
+    mixture = mixture_of_subsets(comps, torch.ones(3, 12, dtype=torch.bool))
+    torch.manual_seed(5)
+    first = mixture.stratified_rsample()
+    torch.manual_seed(5)
+    again = mixture.stratified_rsample()
+    torch.testing.assert_close(first, again)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    own = mixture.stratified_rsample(torch.Generator().manual_seed(5))
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.testing.assert_close(own, first)  # the same seed in either stream
