@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: install browser run test test-fast test-slow lint bench clean
+.PHONY: install browser run test test-fast test-slow lint bench gpu-wheels clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ test-slow: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The wheels bench/gpu/run.sh installs on a GPU machine of the device tool (no index there).
+gpu-wheels: install
+	$(BIN)/python -m bench.gpu.wheels --dest .whl
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
