@@ -63,7 +63,7 @@ def busy_fraction(intervals: Sequence[tuple[float, float]]) -> float | None:
         else:
             run_end = max(run_end, end)
     covered += run_end - run_start
-    return covered / (max(e for _, e in ordered) - ordered[0][0])
+    return covered / (run_end - ordered[0][0])  # the last run ends last
 
 
 def device_intervals(profile: torch.profiler.profile) -> list[tuple[float, float]]:
@@ -201,16 +201,24 @@ def device_name(device: str) -> str:
     return torch.cuda.get_device_name(d) if d.type == "cuda" else "the CPU"
 
 
+def at_least_one(text: str) -> int:
+    """A count of steps or rounds on the command line: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--models", type=comma_list, default=["mvae", "mopoe", "mvtcae", "jmvae"])
     parser.add_argument("--batch-sizes", type=comma_ints, default=[64, 256])
     parser.add_argument("--ways", type=comma_list, default=list(WAYS))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warm-steps", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--profiled-steps", type=int, default=20)
+    parser.add_argument("--rounds", type=at_least_one, default=3)
+    parser.add_argument("--warm-steps", type=at_least_one, default=100)
+    parser.add_argument("--steps", type=at_least_one, default=200)
+    parser.add_argument("--profiled-steps", type=at_least_one, default=20)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--name", default="gpu_busy")
     args = parser.parse_args(argv)

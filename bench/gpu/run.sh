@@ -4,16 +4,18 @@
 #   on the GPU:    run(command="bash bench/gpu/run.sh", carry=[".whl"], timeout_s=560)
 # Installs the carried wheels, trains a few steps on the device first (a broken environment
 # costs seconds, not the lease), then runs bench.gpu.busy; its log and results land in $OUT.
-# DEVICE, PYTHON, BUSY_ARGS and BUSY_SECONDS change what runs (the tests run it on the CPU).
+# DEVICE, PYTHON, WHEELS, BUSY_ARGS and BUSY_SECONDS change what runs (the tests run it on the
+# CPU, with no wheels).
 set -uo pipefail
 OUT=${OUT:-bench/results}
 DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}
+WHEELS=${WHEELS:-.whl}
 BUSY_ARGS=${BUSY_ARGS:---models mvae,mopoe,mmvae --batch-sizes 64,256 --rounds 3}
 mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" > /dev/null; then
+if compgen -G "$WHEELS/*.whl" > /dev/null; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 1
+        --target /tmp/site "$WHEELS"/*.whl || exit 1
     export PYTHONPATH=/tmp/site:$PWD
 else
     export PYTHONPATH=$PWD

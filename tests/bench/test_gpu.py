@@ -80,6 +80,7 @@ def test_the_device_script_runs_end_to_end_on_the_cpu(tmp_path):
         "OUT": str(tmp_path),
         "DEVICE": "cpu",
         "PYTHON": sys.executable,
+        "WHEELS": str(tmp_path / "no-wheels"),  # this environment has what they carry
         "BUSY_ARGS": "--models mvae --batch-sizes 16 --ways eager --rounds 2 --warm-steps 2 "
         "--steps 3 --profiled-steps 1",
     }
@@ -95,3 +96,10 @@ def test_the_device_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert run["ways"]["eager"]["speedup"] == 1.0
     assert "| mvae | 16 | eager |" in (tmp_path / "gpu_busy.md").read_text()
     assert "| mvae | 16 | eager |" in (tmp_path / "busy.log").read_text()
+
+
+@pytest.mark.parametrize("option", ["--rounds", "--warm-steps", "--steps", "--profiled-steps"])
+def test_a_count_under_one_is_refused_by_name(option, capsys):
+    with pytest.raises(SystemExit):
+        busy.main(["--device", "cpu", option, "0"])
+    assert f"argument {option}: must be at least 1, got 0" in capsys.readouterr().err
