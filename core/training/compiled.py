@@ -2,9 +2,12 @@
 
 Only full training batches run the compiled forward; the epoch's last, smaller batch and every
 evaluation run eagerly, so one graph is compiled (no recompilation for a new batch size or for
-eval mode). The compiled graph uses torch's eager random number generator
-(`fallback_random`), so a compiled run draws the same noise as an eager one and their losses
-agree to float rounding on a fixed seed.
+eval mode). Every graph compiled here uses torch's eager random number generator
+(`fallback_random`, an option of each compile: torch's global configuration, which other
+compiles in the process read, is left as it is), so a compiled run draws the same noise as an
+eager one and their losses agree to float rounding on a fixed seed. It is also the faster
+choice on the CPU: inductor's own draws compute each number alone (DMVAE's fused step at batch
+256 took 1.18x as long with them, bench/RESULTS.md).
 
 On the CPU, ReLU's gradient mask is a float tensor (`relu_masks_in_floats`): with torch's own
 formula, `where(output <= 0, 0, grad)`, a ReLU whose weights need no gradient (a frozen decoder
@@ -164,9 +167,10 @@ def with_own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 class Compiled:
     """`torch.compile(fn, options=options)` (static shapes, `fullgraph` as given; `fn` with a
-    code object of its own, `with_own_code`); where the C++ wrapper of `options` cannot build a
-    graph, every later call runs `fn` compiled with the Python wrapper (the failure is a
-    compile's: nothing of the call had run)."""
+    code object of its own, `with_own_code`; eager random draws unless `options` say
+    otherwise); where the C++ wrapper of `options` cannot build a graph, every later call runs
+    `fn` compiled with the Python wrapper (the failure is a compile's: nothing of the call had
+    run)."""
 
     def __init__(
         self, fn: Callable[..., Any], options: dict[str, Any] | None, fullgraph: bool = False
@@ -175,7 +179,8 @@ class Compiled:
         self.compiled = self._compile()
 
     def _compile(self) -> Callable[..., Any]:
-        return torch.compile(self.fn, dynamic=False, fullgraph=self.fullgraph, options=self.options)
+        options = {"fallback_random": True, **(self.options or {})}  # compiled == eager draws
+        return torch.compile(self.fn, dynamic=False, fullgraph=self.fullgraph, options=options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -200,15 +205,12 @@ class CompiledForward:
     def __init__(
         self, model: nn.Module, device: torch.device, options: dict[str, Any] | None = None
     ) -> None:
-        import torch._inductor.config as inductor
-
         if not any(shutil.which(cc) for cc in ("c++", "g++", "clang++", "cc", "gcc")):
             raise ValueError(
                 "compile: torch.compile builds C++ (or Triton) kernels and needs a C/C++ "
                 "compiler on the PATH, and none was found; install one (e.g. g++) or set "
                 "compile=False"
             )
-        inductor.fallback_random = True  # the eager RNG stream: compiled == eager draws
         self.model = model
         if options is None:  # `options` replace these (bench/step_variants.py leaves one out)
             options = cpu_options() if device.type == "cpu" else None

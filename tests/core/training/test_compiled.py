@@ -199,12 +199,34 @@ def test_a_graph_the_cpp_wrapper_cannot_build_gets_the_python_wrapper() -> None:
     torch.manual_seed(1)
     expected = shuffled(x)
     torch.manual_seed(1)
-    with torch._inductor.config.patch(fallback_random=True):  # as CompiledForward sets it
-        torch.testing.assert_close(compiled(x), expected)
-        plain = Compiled(lambda x: x * 2, cpu_options())
-        plain(x)
+    torch.testing.assert_close(compiled(x), expected)
+    plain = Compiled(lambda x: x * 2, cpu_options())
+    plain(x)
     assert compiled.options is not None and compiled.options["cpp_wrapper"] is False
     assert plain.options is not None and plain.options["cpp_wrapper"] is True
+
+
+def test_a_compiled_graph_draws_the_eager_noise_and_leaves_torchs_configuration_alone() -> None:
+    """Each compile asks for torch's eager random stream itself (a fused step built alone
+    draws what the eager step would), and torch's global inductor configuration, which other
+    compiles in the user's process read, is not changed."""
+    import torch._inductor.config as inductor
+
+    torch._dynamo.reset()
+    before = inductor.fallback_random
+
+    def noisy(x: torch.Tensor) -> torch.Tensor:
+        return x + torch.randn(x.shape) * 2
+
+    compiled = Compiled(noisy, cpu_options())
+    x = torch.arange(8.0).reshape(4, 2)
+    torch.manual_seed(3)
+    expected = noisy(x)
+    torch.manual_seed(3)
+    torch.testing.assert_close(compiled(x), expected)
+    assert before is False and inductor.fallback_random is False
+    CompiledForward(tiny_mvae(0), torch.device("cpu"))
+    assert inductor.fallback_random is False
 
 
 @pytest.mark.parametrize("fused_step", [False, True])
