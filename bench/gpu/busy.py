@@ -197,6 +197,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def device_name(device: str) -> str:
+    """What the results name the device: the GPU's model, or "the CPU"."""
     d = torch.device(device)
     return torch.cuda.get_device_name(d) if d.type == "cuda" else "the CPU"
 
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--name", default="gpu_busy")
     args = parser.parse_args(argv)
+    args.ways = list(dict.fromkeys(args.ways))  # each way once, in the order given
     unknown = sorted(set(args.ways) - set(WAYS))
     if unknown:
         parser.error(f"--ways: {', '.join(unknown)} unknown; choose from {', '.join(WAYS)}")
