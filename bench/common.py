@@ -65,6 +65,12 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def rotated(names: list[str], r: int) -> list[str]:
+    """Run r's order: `names` rotated by r, so each goes first in turn under the same load."""
+    shift = r % len(names)
+    return names[shift:] + names[:shift]
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

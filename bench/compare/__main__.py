@@ -37,6 +37,7 @@ from bench.common import (
     machine,
     machine_line,
     median,
+    rotated,
     table,
     write,
 )
@@ -268,12 +269,6 @@ def verdict(ref: dict[str, list[float]], ours: dict[str, list[float]]) -> dict[s
             continue
         out[key] = sign * o["mean"] <= sign * r["mean"] + 2 * r["std"]
     return out
-
-
-def rotated(names: list[str], r: int) -> list[str]:
-    """Run r's order: `names` rotated by r, so each goes first in turn under the same load."""
-    shift = r % len(names)
-    return names[shift:] + names[:shift]
 
 
 RUNNERS = {  # "reference": the model's reference library

@@ -39,8 +39,11 @@ from bench.common import (
     machine,
     median,
     report,
+    rotated,
     write,
 )
+from bench.compare import ours, protocol
+from core.training import Callback, Trainer, TrainerConfig
 
 WAYS: dict[str, dict[str, Any]] = {  # way -> TrainerConfig fields
     "eager": {},
@@ -81,14 +84,40 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class Window(Callback):
+    """A Trainer callback: times steps warm+1 .. warm+steps (the device synchronised at both
+    ends), profiles the `profiled` after them on the device, then stops the training."""
+
+    def __init__(self, device: torch.device, warm: int, steps: int, profiled: int) -> None:
+        self.device, self.warm, self.steps, self.profiled = device, warm, steps, profiled
+        self.done = 0
+        self.timed_start = self.timed_end = 0.0
+        activity = torch.profiler.ProfilerActivity
+        self.profile = torch.profiler.profile(
+            activities=[activity.CUDA if device.type == "cuda" else activity.CPU]
+        )
+
+    def on_step_end(self, state: Any) -> bool:
+        self.done += 1
+        if self.done == self.warm:
+            synchronize(self.device)
+            self.timed_start = time.perf_counter()
+        if self.done == self.warm + self.steps:
+            synchronize(self.device)
+            self.timed_end = time.perf_counter()
+            self.profile.__enter__()
+        if self.done == self.warm + self.steps + self.profiled:
+            synchronize(self.device)
+            self.profile.__exit__(None, None, None)
+            return True
+        return False
+
+
 def train(
     model_name: str, batch_size: int, way: str, device: str, warm: int, steps: int, profiled: int
 ) -> dict[str, Any]:
     """One fresh model trained by the Trainer for warm + steps + profiled steps: samples/s of
     the timed steps, and the busy share and kernels a step of the profiled ones."""
-    from bench.compare import ours, protocol
-    from core.training import Callback, Trainer, TrainerConfig
-
     torch.manual_seed(0)
     model = ours.build(model_name, {})
     data = ours.dataset(protocol.synthetic(batch_size * 50))
@@ -102,36 +131,10 @@ def train(
         seed=0,
         **WAYS[way],
     )
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if torch.device(device).type == "cuda":
-        activities = [torch.profiler.ProfilerActivity.CUDA]
-    marks: dict[str, Any] = {}
-
-    class Window(Callback):
-        """Times steps warm+1 .. warm+steps, profiles the `profiled` after them, then stops."""
-
-        def __init__(self) -> None:
-            self.done = 0
-
-        def on_step_end(self, state: Any) -> bool:
-            self.done += 1
-            if self.done in (warm, warm + steps):
-                synchronize(trainer.device)
-                marks[self.done] = time.perf_counter()
-            if self.done == warm + steps:
-                marks["profile"] = torch.profiler.profile(activities=activities)
-                marks["profile"].__enter__()
-            if self.done == warm + steps + profiled:
-                synchronize(trainer.device)
-                marks["profile"].__exit__(None, None, None)
-                return True
-            return False
-
-    window = Window()
-    trainer = Trainer(model, data, None, config, [window])
-    trainer.fit()
-    seconds = marks[warm + steps] - marks[warm]
-    intervals = device_intervals(marks["profile"])
+    window = Window(torch.device(device), warm, steps, profiled)
+    Trainer(model, data, None, config, [window]).fit()
+    seconds = window.timed_end - window.timed_start
+    intervals = device_intervals(window.profile)
     return {
         "samples_per_s": batch_size * steps / seconds,
         "step_ms": 1e3 * seconds / steps,
@@ -155,7 +158,7 @@ def measure(
     first way's taken within each round."""
     runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
     for r in range(rounds):
-        for way in ways[r % len(ways) :] + ways[: r % len(ways)]:
+        for way in rotated(list(ways), r):
             runs[way].append(train(model_name, batch_size, way, device, warm, steps, profiled))
             print(json.dumps({"model": model_name, "batch": batch_size, "way": way,
                               "round": r, **runs[way][-1]}), flush=True)  # fmt: skip
